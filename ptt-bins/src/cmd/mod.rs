@@ -1,0 +1,25 @@
+//! The verbs of `ptt`, one module each.
+//!
+//! To add a verb: a module with an `Args` struct (clap `Args`, with an
+//! example in its `after_help`) and `fn run(args: Args) -> Outcome`, one
+//! variant in [`Verb`] and one arm in [`run`].
+
+use clap::Subcommand;
+
+use crate::exit::Outcome;
+
+pub(crate) mod up;
+
+/// Every verb `ptt` knows.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Verb {
+    /// Run every service on loopback with generated keys (a local demo).
+    Up(up::Args),
+}
+
+/// Runs one verb.
+pub(crate) fn run(verb: Verb) -> Outcome {
+    match verb {
+        Verb::Up(args) => up::run(args),
+    }
+}

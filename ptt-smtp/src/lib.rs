@@ -1,0 +1,2 @@
+//! ptt-smtp: see the README; this crate is being built under its issue.
+#![no_std]
