@@ -1,2 +1,12 @@
-//! ptt-arc: see the README; this crate is being built under its issue.
-#![no_std]
+//! ptt-arc: ARC (Authenticated Received Chain, RFC 8617) chain validation
+//! and sealing.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs, unreachable_pub)]
+
+extern crate alloc;
+
+pub mod authres;
+pub mod chain;
+pub mod header;
+pub mod message;
+pub mod tags;
