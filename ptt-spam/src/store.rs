@@ -1,0 +1,371 @@
+//! The on-disk form of a [`TokenDb`]: one file, read in one go.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic "PTTSPAM\x1a"
+//!      8     4  format version, u32 LE (= 1)
+//!     12     4  flags, u32 LE (= 0, reserved)
+//!     16     8  spam messages trained, u64 LE
+//!     24     8  ham messages trained, u64 LE
+//!     32     8  table capacity in slots, u64 LE (a power of two)
+//!     40     8  occupied slots, u64 LE
+//!     48  16*N  slots: token hash u64 LE, spam count u32 LE, ham count u32 LE
+//!   end-8    8  checksum: the crate's token hash over all bytes before it
+//! ```
+//!
+//! The slots are the in-memory open-addressing table itself, so loading is a
+//! read, a checksum and a copy. [`save`] writes a new file beside the old one,
+//! fsyncs it and renames it over, so a server that reads the database while
+//! it is trained sees either the old or the new one, never a torn file.
+
+use alloc::vec::Vec;
+
+use crate::db::{Slot, TokenDb};
+use crate::hash::hash_bytes;
+
+/// The first bytes of every token store.
+pub const MAGIC: [u8; 8] = *b"PTTSPAM\x1a";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+const HEADER: usize = 48;
+const SLOT: usize = 16;
+const CHECKSUM_SEED: u64 = 0x7074_7473_7061_6d31; // "pttspam1"
+/// Largest table accepted (2^28 slots, 4 GiB), so a corrupt header cannot ask
+/// for unbounded memory.
+const MAX_CAPACITY: u64 = 1 << 28;
+
+/// Why a token store could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The file is shorter than a header and checksum.
+    #[error("token store is {len} bytes, shorter than the {min}-byte header and checksum")]
+    TooShort {
+        /// The length seen.
+        len: usize,
+        /// The least length of a valid store.
+        min: usize,
+    },
+    /// The file does not start with the magic: it is not a ptt token store.
+    #[error("not a ptt token store: starts with {found:02x?} ({hint}), expected \"PTTSPAM\\x1a\"")]
+    Foreign {
+        /// The first bytes of the file.
+        found: [u8; 8],
+        /// What the file looks like, when recognised.
+        hint: &'static str,
+    },
+    /// A store of a format version this build does not know.
+    #[error(
+        "token store format version {found} is not supported (this build reads version {VERSION})"
+    )]
+    Version {
+        /// The version in the file.
+        found: u32,
+    },
+    /// A header field holds an impossible value.
+    #[error("corrupt token store: field {field} is {value}: {why}")]
+    Field {
+        /// The header field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The checksum does not match the contents (a torn or damaged file).
+    #[error("corrupt token store: checksum {found:016x} does not match contents ({computed:016x})")]
+    Checksum {
+        /// The checksum stored in the file.
+        found: u64,
+        /// The checksum of the contents.
+        computed: u64,
+    },
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    if let Some(s) = bytes.get(at..at + 4) {
+        b.copy_from_slice(s);
+    }
+    u32::from_le_bytes(b)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(s) = bytes.get(at..at + 8) {
+        b.copy_from_slice(s);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn guess(bytes: &[u8]) -> &'static str {
+    let bdb = |m: u32| {
+        bytes
+            .get(12..16)
+            .is_some_and(|s| s == m.to_le_bytes() || s == m.to_be_bytes())
+    };
+    let found = bytes.get(..8).unwrap_or(bytes);
+    if bdb(0x0005_3162) || bdb(0x0006_1561) {
+        "looks like a Berkeley DB file, e.g. a bogofilter wordlist"
+    } else if found.starts_with(b"SQLite f") {
+        "an SQLite database"
+    } else if found.starts_with(b"From ")
+        || found.starts_with(b"Return-P")
+        || found.starts_with(b"Received")
+    {
+        "a mail message"
+    } else {
+        "unknown contents"
+    }
+}
+
+impl TokenDb {
+    /// The store's bytes (see the module docs for the layout).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + self.slots.len() * SLOT + 8);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.spam_messages.to_le_bytes());
+        out.extend_from_slice(&self.ham_messages.to_le_bytes());
+        out.extend_from_slice(&(self.slots.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.len as u64).to_le_bytes());
+        for slot in &self.slots {
+            out.extend_from_slice(&slot.hash.to_le_bytes());
+            out.extend_from_slice(&slot.spam.to_le_bytes());
+            out.extend_from_slice(&slot.ham.to_le_bytes());
+        }
+        let sum = hash_bytes(CHECKSUM_SEED, &out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Reads a store from its bytes, checking magic, version, sizes and
+    /// checksum.
+    pub fn from_bytes(bytes: &[u8]) -> Result<TokenDb, FormatError> {
+        if bytes.len() < HEADER + 8 {
+            let mut found = [0u8; 8];
+            for (d, s) in found.iter_mut().zip(bytes) {
+                *d = *s;
+            }
+            if bytes.len() >= 8 && found != MAGIC {
+                return Err(FormatError::Foreign {
+                    found,
+                    hint: guess(bytes),
+                });
+            }
+            return Err(FormatError::TooShort {
+                len: bytes.len(),
+                min: HEADER + 8,
+            });
+        }
+        let mut found = [0u8; 8];
+        found.copy_from_slice(&bytes[..8]);
+        if found != MAGIC {
+            return Err(FormatError::Foreign {
+                found,
+                hint: guess(bytes),
+            });
+        }
+        let version = u32_at(bytes, 8);
+        if version != VERSION {
+            return Err(FormatError::Version { found: version });
+        }
+        let flags = u32_at(bytes, 12);
+        if flags != 0 {
+            return Err(FormatError::Field {
+                field: "flags",
+                value: flags.into(),
+                why: "no flags are defined in version 1",
+            });
+        }
+        let capacity = u64_at(bytes, 32);
+        if capacity == 0 || !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+            return Err(FormatError::Field {
+                field: "capacity",
+                value: capacity,
+                why: "must be a power of two between 1 and 2^28",
+            });
+        }
+        let expected = HEADER as u64 + capacity * SLOT as u64 + 8;
+        if bytes.len() as u64 != expected {
+            return Err(FormatError::Field {
+                field: "capacity",
+                value: capacity,
+                why: "does not match the file length",
+            });
+        }
+        let body = bytes.len() - 8;
+        let found_sum = u64_at(bytes, body);
+        let computed = hash_bytes(CHECKSUM_SEED, &bytes[..body]);
+        if found_sum != computed {
+            return Err(FormatError::Checksum {
+                found: found_sum,
+                computed,
+            });
+        }
+        let len = u64_at(bytes, 40);
+        if len >= capacity {
+            return Err(FormatError::Field {
+                field: "occupied",
+                value: len,
+                why: "the table must keep at least one empty slot",
+            });
+        }
+        let slots: Vec<Slot> = bytes[HEADER..body]
+            .chunks_exact(SLOT)
+            .map(|c| Slot {
+                hash: u64_at(c, 0),
+                spam: u32_at(c, 8),
+                ham: u32_at(c, 12),
+            })
+            .collect();
+        let occupied = slots.iter().filter(|s| s.hash != 0).count() as u64;
+        if occupied != len {
+            return Err(FormatError::Field {
+                field: "occupied",
+                value: len,
+                why: "does not match the slots in use",
+            });
+        }
+        Ok(TokenDb {
+            spam_messages: u64_at(bytes, 16),
+            ham_messages: u64_at(bytes, 24),
+            slots,
+            len: len as usize,
+        })
+    }
+}
+
+/// Errors reading or writing a store file.
+#[cfg(feature = "std")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid store.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: FormatError,
+    },
+}
+
+/// Loads a store file in one read.
+#[cfg(feature = "std")]
+pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
+    let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    TokenDb::from_bytes(&bytes).map_err(|source| StoreError::Format {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes a store atomically: a new file beside `path`, fsync, rename over
+/// `path`, fsync of the directory.
+#[cfg(feature = "std")]
+pub fn save(db: &TokenDb, path: &std::path::Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "spam.db".into());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&db.to_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            // Persist the rename; not every platform can fsync a directory.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Class;
+
+    fn sample() -> TokenDb {
+        let mut db = TokenDb::new();
+        let toks: Vec<u64> = (1..3000u64).map(|i| crate::hash::mix(i) | 1).collect();
+        db.train(&toks, Class::Spam);
+        db.train(&toks[..100], Class::Ham);
+        db
+    }
+
+    #[test]
+    fn roundtrip() {
+        let db = sample();
+        let bytes = db.to_bytes();
+        assert_eq!(TokenDb::from_bytes(&bytes), Ok(db));
+    }
+
+    #[test]
+    fn rejects_foreign_and_corrupt() {
+        let db = sample();
+        let bytes = db.to_bytes();
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            TokenDb::from_bytes(&bad),
+            Err(FormatError::Foreign { .. })
+        ));
+        let mut bad = bytes.clone();
+        bad[8] = 9;
+        assert_eq!(
+            TokenDb::from_bytes(&bad),
+            Err(FormatError::Version { found: 9 })
+        );
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        assert!(matches!(
+            TokenDb::from_bytes(&bad),
+            Err(FormatError::Checksum { .. })
+        ));
+        assert!(matches!(
+            TokenDb::from_bytes(&bytes[..bytes.len() - 16]),
+            Err(FormatError::Field {
+                field: "capacity",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TokenDb::from_bytes(b"PTT"),
+            Err(FormatError::TooShort { .. })
+        ));
+        let mut bdb = [0u8; 64];
+        bdb[12..16].copy_from_slice(&0x0005_3162u32.to_le_bytes());
+        let err = TokenDb::from_bytes(&bdb).unwrap_err();
+        assert!(err.to_string().contains("Berkeley DB"), "{err}");
+    }
+}
