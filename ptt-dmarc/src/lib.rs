@@ -23,6 +23,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod authres;
 pub mod eval;
 pub mod psl;
 pub mod record;
