@@ -1,0 +1,1 @@
+//! Persistence (placeholder while the backends are written).
