@@ -11,7 +11,7 @@
 //! passed as ham, per fold and in total. The classifier runs with
 //! `Params::default()`: nothing is tuned on the folds.
 
-#[path = "../tests/crossval/mod.rs"]
+#[path = "../tests/harness/mod.rs"]
 mod crossval;
 
 use std::path::PathBuf;

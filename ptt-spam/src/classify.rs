@@ -23,19 +23,27 @@ pub struct Params {
     pub ham_cutoff: f64,
     /// How many of the strongest tokens a [`Classification`] reports.
     pub clues: usize,
+    /// At most this many tokens, the strongest, enter the combination
+    /// (0: all). Without a cap, thousands of OSB tokens make both chi-square
+    /// tails vanish on long mixed messages and the score sticks at 0.5.
+    pub max_tokens: usize,
 }
 
 impl Default for Params {
-    /// Bogofilter's Robinson parameters (x = 0.52, s = 0.0178) and a narrow
-    /// unsure band [0.10, 0.90); `min_dev` 0.1.
+    /// SpamBayes' published defaults, not fitted to any corpus: x = 0.5,
+    /// s = 0.45, tokens within 0.1 of neutral left out, ham at or under
+    /// 0.20, spam at or over 0.90. (Bogofilter's s = 0.0178 trusts a token
+    /// seen in a few messages almost fully; with OSB pairs, whose counts are
+    /// small, that makes long messages look certain both ways at once.)
     fn default() -> Self {
         Params {
-            robx: 0.52,
-            robs: 0.0178,
+            robx: 0.5,
+            robs: 0.45,
             min_dev: 0.1,
             spam_cutoff: 0.9,
-            ham_cutoff: 0.1,
+            ham_cutoff: 0.2,
             clues: 8,
+            max_tokens: 0,
         }
     }
 }
@@ -231,8 +239,13 @@ impl FromStr for SpamStatus {
 /// at `x2`, computed in scaled form so that thousands of tokens neither
 /// underflow nor overflow.
 pub(crate) fn chi2q(x2: f64, k: usize) -> f64 {
+    ln_chi2q(x2, k).exp().clamp(0.0, 1.0)
+}
+
+/// The natural logarithm of [`chi2q`], exact where `chi2q` underflows.
+pub(crate) fn ln_chi2q(x2: f64, k: usize) -> f64 {
     if x2.is_nan() || x2 <= 0.0 {
-        return 1.0;
+        return 0.0;
     }
     let m = x2 / 2.0;
     let mut log_scale = -m;
@@ -249,7 +262,7 @@ pub(crate) fn chi2q(x2: f64, k: usize) -> f64 {
             break;
         }
     }
-    (log_scale + sum.ln()).exp().clamp(0.0, 1.0)
+    (log_scale + sum.ln()).min(0.0)
 }
 
 /// Robinson's f(w) for one token.
@@ -280,11 +293,8 @@ fn robinson(c: Counts, spam_messages: u64, ham_messages: u64, p: &Params) -> f64
 /// Scores `tokens` against `db`.
 pub fn classify(db: &TokenDb, tokens: &Tokens, params: &Params) -> Classification {
     let (ns, nh) = (db.spam_messages(), db.ham_messages());
-    let mut ln_f = 0.0f64;
-    let mut ln_1f = 0.0f64;
-    let mut used = 0usize;
-    // The strongest clues: (deviation, hash, f, counts), kept small.
-    let mut top: Vec<(f64, u64, f64, Counts)> = Vec::with_capacity(params.clues + 1);
+    // (deviation, f, hash, counts) of every token that counts.
+    let mut picked: Vec<(f64, f64, u64, Counts)> = Vec::with_capacity(tokens.hashes().len());
     for &hash in tokens.hashes() {
         let counts = db.get(hash);
         if counts.spam == 0 && counts.ham == 0 {
@@ -292,24 +302,40 @@ pub fn classify(db: &TokenDb, tokens: &Tokens, params: &Params) -> Classificatio
         }
         let f = robinson(counts, ns, nh, params).clamp(1e-9, 1.0 - 1e-9);
         let dev = (f - 0.5).abs();
-        if dev <= params.min_dev {
-            continue;
-        }
-        ln_f += f.ln();
-        ln_1f += (1.0 - f).ln();
-        used += 1;
-        if params.clues > 0 && (top.len() < params.clues || top.last().is_some_and(|t| t.0 < dev)) {
-            let at = top.partition_point(|t| t.0 >= dev);
-            top.insert(at, (dev, hash, f, counts));
-            top.truncate(params.clues);
+        if dev > params.min_dev {
+            picked.push((dev, f, hash, counts));
         }
     }
+    let by_strength = |a: &(f64, f64, u64, Counts), b: &(f64, f64, u64, Counts)| {
+        b.0.total_cmp(&a.0).then(a.2.cmp(&b.2))
+    };
+    if params.max_tokens > 0 && picked.len() > params.max_tokens {
+        picked.select_nth_unstable_by(params.max_tokens, by_strength);
+        picked.truncate(params.max_tokens);
+    }
+    let (mut ln_f, mut ln_1f) = (0.0f64, 0.0f64);
+    for &(_, f, _, _) in &picked {
+        ln_f += f.ln();
+        ln_1f += (1.0 - f).ln();
+    }
+    let used = picked.len();
     let score = if used == 0 {
         0.5
     } else {
         let h = chi2q(-2.0 * ln_f, used);
         let s = chi2q(-2.0 * ln_1f, used);
         ((1.0 + h - s) / 2.0).clamp(0.0, 1.0)
+    };
+    let top = if params.clues > 0 {
+        let n = params.clues.min(picked.len());
+        if n < picked.len() {
+            picked.select_nth_unstable_by(n, by_strength);
+        }
+        picked.truncate(n);
+        picked.sort_unstable_by(by_strength);
+        picked
+    } else {
+        Vec::new()
     };
     let dangerous = tokens.dangerous_attachments().first().cloned();
     let verdict = if dangerous.is_some() || score >= params.spam_cutoff {
@@ -325,7 +351,7 @@ pub fn classify(db: &TokenDb, tokens: &Tokens, params: &Params) -> Classificatio
         tokens_used: used,
         clues: top
             .into_iter()
-            .map(|(_, hash, f, counts)| Clue {
+            .map(|(_, f, hash, counts)| Clue {
                 hash,
                 name: tokens.name(hash).map(String::from),
                 spamminess: f,
