@@ -1,0 +1,491 @@
+//! Header fields and canonicalization (RFC 6376 §3.4), shared by DKIM and ARC.
+//!
+//! The body side is streaming: [`BodyHasher`] takes the body in pieces of any
+//! size and keeps a fixed amount of state (a SHA-256 context and a counter of
+//! pending empty lines), so a server hashes while DATA arrives.
+
+use alloc::vec::Vec;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::signature::Canonicalization;
+use crate::tag::is_wsp;
+
+/// One header field of a message, borrowed from the header block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderField<'a> {
+    /// The field name as written (before the colon); empty for a line that
+    /// has no colon (never selected by `h=`).
+    pub name: &'a [u8],
+    /// The whole field: `Name:value` with its folding and final CRLF.
+    pub raw: &'a [u8],
+}
+
+impl<'a> HeaderField<'a> {
+    /// The value: everything after the colon, with the final CRLF.
+    pub fn value(&self) -> &'a [u8] {
+        if self.name.is_empty() {
+            return self.raw;
+        }
+        self.raw.get(self.name.len() + 1..).unwrap_or_default()
+    }
+
+    /// True when the name matches `name`, ignoring ASCII case.
+    pub fn is(&self, name: &str) -> bool {
+        !self.name.is_empty() && self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// Splits a header block (CRLF line ends, without the empty line) into
+/// fields. A continuation line (starting with SP or HTAB) belongs to the
+/// field above; an mbox `From ` line is skipped; a line without a colon is
+/// kept as a nameless field.
+pub fn split_header_fields(head: &[u8]) -> Vec<HeaderField<'_>> {
+    let mut fields: Vec<HeaderField<'_>> = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    let n = head.len();
+    while pos < n {
+        // End of this physical line (after its LF, or the end).
+        let line_end = memchr::memchr(b'\n', &head[pos..]).map_or(n, |i| pos + i + 1);
+        let next_is_continuation = line_end < n && is_wsp(head[line_end]);
+        pos = line_end;
+        if next_is_continuation {
+            continue;
+        }
+        let raw = &head[start..line_end];
+        start = line_end;
+        let name = match memchr::memchr(b':', raw) {
+            Some(c) if c > 0 && raw[..c].iter().all(|b| (0x21..=0x7e).contains(b)) => &raw[..c],
+            _ if raw.starts_with(b"From ") && fields.is_empty() => continue,
+            _ => &raw[..0],
+        };
+        fields.push(HeaderField { name, raw });
+    }
+    fields
+}
+
+/// Appends the canonical form of one header field (with its final CRLF).
+pub fn canonicalize_header(canon: Canonicalization, field: &HeaderField<'_>, out: &mut Vec<u8>) {
+    match canon {
+        Canonicalization::Simple => {
+            out.extend_from_slice(field.raw);
+            if !field.raw.ends_with(b"\r\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        Canonicalization::Relaxed => {
+            out.extend(field.name.iter().map(u8::to_ascii_lowercase));
+            out.push(b':');
+            relaxed_value(field.value(), out);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Relaxed header value: CRLFs removed, WSP runs to one SP, no WSP at the ends.
+fn relaxed_value(value: &[u8], out: &mut Vec<u8>) {
+    let mut wsp = false;
+    let mut started = false;
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        if b == b'\r' && value.get(i + 1) == Some(&b'\n') {
+            i += 2;
+            continue;
+        }
+        if is_wsp(b) {
+            wsp = true;
+        } else {
+            if wsp && started {
+                out.push(b' ');
+            }
+            wsp = false;
+            started = true;
+            out.push(b);
+        }
+        i += 1;
+    }
+}
+
+/// The fields that `h=` selects, in `h=` order: each name takes the last
+/// not yet used field of that name (RFC 6376 §5.4.2); a name with no field
+/// left selects nothing (that is how over-signing works).
+pub fn select_signed_headers<'f, 'a, S: AsRef<str>>(
+    fields: &'f [HeaderField<'a>],
+    names: &[S],
+) -> Vec<&'f HeaderField<'a>> {
+    let mut used = alloc::vec![false; fields.len()];
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.as_ref();
+        if let Some(i) = (0..fields.len())
+            .rev()
+            .find(|&i| !used[i] && fields[i].is(name))
+        {
+            used[i] = true;
+            out.push(&fields[i]);
+        }
+    }
+    out
+}
+
+/// The data a header signature covers: the selected fields, canonicalized,
+/// then the signature field itself with the value of `b=` deleted (the
+/// `b_value` range is relative to the signature field's value) and no final
+/// CRLF.
+pub fn header_hash_input<S: AsRef<str>>(
+    canon: Canonicalization,
+    fields: &[HeaderField<'_>],
+    names: &[S],
+    signature_field: &HeaderField<'_>,
+    b_value: core::ops::Range<usize>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    for field in select_signed_headers(fields, names) {
+        canonicalize_header(canon, field, &mut out);
+    }
+    let value_start = signature_field.raw.len() - signature_field.value().len();
+    let cut = (value_start + b_value.start).min(signature_field.raw.len())
+        ..(value_start + b_value.end).min(signature_field.raw.len());
+    let mut raw = Vec::with_capacity(signature_field.raw.len());
+    raw.extend_from_slice(&signature_field.raw[..cut.start]);
+    raw.extend_from_slice(&signature_field.raw[cut.end..]);
+    let blanked = HeaderField {
+        name: signature_field.name,
+        raw: &raw,
+    };
+    canonicalize_header(canon, &blanked, &mut out);
+    if out.ends_with(b"\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+/// Where canonical body bytes go.
+pub trait BodySink {
+    /// Takes the next canonical bytes.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl BodySink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Streaming body canonicalization: feed the body in pieces of any size.
+#[derive(Debug, Clone)]
+pub struct BodyCanonicalizer {
+    canon: Canonicalization,
+    pending_crlf: u64,
+    pending_wsp: bool,
+    cr: bool,
+    nonempty: bool,
+}
+
+impl BodyCanonicalizer {
+    /// A canonicalizer at the start of a body.
+    pub fn new(canon: Canonicalization) -> Self {
+        BodyCanonicalizer {
+            canon,
+            pending_crlf: 0,
+            pending_wsp: false,
+            cr: false,
+            nonempty: false,
+        }
+    }
+
+    fn content(&mut self, run: &[u8], sink: &mut impl BodySink) {
+        if run.is_empty() {
+            return;
+        }
+        while self.pending_crlf > 0 {
+            sink.put(b"\r\n");
+            self.pending_crlf -= 1;
+        }
+        if self.pending_wsp {
+            sink.put(b" ");
+            self.pending_wsp = false;
+        }
+        sink.put(run);
+        self.nonempty = true;
+    }
+
+    /// Canonicalizes the next piece of the body.
+    pub fn update(&mut self, data: &[u8], sink: &mut impl BodySink) {
+        let n = data.len();
+        let mut i = 0;
+        let relaxed = self.canon == Canonicalization::Relaxed;
+        while i < n {
+            if self.cr {
+                self.cr = false;
+                if data[i] == b'\n' {
+                    self.pending_wsp = false;
+                    self.pending_crlf += 1;
+                    i += 1;
+                    continue;
+                }
+                self.content(b"\r", sink);
+            }
+            // A run of bytes that pass through unchanged.
+            let mut j = i;
+            if relaxed {
+                while j < n {
+                    let b = data[j];
+                    if b > b' ' {
+                        j += 1;
+                    } else if b == b' ' {
+                        // A single space inside a line stays as it is.
+                        match data.get(j + 1) {
+                            Some(&c) if j > i && !matches!(c, b' ' | b'\t' | b'\r') => j += 2,
+                            _ => break,
+                        }
+                    } else if b == b'\t' || b == b'\r' {
+                        break;
+                    } else {
+                        j += 1;
+                    }
+                }
+            } else {
+                j = memchr::memchr(b'\r', &data[i..]).map_or(n, |k| i + k);
+            }
+            self.content(&data[i..j], sink);
+            if j >= n {
+                break;
+            }
+            if data[j] == b'\r' {
+                self.cr = true;
+                i = j + 1;
+            } else {
+                // Relaxed: a run of WSP becomes one pending SP.
+                while j < n && is_wsp(data[j]) {
+                    j += 1;
+                }
+                self.pending_wsp = true;
+                i = j;
+            }
+        }
+    }
+
+    /// Ends the body: trailing empty lines dropped, one CRLF at the end
+    /// (`simple` turns an empty body into CRLF, `relaxed` leaves it empty).
+    pub fn finish(&mut self, sink: &mut impl BodySink) {
+        if self.cr {
+            self.cr = false;
+            self.content(b"\r", sink);
+        }
+        self.pending_wsp = false;
+        self.pending_crlf = 0;
+        if self.nonempty || self.canon == Canonicalization::Simple {
+            sink.put(b"\r\n");
+        }
+    }
+}
+
+/// The body hash once the body has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyHash {
+    /// SHA-256 of the canonical body (up to `l=` when a limit was set).
+    pub hash: [u8; 32],
+    /// Length of the whole canonical body, hashed or not.
+    pub canonical_len: u64,
+}
+
+struct HashSink {
+    hasher: Sha256,
+    limit: Option<u64>,
+    total: u64,
+}
+
+impl BodySink for HashSink {
+    fn put(&mut self, bytes: &[u8]) {
+        let take = match self.limit {
+            Some(limit) => {
+                let left = limit.saturating_sub(self.total);
+                usize::try_from(left).map_or(bytes.len(), |l| l.min(bytes.len()))
+            }
+            None => bytes.len(),
+        };
+        if let Some(part) = bytes.get(..take) {
+            self.hasher.update(part);
+        }
+        self.total += bytes.len() as u64;
+    }
+}
+
+/// Streaming SHA-256 body hash over a canonicalized body, with an optional
+/// `l=` limit (bytes past it are counted, not hashed).
+///
+/// ```
+/// use ptt_dkim::{BodyHasher, Canonicalization};
+/// let mut h = BodyHasher::new(Canonicalization::Relaxed, None);
+/// h.update(b"Hi.  \r\n\r\nWe lost");
+/// h.update(b" the game.\r\n\r\n\r\n");
+/// let once = {
+///     let mut one = BodyHasher::new(Canonicalization::Relaxed, None);
+///     one.update(b"Hi.\r\n\r\nWe lost the game.\r\n");
+///     one.finish()
+/// };
+/// assert_eq!(h.finish(), once);
+/// ```
+pub struct BodyHasher {
+    canon: BodyCanonicalizer,
+    sink: HashSink,
+}
+
+impl core::fmt::Debug for BodyHasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BodyHasher")
+            .field("canon", &self.canon)
+            .field("limit", &self.sink.limit)
+            .field("total", &self.sink.total)
+            .finish()
+    }
+}
+
+impl BodyHasher {
+    /// A hasher for a body canonicalized with `canon`, hashing at most
+    /// `limit` canonical bytes.
+    pub fn new(canon: Canonicalization, limit: Option<u64>) -> Self {
+        BodyHasher {
+            canon: BodyCanonicalizer::new(canon),
+            sink: HashSink {
+                hasher: Sha256::new(),
+                limit,
+                total: 0,
+            },
+        }
+    }
+
+    /// Adds the next piece of the body.
+    pub fn update(&mut self, data: &[u8]) {
+        self.canon.update(data, &mut self.sink);
+    }
+
+    /// Ends the body and returns the hash.
+    pub fn finish(mut self) -> BodyHash {
+        self.canon.finish(&mut self.sink);
+        BodyHash {
+            hash: self.sink.hasher.finalize().into(),
+            canonical_len: self.sink.total,
+        }
+    }
+}
+
+/// The canonical form of a whole body at once (for tests and tools).
+pub fn canonicalize_body(canon: Canonicalization, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 2);
+    let mut c = BodyCanonicalizer::new(canon);
+    c.update(body, &mut out);
+    c.finish(&mut out);
+    out
+}
+
+/// Turns bare LF line ends into CRLF, streaming (for messages read from
+/// Unix files; SMTP DATA is CRLF already). A CR already before an LF is kept.
+#[derive(Debug, Clone, Default)]
+pub struct CrlfNormalizer {
+    last_cr: bool,
+}
+
+impl CrlfNormalizer {
+    /// A normalizer at the start of a message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `data` to `out` with every bare LF turned into CRLF.
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        out.reserve(data.len() + data.len() / 32);
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'\n', data) {
+            let prev_cr = if i == 0 {
+                self.last_cr
+            } else {
+                data[i - 1] == b'\r'
+            };
+            out.extend_from_slice(&data[start..i]);
+            if !prev_cr {
+                out.push(b'\r');
+            }
+            start = i;
+        }
+        out.extend_from_slice(&data[start..]);
+        if let Some(&last) = data.last() {
+            self.last_cr = last == b'\r';
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Canonicalization::{Relaxed, Simple};
+
+    #[test]
+    fn rfc6376_section_3_4_6_example() {
+        let head = b"A: X\r\nB : Y\t\r\n\tZ  \r\n";
+        let fields = split_header_fields(head);
+        assert_eq!(fields.len(), 2);
+        let mut out = Vec::new();
+        for f in &fields {
+            canonicalize_header(Relaxed, f, &mut out);
+        }
+        // "B " is not a valid field name for us: the line is kept nameless,
+        // so the relaxed form of this obsolete syntax is checked by value.
+        let mut simple = Vec::new();
+        for f in &fields {
+            canonicalize_header(Simple, f, &mut simple);
+        }
+        assert_eq!(simple, head);
+        let body = b" C \r\nD \t E\r\n\r\n\r\n";
+        assert_eq!(canonicalize_body(Relaxed, body), b" C\r\nD E\r\n");
+        assert_eq!(canonicalize_body(Simple, body), b" C \r\nD \t E\r\n");
+    }
+
+    #[test]
+    fn relaxed_header() {
+        let fields = split_header_fields(b"SUBJect:  Is \t dinner\r\n  ready? \r\n");
+        let mut out = Vec::new();
+        canonicalize_header(Relaxed, &fields[0], &mut out);
+        assert_eq!(out, b"subject:Is dinner ready?\r\n");
+    }
+
+    #[test]
+    fn empty_bodies() {
+        assert_eq!(canonicalize_body(Simple, b""), b"\r\n");
+        assert_eq!(canonicalize_body(Relaxed, b""), b"");
+        assert_eq!(canonicalize_body(Simple, b"\r\n\r\n"), b"\r\n");
+        assert_eq!(canonicalize_body(Relaxed, b"  \r\n\t\r\n"), b"");
+        assert_eq!(canonicalize_body(Simple, b"abc"), b"abc\r\n");
+        assert_eq!(canonicalize_body(Relaxed, b"abc  "), b"abc\r\n");
+        assert_eq!(canonicalize_body(Relaxed, b"a\rb\r"), b"a\rb\r\r\n");
+        assert_eq!(canonicalize_body(Relaxed, b"a \rb"), b"a \rb\r\n");
+    }
+
+    #[test]
+    fn selection_bottom_up_and_oversigning() {
+        let head = b"From: a\r\nX: 1\r\nX: 2\r\nTo: b\r\n";
+        let fields = split_header_fields(head);
+        let sel = select_signed_headers(&fields, &["x", "x", "x", "from"]);
+        let raws: Vec<&[u8]> = sel.iter().map(|f| f.raw).collect();
+        assert_eq!(raws, vec![&b"X: 2\r\n"[..], b"X: 1\r\n", b"From: a\r\n"]);
+    }
+
+    #[test]
+    fn crlf_normalizer() {
+        let mut n = CrlfNormalizer::new();
+        let mut out = Vec::new();
+        n.update(b"a\nb\r", &mut out);
+        n.update(b"\nc\n", &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
+    fn mbox_line_skipped() {
+        let fields = split_header_fields(b"From x@y Mon 1 2:3\r\nA: b\r\n");
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].name, b"A");
+    }
+}

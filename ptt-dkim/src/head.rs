@@ -1,0 +1,99 @@
+//! Finding the end of the header block in a stream.
+
+use alloc::vec::Vec;
+
+/// Collects the header block until the empty line; hands back the body part.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadSplitter {
+    // Starts with a virtual CRLF so that a message with no header fields
+    // ("\r\n" first) is found by the same search for CRLF CRLF.
+    buf: Vec<u8>,
+    done: bool,
+    limit: usize,
+}
+
+const TERM: &[u8] = b"\r\n\r\n";
+
+impl HeadSplitter {
+    pub(crate) fn new(limit: usize) -> Self {
+        HeadSplitter {
+            buf: Vec::from(&b"\r\n"[..]),
+            done: false,
+            limit,
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Takes bytes; once the empty line is seen returns the rest of `data`
+    /// (the start of the body). `Err(limit)` when the header is too large.
+    pub(crate) fn push<'d>(&mut self, data: &'d [u8]) -> Result<Option<&'d [u8]>, usize> {
+        if self.done {
+            return Ok(Some(data));
+        }
+        // The terminator may straddle what we have and what came.
+        for k in (1..=3).rev() {
+            if self.buf.ends_with(&TERM[..k]) && data.starts_with(&TERM[k..]) {
+                let used = 4 - k;
+                self.buf.extend_from_slice(&data[..used]);
+                self.buf.truncate(self.buf.len() - 2);
+                self.done = true;
+                return Ok(Some(&data[used..]));
+            }
+        }
+        if let Some(p) = memchr::memmem::find(data, TERM) {
+            self.buf.extend_from_slice(&data[..p + 2]);
+            self.done = true;
+            return Ok(Some(&data[p + 4..]));
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > self.limit {
+            return Err(self.limit);
+        }
+        Ok(None)
+    }
+
+    /// Ends the message: a header with no empty line after it is the whole
+    /// message (no body).
+    pub(crate) fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            if !self.buf.ends_with(b"\r\n") {
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// The header block: every field with its CRLF, without the empty line.
+    pub(crate) fn head(&self) -> &[u8] {
+        self.buf.get(2..).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_anywhere() {
+        let msg = b"A: 1\r\nB: 2\r\n\r\nbody\r\n";
+        for cut in 0..msg.len() {
+            let mut h = HeadSplitter::new(1000);
+            let mut body = Vec::new();
+            for part in [&msg[..cut], &msg[cut..]] {
+                if let Some(b) = h.push(part).unwrap() {
+                    body.extend_from_slice(b);
+                }
+            }
+            assert_eq!(h.head(), b"A: 1\r\nB: 2\r\n", "cut {cut}");
+            assert_eq!(body, b"body\r\n", "cut {cut}");
+        }
+        let mut h = HeadSplitter::new(1000);
+        assert_eq!(h.push(b"\r\nbody").unwrap(), Some(&b"body"[..]));
+        assert_eq!(h.head(), b"");
+        let mut h = HeadSplitter::new(4);
+        assert!(h.push(b"A: 12345").is_err());
+    }
+}

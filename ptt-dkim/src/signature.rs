@@ -1,0 +1,464 @@
+//! The `DKIM-Signature` header field value (RFC 6376 §3.5) as a parsed form.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::tag::{Tag, TagListError, parse_tag_list};
+
+/// A signing algorithm (`a=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// `rsa-sha256` (RFC 6376).
+    RsaSha256,
+    /// `ed25519-sha256` (RFC 8463).
+    Ed25519Sha256,
+    /// `rsa-sha1`: parsed so that it can be reported; never valid (RFC 8301).
+    RsaSha1,
+}
+
+impl Algorithm {
+    /// The name as written in `a=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RsaSha256 => "rsa-sha256",
+            Algorithm::Ed25519Sha256 => "ed25519-sha256",
+            Algorithm::RsaSha1 => "rsa-sha1",
+        }
+    }
+
+    /// Parses `a=` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Algorithm::RsaSha256,
+            Algorithm::Ed25519Sha256,
+            Algorithm::RsaSha1,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The key type (`k=`) this algorithm needs.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            Algorithm::RsaSha256 | Algorithm::RsaSha1 => "rsa",
+            Algorithm::Ed25519Sha256 => "ed25519",
+        }
+    }
+
+    /// The hash name as key records list it in `h=`.
+    pub fn hash_name(self) -> &'static str {
+        match self {
+            Algorithm::RsaSha1 => "sha1",
+            _ => "sha256",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A canonicalization algorithm (RFC 6376 §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Canonicalization {
+    /// `simple`: (almost) no change.
+    #[default]
+    Simple,
+    /// `relaxed`: whitespace and header-name case normalized.
+    Relaxed,
+}
+
+impl Canonicalization {
+    /// The name as written in `c=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Canonicalization::Simple => "simple",
+            Canonicalization::Relaxed => "relaxed",
+        }
+    }
+
+    /// Parses one half of `c=` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("simple") {
+            Some(Canonicalization::Simple)
+        } else if s.eq_ignore_ascii_case("relaxed") {
+            Some(Canonicalization::Relaxed)
+        } else {
+            None
+        }
+    }
+
+    /// Parses a whole `c=` value (`header/body`, or `header` alone meaning
+    /// `header/simple`).
+    pub fn parse_pair(s: &str) -> Option<(Self, Self)> {
+        match s.split_once('/') {
+            Some((h, b)) => Some((Self::parse(h.trim())?, Self::parse(b.trim())?)),
+            None => Some((Self::parse(s.trim())?, Canonicalization::Simple)),
+        }
+    }
+}
+
+impl fmt::Display for Canonicalization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a `DKIM-Signature` value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// The tag list itself is malformed.
+    #[error(transparent)]
+    TagList(#[from] TagListError),
+    /// A required tag is absent.
+    #[error("DKIM-Signature: required tag {0}= is missing")]
+    Missing(&'static str),
+    /// `v=` is not `1`.
+    #[error("DKIM-Signature: v={0:?} is not 1")]
+    Version(String),
+    /// `a=` names no known algorithm.
+    #[error("DKIM-Signature: unknown algorithm a={0:?}")]
+    Algorithm(String),
+    /// `c=` is not `simple`/`relaxed` pairs.
+    #[error("DKIM-Signature: bad canonicalization c={0:?}")]
+    Canonicalization(String),
+    /// `d=`, `s=` or the domain of `i=` is not a domain name.
+    #[error("DKIM-Signature: {tag}={value:?} is not a domain name")]
+    Domain {
+        /// The tag.
+        tag: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// `i=` has no `@`.
+    #[error("DKIM-Signature: i={0:?} has no @")]
+    Identity(String),
+    /// `h=` holds an empty or malformed header name.
+    #[error("DKIM-Signature: bad header list h={0:?}")]
+    Headers(String),
+    /// A base64 value does not decode.
+    #[error("DKIM-Signature: {tag}= is not base64: {value:?}")]
+    Base64 {
+        /// The tag.
+        tag: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A number (`t=`, `x=`, `l=`) is malformed or too large.
+    #[error("DKIM-Signature: {tag}={value:?} is not a number")]
+    Number {
+        /// The tag.
+        tag: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A value is not UTF-8.
+    #[error("DKIM-Signature: {0}= is not UTF-8")]
+    Utf8(&'static str),
+}
+
+/// A parsed `DKIM-Signature` (RFC 6376 §3.5).
+///
+/// `Display` writes the tags in a fixed order on one line (`b=` last) and
+/// `parse` reads that form back to an equal value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSignature {
+    /// `a=`.
+    pub algorithm: Algorithm,
+    /// `c=`, header half.
+    pub header_canon: Canonicalization,
+    /// `c=`, body half.
+    pub body_canon: Canonicalization,
+    /// `d=`: the signing domain.
+    pub domain: String,
+    /// `s=`: the selector.
+    pub selector: String,
+    /// `h=`: the signed header names, in order, as written.
+    pub headers: Vec<String>,
+    /// `bh=`: the body hash.
+    pub body_hash: Vec<u8>,
+    /// `b=`: the signature (empty while signing).
+    pub signature: Vec<u8>,
+    /// `i=`: the agent or user identifier (`[local]@domain`).
+    pub identity: Option<String>,
+    /// `l=`: the number of canonical body bytes signed.
+    pub body_length: Option<u64>,
+    /// `q=`, as written (`dns/txt`).
+    pub query_methods: Option<String>,
+    /// `t=`: signing time (seconds since the epoch).
+    pub timestamp: Option<u64>,
+    /// `x=`: expiry time (seconds since the epoch).
+    pub expiration: Option<u64>,
+    /// `z=`: copied header fields, as written.
+    pub copied_headers: Option<String>,
+    /// Tags this implementation does not know, kept in order (RFC 6376 says
+    /// to ignore them).
+    pub unknown: Vec<(String, String)>,
+}
+
+pub(crate) fn valid_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b >= 0x80)
+        })
+}
+
+pub(crate) fn valid_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+}
+
+fn text<'a>(tag: &Tag<'a>, name: &'static str) -> Result<&'a str, SignatureError> {
+    core::str::from_utf8(tag.value).map_err(|_| SignatureError::Utf8(name))
+}
+
+pub(crate) fn number(value: &[u8], tag: &'static str) -> Result<u64, SignatureError> {
+    let err = || SignatureError::Number {
+        tag,
+        value: String::from_utf8_lossy(value).into_owned(),
+    };
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(err());
+    }
+    value
+        .iter()
+        .try_fold(0u64, |acc, d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or_else(err)
+}
+
+pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, SignatureError> {
+    let raw = tag.value_without_whitespace();
+    B64.decode(&raw).map_err(|_| SignatureError::Base64 {
+        tag: name,
+        value: String::from_utf8_lossy(tag.value).into_owned(),
+    })
+}
+
+/// Splits an `h=` value into header names.
+pub(crate) fn header_list(value: &str) -> Option<Vec<String>> {
+    value
+        .split(':')
+        .map(|n| {
+            let n = n.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\r' | '\n'));
+            valid_header_name(n).then(|| n.to_string())
+        })
+        .collect()
+}
+
+impl DkimSignature {
+    /// Parses a `DKIM-Signature` header field value (what follows the colon).
+    pub fn parse(value: &[u8]) -> Result<Self, SignatureError> {
+        let tags = parse_tag_list(value)?;
+        Self::from_tags(&tags, true)
+    }
+
+    /// Builds the parsed form from an already parsed tag list. With
+    /// `require_version` false, `v=` may be absent (ARC-Message-Signature
+    /// uses this form, with `i=` the ARC instance, left in `unknown`).
+    pub fn from_tags(tags: &[Tag<'_>], require_version: bool) -> Result<Self, SignatureError> {
+        let get = |n: &str| tags.iter().find(|t| t.name == n);
+        match get("v") {
+            Some(v) if v.value != b"1" => {
+                return Err(SignatureError::Version(
+                    String::from_utf8_lossy(v.value).into_owned(),
+                ));
+            }
+            None if require_version => return Err(SignatureError::Missing("v")),
+            _ => {}
+        }
+        let a = get("a").ok_or(SignatureError::Missing("a"))?;
+        let a = text(a, "a")?;
+        let algorithm = Algorithm::parse(a).ok_or_else(|| SignatureError::Algorithm(a.into()))?;
+        let (header_canon, body_canon) = match get("c") {
+            Some(c) => {
+                let c = text(c, "c")?;
+                Canonicalization::parse_pair(c)
+                    .ok_or_else(|| SignatureError::Canonicalization(c.into()))?
+            }
+            None => (Canonicalization::Simple, Canonicalization::Simple),
+        };
+        let d = text(get("d").ok_or(SignatureError::Missing("d"))?, "d")?;
+        if !valid_domain(d) {
+            return Err(SignatureError::Domain {
+                tag: "d",
+                value: d.into(),
+            });
+        }
+        let s = text(get("s").ok_or(SignatureError::Missing("s"))?, "s")?;
+        if !valid_domain(s) {
+            return Err(SignatureError::Domain {
+                tag: "s",
+                value: s.into(),
+            });
+        }
+        let h = text(get("h").ok_or(SignatureError::Missing("h"))?, "h")?;
+        let headers = header_list(h).ok_or_else(|| SignatureError::Headers(h.into()))?;
+        let body_hash = base64(get("bh").ok_or(SignatureError::Missing("bh"))?, "bh")?;
+        let signature = base64(get("b").ok_or(SignatureError::Missing("b"))?, "b")?;
+        let identity = match get("i").filter(|_| require_version) {
+            Some(i) => {
+                let i = text(i, "i")?;
+                let (_, dom) = i
+                    .rsplit_once('@')
+                    .ok_or_else(|| SignatureError::Identity(i.into()))?;
+                if !valid_domain(dom) {
+                    return Err(SignatureError::Domain {
+                        tag: "i",
+                        value: i.into(),
+                    });
+                }
+                Some(i.to_string())
+            }
+            None => None,
+        };
+        let num = |n: &'static str| get(n).map(|t| number(t.value, n)).transpose();
+        let known = [
+            "v", "a", "c", "d", "s", "h", "bh", "b", "i", "l", "q", "t", "x", "z",
+        ];
+        let unknown = tags
+            .iter()
+            .filter(|t| !known.contains(&t.name) || (t.name == "i" && !require_version))
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    String::from_utf8_lossy(t.value).into_owned(),
+                )
+            })
+            .collect();
+        Ok(DkimSignature {
+            algorithm,
+            header_canon,
+            body_canon,
+            domain: d.into(),
+            selector: s.into(),
+            headers,
+            body_hash,
+            signature,
+            identity,
+            body_length: num("l")?,
+            query_methods: get("q")
+                .map(|q| text(q, "q").map(String::from))
+                .transpose()?,
+            timestamp: num("t")?,
+            expiration: num("x")?,
+            copied_headers: get("z")
+                .map(|z| text(z, "z").map(String::from))
+                .transpose()?,
+            unknown,
+        })
+    }
+
+    /// The domain of the identity: `i=`'s domain, or `d=` when `i=` is absent.
+    pub fn identity_domain(&self) -> &str {
+        self.identity
+            .as_deref()
+            .and_then(|i| i.rsplit_once('@'))
+            .map_or(self.domain.as_str(), |(_, d)| d)
+    }
+
+    /// The DNS name of the key record: `SELECTOR._domainkey.DOMAIN`.
+    pub fn key_name(&self) -> String {
+        alloc::format!("{}._domainkey.{}", self.selector, self.domain)
+    }
+
+    /// Writes every tag but `b=`'s value: `...; bh=...; b=`.
+    pub(crate) fn write_unsigned(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        write!(
+            f,
+            "v=1; a={}; c={}/{}; d={}; s={};",
+            self.algorithm, self.header_canon, self.body_canon, self.domain, self.selector
+        )?;
+        if let Some(i) = &self.identity {
+            write!(f, " i={i};")?;
+        }
+        if let Some(q) = &self.query_methods {
+            write!(f, " q={q};")?;
+        }
+        if let Some(t) = self.timestamp {
+            write!(f, " t={t};")?;
+        }
+        if let Some(x) = self.expiration {
+            write!(f, " x={x};")?;
+        }
+        if let Some(l) = self.body_length {
+            write!(f, " l={l};")?;
+        }
+        write!(f, " h={};", self.headers.join(":"))?;
+        if let Some(z) = &self.copied_headers {
+            write!(f, " z={z};")?;
+        }
+        for (k, v) in &self.unknown {
+            write!(f, " {k}={v};")?;
+        }
+        write!(f, " bh={}; b=", B64.encode(&self.body_hash))
+    }
+}
+
+impl fmt::Display for DkimSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_unsigned(f)?;
+        f.write_str(&B64.encode(&self.signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC8463: &[u8] = b"v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n d=football.example.com; i=@football.example.com;\r\n q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n subject : date : message-id : from : subject : date;\r\n bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==";
+
+    #[test]
+    fn parses_rfc8463_and_round_trips() {
+        let sig = DkimSignature::parse(RFC8463).unwrap();
+        assert_eq!(sig.algorithm, Algorithm::Ed25519Sha256);
+        assert_eq!(sig.headers.len(), 8);
+        assert_eq!(sig.headers[4], "message-id");
+        assert_eq!(sig.signature.len(), 64);
+        assert_eq!(sig.identity_domain(), "football.example.com");
+        assert_eq!(sig.key_name(), "brisbane._domainkey.football.example.com");
+        let again = DkimSignature::parse(sig.to_string().as_bytes()).unwrap();
+        assert_eq!(again, sig);
+    }
+
+    #[test]
+    fn rejects() {
+        let base = "v=1; a=rsa-sha256; d=example.com; s=s; h=from; bh=AAAA; b=AAAA";
+        assert!(DkimSignature::parse(base.as_bytes()).is_ok());
+        let cases = [
+            (base.replace("v=1", "v=2"), "Version"),
+            (base.replace("a=rsa-sha256", "a=rsa-md5"), "Algorithm"),
+            (
+                base.replace("d=example.com", "d=legit.com(.attacker.com"),
+                "Domain",
+            ),
+            (base.replace("h=from", "h=from::to"), "Headers"),
+            (base.replace("bh=AAAA", "bh=A!"), "Base64"),
+            (base.replace("; s=s", ""), "Missing"),
+            (format!("{base}; c=fancy"), "Canonicalization"),
+            (format!("{base}; t=12x"), "Number"),
+            (format!("{base}; i=nobody"), "Identity"),
+        ];
+        for (input, want) in cases {
+            let err = DkimSignature::parse(input.as_bytes()).unwrap_err();
+            assert!(format!("{err:?}").starts_with(want), "{input}: {err:?}");
+        }
+        let relaxed = DkimSignature::parse(format!("{base}; c=relaxed").as_bytes()).unwrap();
+        assert_eq!(
+            (relaxed.header_canon, relaxed.body_canon),
+            (Canonicalization::Relaxed, Canonicalization::Simple)
+        );
+    }
+}

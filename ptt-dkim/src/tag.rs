@@ -1,0 +1,205 @@
+//! The tag-list syntax shared by DKIM signatures, DKIM key records and ARC
+//! headers (RFC 6376 §3.2): `name=value; name=value`.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// One `name=value` pair of a tag list, borrowed from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// The tag name (`ALPHA *(ALPHA / DIGIT / "_")`), as written.
+    pub name: &'a str,
+    /// The value with the surrounding folding whitespace removed; inner
+    /// whitespace (e.g. inside a folded `b=`) is kept.
+    pub value: &'a [u8],
+    /// Where `value` sits in the input: a verifier deletes exactly this range
+    /// to blank out `b=`.
+    pub span: Range<usize>,
+}
+
+impl Tag<'_> {
+    /// The value with every whitespace byte (SP, HTAB, CR, LF) removed, as
+    /// base64 values (`b=`, `bh=`, `p=`) are read.
+    pub fn value_without_whitespace(&self) -> Vec<u8> {
+        self.value.iter().copied().filter(|b| !is_fws(*b)).collect()
+    }
+
+    /// The value as text, if it is UTF-8.
+    pub fn value_str(&self) -> Option<&str> {
+        core::str::from_utf8(self.value).ok()
+    }
+}
+
+/// What is wrong with a tag list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TagListError {
+    /// A tag has no name before `=` (or the name starts with a non-letter).
+    #[error("tag list: tag name expected at byte {offset}")]
+    EmptyName {
+        /// Byte offset in the input.
+        offset: usize,
+    },
+    /// A byte that may not appear in a tag name.
+    #[error("tag list: byte 0x{byte:02x} not allowed in tag name at byte {offset}")]
+    BadNameByte {
+        /// The byte.
+        byte: u8,
+        /// Byte offset in the input.
+        offset: usize,
+    },
+    /// The name is not followed by `=`.
+    #[error("tag list: `=` expected after tag {name:?} at byte {offset}")]
+    MissingEquals {
+        /// The tag name.
+        name: alloc::string::String,
+        /// Byte offset in the input.
+        offset: usize,
+    },
+    /// A control byte in a value.
+    #[error("tag list: byte 0x{byte:02x} not allowed in the value of {name:?} at byte {offset}")]
+    BadValueByte {
+        /// The tag name.
+        name: alloc::string::String,
+        /// The byte.
+        byte: u8,
+        /// Byte offset in the input.
+        offset: usize,
+    },
+    /// The same tag twice (RFC 6376 §3.2 makes the whole list invalid).
+    #[error("tag list: tag {name:?} appears twice")]
+    Duplicate {
+        /// The tag name.
+        name: alloc::string::String,
+    },
+}
+
+pub(crate) fn is_wsp(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+pub(crate) fn is_fws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Parses a tag list. Empty specs (`;;`, a trailing `;`) are skipped, as
+/// deployed signers emit them; duplicate names are an error.
+///
+/// ```
+/// let tags = ptt_dkim::parse_tag_list(b"v=1; a=rsa-sha256;\r\n b=ab\r\n cd").unwrap();
+/// assert_eq!(tags[2].name, "b");
+/// assert_eq!(tags[2].value, b"ab\r\n cd");
+/// ```
+pub fn parse_tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
+    let mut tags: Vec<Tag<'_>> = Vec::new();
+    let mut pos = 0;
+    let len = input.len();
+    while pos < len {
+        // One tag-spec, up to the next ';' or the end.
+        let end = memchr::memchr(b';', &input[pos..]).map_or(len, |i| pos + i);
+        let spec = &input[pos..end];
+        let lead = spec.iter().take_while(|b| is_fws(**b)).count();
+        if lead == spec.len() {
+            pos = end + 1;
+            continue;
+        }
+        let name_start = pos + lead;
+        let mut i = name_start;
+        while i < end && (input[i].is_ascii_alphanumeric() || input[i] == b'_') {
+            i += 1;
+        }
+        if i == name_start || !input[name_start].is_ascii_alphabetic() {
+            return Err(if i == name_start && input[name_start] != b'=' {
+                TagListError::BadNameByte {
+                    byte: input[name_start],
+                    offset: name_start,
+                }
+            } else {
+                TagListError::EmptyName { offset: name_start }
+            });
+        }
+        // Names are ASCII by construction.
+        let name = core::str::from_utf8(&input[name_start..i]).unwrap_or_default();
+        while i < end && is_fws(input[i]) {
+            i += 1;
+        }
+        if i >= end || input[i] != b'=' {
+            if i < end && !is_fws(input[i]) && input[i] != b'=' {
+                return Err(TagListError::BadNameByte {
+                    byte: input[i],
+                    offset: i,
+                });
+            }
+            return Err(TagListError::MissingEquals {
+                name: name.into(),
+                offset: i,
+            });
+        }
+        i += 1;
+        while i < end && is_fws(input[i]) {
+            i += 1;
+        }
+        let mut vend = end;
+        while vend > i && is_fws(input[vend - 1]) {
+            vend -= 1;
+        }
+        for (k, &b) in input[i..vend].iter().enumerate() {
+            if (b < 0x21 && !is_fws(b)) || b == 0x7f {
+                return Err(TagListError::BadValueByte {
+                    name: name.into(),
+                    byte: b,
+                    offset: i + k,
+                });
+            }
+        }
+        if tags.iter().any(|t| t.name == name) {
+            return Err(TagListError::Duplicate { name: name.into() });
+        }
+        tags.push(Tag {
+            name,
+            value: &input[i..vend],
+            span: i..vend,
+        });
+        pos = end + 1;
+    }
+    Ok(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_trimming() {
+        let input = b" v = 1 ;b=  x y ;";
+        let tags = parse_tag_list(input).unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags[0].value, b"1");
+        assert_eq!(&input[tags[1].span.clone()], b"x y");
+        assert_eq!(tags[1].value_without_whitespace(), b"xy");
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            parse_tag_list(b"v=1; v=2"),
+            Err(TagListError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            parse_tag_list(b"v"),
+            Err(TagListError::MissingEquals { .. })
+        ));
+        assert!(matches!(
+            parse_tag_list(b"=1"),
+            Err(TagListError::EmptyName { .. })
+        ));
+        assert!(matches!(
+            parse_tag_list(b"v=DKIM1: g=*"),
+            Ok(ref t) if t[0].value == b"DKIM1: g=*"
+        ));
+        assert!(parse_tag_list(b"a=\x01").is_err());
+        assert!(parse_tag_list(b"1a=b").is_err());
+        assert_eq!(parse_tag_list(b"").unwrap(), vec![]);
+        assert_eq!(parse_tag_list(b" ; ;").unwrap(), vec![]);
+    }
+}
