@@ -27,5 +27,6 @@ pub mod authres;
 pub mod eval;
 pub mod psl;
 pub mod record;
+pub mod report;
 
 pub use record::{Alignment, DmarcRecord, Policy, RecordError, ReportUri};

@@ -621,6 +621,14 @@ impl DmarcRecord {
         }
     }
 
+    /// The `fo` value as written (`0:d`), if present.
+    pub fn fo_text(&self) -> Option<String> {
+        self.fo.as_ref().map(|fo| {
+            let names: Vec<&str> = fo.iter().map(|o| o.as_str()).collect();
+            names.join(":")
+        })
+    }
+
     /// Aggregate report interval (default 86400 s).
     pub fn report_interval(&self) -> u32 {
         self.ri.unwrap_or(86400)
