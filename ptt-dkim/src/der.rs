@@ -72,6 +72,16 @@ pub(crate) fn rsa_public_key_bits(input: &[u8]) -> Option<usize> {
     Some((n.len() - 1) * 8 + (8 - top.leading_zeros() as usize))
 }
 
+/// RSAPrivateKey (PKCS#1) → modulus length in bits.
+pub(crate) fn rsa_private_key_bits(input: &[u8]) -> Option<usize> {
+    let (seq, _) = expect(input, 0x30)?;
+    let (_version, rest) = expect(seq, 0x02)?;
+    let (n, _) = expect(rest, 0x02)?;
+    let n = n.get(n.iter().position(|b| *b != 0)?..)?;
+    let top = n.first()?;
+    Some((n.len() - 1) * 8 + (8 - top.leading_zeros() as usize))
+}
+
 /// PKCS#8 PrivateKeyInfo → (algorithm OID, privateKey OCTET STRING content).
 pub(crate) fn pkcs8(input: &[u8]) -> Option<(&[u8], &[u8])> {
     let (seq, _) = expect(input, 0x30)?;

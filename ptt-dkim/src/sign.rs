@@ -149,8 +149,18 @@ pub fn generate_key(kind: KeyKind, seed: [u8; 32]) -> Result<GeneratedKey, SignE
     })
 }
 
+/// RSA keys of 1024 bits or less are refused at load time (RFC 8301), the
+/// same way with every backend.
+fn refuse_weak(pkcs1: &[u8]) -> Result<(), SignError> {
+    match der::rsa_private_key_bits(pkcs1) {
+        Some(bits) if bits <= 1024 => Err(SignError::WeakKey { bits }),
+        Some(_) => Ok(()),
+        None => Err(SignError::Der("not an RSAPrivateKey")),
+    }
+}
+
 impl SigningKey {
-    /// Reads a key: PEM `RSA PRIVATE KEY` (PKCS#1), PEM `PRIVATE KEY`
+    /// Reads a key (RSA keys of 1024 bits or less are refused): PEM `RSA PRIVATE KEY` (PKCS#1), PEM `PRIVATE KEY`
     /// (PKCS#8, RSA or Ed25519), or a bare base64 32-byte Ed25519 seed as
     /// dkimpy's `dknewkey` writes it.
     pub fn from_pem(text: &[u8]) -> Result<Self, SignError> {
@@ -181,6 +191,7 @@ impl SigningKey {
         allow(unreachable_code)
     )]
     pub fn from_rsa_pkcs1_der(der: &[u8]) -> Result<Self, SignError> {
+        refuse_weak(der)?;
         let key = Selected::rsa_from_pkcs1(der)?;
         Ok(Self::rsa(key))
     }
@@ -201,6 +212,7 @@ impl SigningKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SignError> {
         let (oid, inner) = der::pkcs8(der).ok_or(SignError::Der("not PKCS#8"))?;
         if oid == der::OID_RSA {
+            refuse_weak(inner)?;
             Ok(Self::rsa(Selected::rsa_from_pkcs8(der)?))
         } else if oid == der::OID_ED25519 {
             // The private key is an OCTET STRING holding the 32-byte seed.
@@ -520,7 +532,11 @@ pub fn sign_fields(
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
     let b_span = parse_tag_list(value)
         .ok()
-        .and_then(|tags| tags.iter().find(|t| t.name == "b").map(|t| t.span.clone()))
+        .and_then(|tags| {
+            tags.iter()
+                .find(|t| t.name == "b")
+                .map(|t| t.full_span.clone())
+        })
         .unwrap_or(value.len()..value.len());
     let field_raw = alloc::format!("{folded}\r\n");
     let field = HeaderField {

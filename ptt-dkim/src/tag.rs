@@ -12,9 +12,12 @@ pub struct Tag<'a> {
     /// The value with the surrounding folding whitespace removed; inner
     /// whitespace (e.g. inside a folded `b=`) is kept.
     pub value: &'a [u8],
-    /// Where `value` sits in the input: a verifier deletes exactly this range
-    /// to blank out `b=`.
+    /// Where `value` sits in the input.
     pub span: Range<usize>,
+    /// The value with its surrounding whitespace: from just after `=` to
+    /// the `;` or the end. A verifier deletes exactly this range to blank
+    /// out `b=` (RFC 6376 §3.7: "including all surrounding whitespace").
+    pub full_span: Range<usize>,
 }
 
 impl Tag<'_> {
@@ -136,6 +139,7 @@ pub fn parse_tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
             });
         }
         i += 1;
+        let after_equals = i;
         while i < end && is_fws(input[i]) {
             i += 1;
         }
@@ -159,6 +163,7 @@ pub fn parse_tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
             name,
             value: &input[i..vend],
             span: i..vend,
+            full_span: after_equals..end,
         });
         pos = end + 1;
     }
@@ -176,6 +181,7 @@ mod tests {
         assert_eq!(tags.len(), 2);
         assert_eq!(tags[0].value, b"1");
         assert_eq!(&input[tags[1].span.clone()], b"x y");
+        assert_eq!(&input[tags[1].full_span.clone()], b"  x y ");
         assert_eq!(tags[1].value_without_whitespace(), b"xy");
     }
 

@@ -608,7 +608,7 @@ impl Verifier {
             let b_span = tags
                 .iter()
                 .find(|t| t.name == "b")
-                .map(|t| t.span.clone())
+                .map(|t| t.full_span.clone())
                 .unwrap_or_default();
             let data = header_hash_input(sig.header_canon, &fields, &sig.headers, field, b_span);
             let hasher = match self
