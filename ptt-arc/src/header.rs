@@ -379,7 +379,8 @@ pub struct ArcMessageSignature {
     pub signature: Vec<u8>,
     /// `bh=`: the body hash, decoded.
     pub body_hash: Vec<u8>,
-    /// `c=`: header and body canonicalization (default `simple/simple`).
+    /// `c=`: header and body canonicalization (default `relaxed/relaxed`,
+    /// see [`parse`](Self::parse)).
     pub canonicalization: (Canon, Canon),
     /// `d=`: the signing domain.
     pub domain: String,
@@ -403,7 +404,10 @@ impl ArcMessageSignature {
         let t = Tags::parse(ARC_MESSAGE_SIGNATURE, value)?;
         let field = ARC_MESSAGE_SIGNATURE;
         let canonicalization = match t.opt("c") {
-            None => (Canon::Simple, Canon::Simple),
+            // RFC 8617 keeps DKIM's tags but ARC is relaxed throughout: an
+            // AMS without c= is read as relaxed/relaxed, as dkimpy does and
+            // the ValiMail suite expects (ams_fields_c_na).
+            None => (Canon::Relaxed, Canon::Relaxed),
             Some(c) => {
                 let (h, b) = c.split_once('/').unwrap_or((c, "simple"));
                 match (Canon::parse(h), Canon::parse(b)) {
@@ -418,8 +422,10 @@ impl ArcMessageSignature {
         } else {
             let mut names = Vec::new();
             for name in h.split(':') {
+                // An empty name ("from::to") selects nothing; the suite
+                // expects it to verify (ams_fields_h_mis_hdr).
                 let name = core::str::from_utf8(trim_fws(name.as_bytes())).unwrap_or_default();
-                if name.is_empty() || !name.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                if !name.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
                     return Err(t.invalid("h", h));
                 }
                 names.push(name.to_string());
@@ -655,7 +661,7 @@ mod tests {
         let v = b" a=rsa-sha256;\r\n b=QsRzR/UqwRfV; bh=KWSe46TZKCcDbH4klJPo+tjk5LWJnVRlP5pvjXFZYLQ= ;\r\n d=example.org; h=from : to:\r\n date; i=1; s=dummy; t=12345";
         let ams = ArcMessageSignature::parse(v).unwrap();
         assert_eq!(ams.headers, ["from", "to", "date"]);
-        assert_eq!(ams.canonicalization, (Canon::Simple, Canon::Simple));
+        assert_eq!(ams.canonicalization, (Canon::Relaxed, Canon::Relaxed));
         assert!(!ams.explicit_canonicalization);
         let text = ams.to_string();
         assert_eq!(

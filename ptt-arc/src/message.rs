@@ -19,8 +19,9 @@ pub struct Field {
 /// body starts (after the empty line; `message.len()` when there is none).
 ///
 /// Lines may end in CRLF or a bare LF. A line that starts with a space or a
-/// tab continues the previous field. A line without a colon becomes a field
-/// whose name is the whole line and whose value is empty.
+/// tab continues the previous field. A line whose text before the first
+/// colon is not a field name (no colon, an empty name, a space in it)
+/// becomes a nameless field, never selected.
 pub fn split(message: &[u8]) -> (Vec<Field>, usize) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = 0;
@@ -44,22 +45,26 @@ pub fn split(message: &[u8]) -> (Vec<Field>, usize) {
             }
         } else {
             let content = line.get(..content_len).unwrap_or_default();
+            // As ptt-dkim reads it: the name is the non-empty run of
+            // printable ASCII before the colon; anything else is nameless.
             match memchr::memchr(b':', content) {
-                Some(colon) => {
-                    let name = content.get(..colon).unwrap_or_default();
-                    let name_len = name
-                        .iter()
-                        .rposition(|b| !matches!(b, b' ' | b'\t'))
-                        .map_or(0, |n| n + 1);
+                Some(colon)
+                    if colon > 0
+                        && content
+                            .get(..colon)
+                            .unwrap_or_default()
+                            .iter()
+                            .all(|b| (0x21..=0x7e).contains(b)) =>
+                {
                     fields.push(Field {
-                        name: pos..pos + name_len,
+                        name: pos..pos + colon,
                         value: pos + colon + 1..pos + content_len,
                         raw: pos..line_end,
                     });
                 }
-                None => fields.push(Field {
-                    name: pos..pos + content_len,
-                    value: pos + content_len..pos + content_len,
+                _ => fields.push(Field {
+                    name: pos..pos,
+                    value: pos..pos + content_len,
                     raw: pos..line_end,
                 }),
             }
@@ -102,7 +107,8 @@ mod tests {
         assert_eq!(bytes(m, fields[0].value.clone()), b" 1");
         assert_eq!(bytes(m, fields[1].value.clone()), b"\r\n 2\r\n\t3");
         assert_eq!(bytes(m, fields[1].raw.clone()), b"B:\r\n 2\r\n\t3\r\n");
-        assert_eq!(bytes(m, fields[2].name.clone()), b"no colon");
+        assert_eq!(bytes(m, fields[2].name.clone()), b"");
+        assert_eq!(bytes(m, fields[2].value.clone()), b"no colon");
         assert_eq!(&m[body..], b"body\r\n");
     }
 
