@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::exit::Outcome;
 
+pub(crate) mod spam;
 pub(crate) mod up;
 
 /// Every verb `ptt` knows.
@@ -15,11 +16,14 @@ pub(crate) mod up;
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// Train, run and inspect the Bayesian spam filter.
+    Spam(spam::Args),
 }
 
 /// Runs one verb.
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::Spam(args) => spam::run(args),
     }
 }

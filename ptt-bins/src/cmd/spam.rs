@@ -1,0 +1,330 @@
+//! `ptt spam`: train, run and inspect the Bayesian spam filter (ptt-spam).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ptt_spam::{Class, Params, TokenDb, Tokenizer, Tokens, Verdict, store};
+
+use crate::exit::{Failure, Outcome};
+
+/// Train, run and inspect the Bayesian spam filter.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    ptt spam train --db spam.db --spam corpus/spam --ham corpus/ham\n  \
+    ptt spam classify --db spam.db new/*.eml\n  \
+    ptt spam train --db spam.db --untrain --ham wrongly-trained.eml\n  \
+    ptt spam stats --db spam.db")]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Add messages (files, or directories of one message per file) to the
+    /// token database as spam or as ham; the database is created if missing
+    /// and replaced atomically.
+    #[command(
+        after_help = "Example:\n  ptt spam train --db spam.db --spam corpus/spam --ham corpus/ham"
+    )]
+    Train(Train),
+    /// Classify messages: one line `FILE: spam|ham|unsure SCORE` each.
+    #[command(
+        after_help = "Example:\n  ptt spam classify --db spam.db msg1.eml msg2.eml\n  \
+        ptt spam classify --db spam.db --headers - < msg.eml"
+    )]
+    Classify(Classify),
+    /// Show what a token database holds.
+    #[command(after_help = "Example:\n  ptt spam stats --db spam.db")]
+    Stats(Stats),
+}
+
+#[derive(Debug, clap::Args)]
+struct Train {
+    /// The token database file.
+    #[arg(long, value_name = "DB")]
+    db: PathBuf,
+    /// Spam messages: files, or directories of one message per file.
+    #[arg(long, value_name = "DIR|FILE", num_args = 1.., required_unless_present = "ham")]
+    spam: Vec<PathBuf>,
+    /// Ham (wanted) messages: files, or directories of one message per file.
+    #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
+    ham: Vec<PathBuf>,
+    /// Undo an earlier training of these messages as the given class (a
+    /// user's correction of a wrong training).
+    #[arg(long)]
+    untrain: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct Classify {
+    /// The token database file.
+    #[arg(long, value_name = "DB")]
+    db: PathBuf,
+    /// Print the X-Spam-Status / X-Spam-Flag header fields for each message
+    /// instead of the one-line verdict.
+    #[arg(long)]
+    headers: bool,
+    /// Score at or above which a message is spam.
+    #[arg(long, value_name = "SCORE", default_value_t = Params::default().spam_cutoff)]
+    spam_cutoff: f64,
+    /// Score at or under which a message is ham (between: unsure).
+    #[arg(long, value_name = "SCORE", default_value_t = Params::default().ham_cutoff)]
+    ham_cutoff: f64,
+    /// Messages to classify (`-` reads one from standard input).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Stats {
+    /// The token database file.
+    #[arg(long, value_name = "DB")]
+    db: PathBuf,
+}
+
+pub(crate) fn run(args: Args) -> Outcome {
+    match args.action {
+        Action::Train(t) => train(t),
+        Action::Classify(c) => classify(c),
+        Action::Stats(s) => stats(s),
+    }
+}
+
+fn load(db: &Path) -> Result<TokenDb, Failure> {
+    store::load(db).map_err(Failure::input)
+}
+
+/// Files named, with directories expanded (recursively, sorted, hidden
+/// entries skipped).
+fn expand(paths: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?
+                .filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            expand(&entries, out)?;
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(())
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+}
+
+/// Reads and tokenizes `files` on all cores, keeping their order.
+fn tokenize_all(tokenizer: &Tokenizer, files: &[PathBuf]) -> Vec<Result<Tokens, String>> {
+    let one = |path: &PathBuf| -> Result<Tokens, String> {
+        let raw = if path.as_os_str() == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("standard input: {e}"))?;
+            buf
+        } else {
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?
+        };
+        Ok(tokenizer.tokenize(&raw))
+    };
+    let n = workers();
+    if n <= 1 || files.len() < 16 {
+        return files.iter().map(one).collect();
+    }
+    let chunk = files.len().div_ceil(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err("tokenizer thread failed".into())])
+            })
+            .collect()
+    })
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    on: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            done: 0,
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn advance(&mut self, n: usize, what: &str) {
+        self.done += n;
+        if !self.on || self.total == 0 {
+            return;
+        }
+        let width = 40;
+        let filled = width * self.done / self.total;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} {what}",
+            "=".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.on && self.total > 0 {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+fn train(args: Train) -> Outcome {
+    let mut db = match std::fs::metadata(&args.db) {
+        Ok(_) => load(&args.db)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenDb::new(),
+        Err(e) => return Err(Failure::input(format!("{}: {e}", args.db.display()))),
+    };
+    let mut jobs = Vec::new();
+    for (class, paths) in [(Class::Spam, &args.spam), (Class::Ham, &args.ham)] {
+        let mut files = Vec::new();
+        expand(paths, &mut files)?;
+        jobs.push((class, files));
+    }
+    let total = jobs.iter().map(|(_, f)| f.len()).sum();
+    let mut progress = Progress::new(total);
+    let tokenizer = Tokenizer::default();
+    let mut counts = [0usize; 2];
+    for (class, files) in &jobs {
+        let label = match class {
+            Class::Spam => "spam",
+            Class::Ham => "ham",
+        };
+        for batch in files.chunks(256) {
+            for (path, tokens) in batch.iter().zip(tokenize_all(&tokenizer, batch)) {
+                let tokens = tokens.map_err(|e| {
+                    progress.finish();
+                    Failure::input(format!("{e} (database {} left unchanged)", path.display()))
+                })?;
+                if args.untrain {
+                    db.untrain(tokens.hashes(), *class);
+                } else {
+                    db.train(tokens.hashes(), *class);
+                }
+            }
+            progress.advance(batch.len(), label);
+        }
+        counts[usize::from(*class == Class::Ham)] += files.len();
+    }
+    progress.finish();
+    if args.untrain {
+        db.compact();
+    }
+    store::save(&db, &args.db).map_err(Failure::input)?;
+    println!(
+        "{} {} spam and {} ham messages; {} now holds {} spam, {} ham, {} tokens",
+        if args.untrain { "untrained" } else { "trained" },
+        counts[0],
+        counts[1],
+        args.db.display(),
+        db.spam_messages(),
+        db.ham_messages(),
+        db.token_count()
+    );
+    Ok(())
+}
+
+fn classify(args: Classify) -> Outcome {
+    let ok = |v: f64| (0.0..=1.0).contains(&v);
+    if !ok(args.spam_cutoff) || !ok(args.ham_cutoff) || args.ham_cutoff > args.spam_cutoff {
+        return Err(Failure::input(format!(
+            "cutoffs must satisfy 0 <= --ham-cutoff ({}) <= --spam-cutoff ({}) <= 1",
+            args.ham_cutoff, args.spam_cutoff
+        )));
+    }
+    if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return Err(Failure::input("standard input (-) can be named only once"));
+    }
+    let db = load(&args.db)?;
+    let params = Params {
+        spam_cutoff: args.spam_cutoff,
+        ham_cutoff: args.ham_cutoff,
+        clues: if args.headers {
+            Params::default().clues
+        } else {
+            0
+        },
+        ..Params::default()
+    };
+    let tokenizer = Tokenizer::default().explain(args.headers);
+    let results = tokenize_all(&tokenizer, &args.files);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = 0usize;
+    for (path, tokens) in args.files.iter().zip(results) {
+        let tokens = match tokens {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("ptt: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let result = ptt_spam::classify(&db, &tokens, &params);
+        let written = if args.headers {
+            write!(out, "{}", result.headers().replace("\r\n", "\n"))
+        } else {
+            let verdict = match result.verdict {
+                Verdict::Spam => "spam",
+                Verdict::Ham => "ham",
+                Verdict::Unsure => "unsure",
+            };
+            writeln!(out, "{}: {verdict} {:.4}", path.display(), result.score)
+        };
+        if written.is_err() {
+            // Standard output closed (e.g. piped into head): stop quietly.
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
+    if failed > 0 {
+        return Err(Failure::input(format!(
+            "{failed} of {} messages could not be read",
+            args.files.len()
+        )));
+    }
+    Ok(())
+}
+
+fn stats(args: Stats) -> Outcome {
+    let db = load(&args.db)?;
+    let size = std::fs::metadata(&args.db).map(|m| m.len()).unwrap_or(0);
+    println!("database: {}", args.db.display());
+    println!("format:   ptt token store version {}", store::VERSION);
+    println!("size:     {size} bytes");
+    println!("spam:     {} messages", db.spam_messages());
+    println!("ham:      {} messages", db.ham_messages());
+    println!("tokens:   {}", db.token_count());
+    Ok(())
+}
