@@ -7,6 +7,7 @@
 
 mod cmd;
 mod exit;
+mod smtp_io;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,8 @@ use clap::Subcommand;
 use crate::exit::Outcome;
 
 pub(crate) mod spam;
+pub(crate) mod send;
+pub(crate) mod smtp_sink;
 pub(crate) mod up;
 
 /// Every verb `ptt` knows.
@@ -16,6 +18,10 @@ pub(crate) mod up;
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// Run an SMTP server that stores each accepted message in a Maildir.
+    SmtpSink(smtp_sink::Args),
+    /// Send a message from standard input to an SMTP server.
+    Send(send::Args),
     /// Train, run and inspect the Bayesian spam filter.
     Spam(spam::Args),
 }
@@ -24,6 +30,8 @@ pub(crate) enum Verb {
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::SmtpSink(args) => smtp_sink::run(args),
+        Verb::Send(args) => send::run(args),
         Verb::Spam(args) => spam::run(args),
     }
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Load comparison for `ptt smtp-sink` (issue 3), all in one run:
+#   Postfix smtp-source sends N messages of L octets over S connections to
+#   1. ptt smtp-sink --no-fsync   (writes every message to a file, no fsync)
+#   2. Postfix smtp-sink -d       (writes every message to a file, no fsync)
+#   3. ptt smtp-sink              (the default: fsync file and directory before 250)
+# and prints messages per second and the peak RSS (VmHWM) of each server.
+#
+# usage: benches/load/smtp-sink.sh   (from the workspace root; builds ptt in release)
+#   N=10000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build.
+set -euo pipefail
+
+N=${N:-10000}
+S=${S:-10}
+L=${L:-4096}
+cd "$(dirname "$0")/../.."
+if [[ -z "${PTT:-}" ]]; then
+    cargo build --release -p ptt-bins >&2
+    PTT="${CARGO_TARGET_DIR:-target}/release/ptt"
+fi
+for p in smtp-source smtp-sink; do
+    command -v "$p" >/dev/null || [[ -x /usr/sbin/$p ]] || { echo "needs $p (Debian package postfix)" >&2; exit 2; }
+done
+export PATH="$PATH:/usr/sbin"
+work=$(mktemp -d /tmp/ptt-load-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2; exit 1
+}
+
+# run_source NAME PID PORT COUNT_CMD
+run_source() {
+    local name=$1 pid=$2 port=$3 dir=$4
+    local t0 t1
+    t0=$(date +%s.%N)
+    smtp-source -m "$N" -s "$S" -l "$L" -f a@example.org -t b@example.net "127.0.0.1:$port"
+    t1=$(date +%s.%N)
+    local stored rss
+    stored=$(find "$dir" -type f | wc -l)
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    printf '%-28s %8d msgs in %6.2f s = %8.0f msgs/s   stored %6d   peak RSS %6.1f MiB\n' \
+        "$name" "$N" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$N / ($t1 - $t0)" | bc -l)" \
+        "$stored" "$(echo "$rss / 1024" | bc -l)"
+}
+
+start_ptt() {
+    local dir=$1; shift
+    "$PTT" smtp-sink --listen 127.0.0.1:0 --maildir "$dir" "$@" >"$dir.out" 2>"$dir.err" &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 100); do
+        grep -q 'listening on' "$dir.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    PTT_PID=$pid
+    PTT_PORT=$(sed -n 's/^listening on 127.0.0.1://p' "$dir.out")
+}
+
+echo "smtp-source -m $N -s $S -l $L; $(nproc) cores; $(uname -r)"
+
+start_ptt "$work/ptt-nofsync" --no-fsync
+run_source "ptt smtp-sink --no-fsync" "$PTT_PID" "$PTT_PORT" "$work/ptt-nofsync/new"
+kill "$PTT_PID"
+
+mkdir -p "$work/postfix"
+chown nobody "$work/postfix"
+port=$(free_port)
+smtp-sink -u nobody -R "$work/postfix" -d dump.%M. -h sink.test "127.0.0.1:$port" 256 &
+pf=$!
+pids+=("$pf")
+wait_port "$port"
+run_source "postfix smtp-sink -d" "$pf" "$port" "$work/postfix"
+kill "$pf"
+
+start_ptt "$work/ptt-fsync"
+run_source "ptt smtp-sink (fsync)" "$PTT_PID" "$PTT_PORT" "$work/ptt-fsync/new"
+kill "$PTT_PID"

@@ -1,0 +1,347 @@
+//! `ptt smtp-sink`: an SMTP server that stores every accepted message in a
+//! Maildir, on disk (temp file, fsync, rename) before it answers 250.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::{EnhancedCode, Reply};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::exit::{Failure, Outcome};
+use crate::smtp_io::{self, Answer, SessionHandler};
+
+/// Run an SMTP server that stores each accepted message in a Maildir.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  ptt smtp-sink --listen 127.0.0.1:2525 --maildir /tmp/sink\n  \
+    ptt smtp-sink --listen 127.0.0.1:0 --maildir /tmp/sink --tls-cert cert.pem --tls-key key.pem --auth alice:secret\n\n\
+    It prints `listening on ADDR` once it accepts connections (use port 0 for a free port).\n\
+    Each message is written to DIR/tmp, fsynced, renamed into DIR/new and the directory\n\
+    fsynced before the 250 reply; --no-fsync skips both fsyncs (for benchmarks)."
+)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    listen: SocketAddr,
+    /// The Maildir (tmp/, new/ and cur/ are created).
+    #[arg(long)]
+    maildir: PathBuf,
+    /// PEM certificate chain: STARTTLS is offered (or implicit TLS).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// TLS from the first byte (RFC 8314, as on port 465) instead of STARTTLS.
+    #[arg(long, requires = "tls_cert")]
+    implicit_tls: bool,
+    /// Largest message accepted, in octets (SIZE).
+    #[arg(long, default_value_t = 36_700_160)]
+    max_size: u64,
+    /// Recipients per message.
+    #[arg(long, default_value_t = 1000)]
+    max_recipients: usize,
+    /// Do not fsync messages (benchmarks only: a 250 no longer means on disk).
+    #[arg(long)]
+    no_fsync: bool,
+    /// Accept AUTH (under TLS) for USER:PASSWORD; may be repeated.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    auth: Vec<String>,
+    /// Allow AUTH without TLS (testing only).
+    #[arg(long, requires = "auth")]
+    auth_without_tls: bool,
+    /// The host name in the greeting.
+    #[arg(long, default_value = "localhost")]
+    hostname: String,
+}
+
+pub(crate) fn run(args: Args) -> Outcome {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(smtp_io::tls::acceptor(c, k).map_err(Failure::Input)?),
+        _ => None,
+    };
+    let mut users = Vec::new();
+    for a in &args.auth {
+        let (u, p) = a
+            .split_once(':')
+            .ok_or_else(|| Failure::input(format!("--auth {a:?}: expected USER:PASSWORD")))?;
+        users.push((u.to_string(), p.to_string()));
+    }
+    for sub in ["tmp", "new", "cur"] {
+        let d = args.maildir.join(sub);
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Failure::input(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let config = Arc::new(ServerConfig {
+        hostname: args.hostname.clone(),
+        max_message_size: args.max_size,
+        max_recipients: args.max_recipients,
+        starttls: tls.is_some() && !args.implicit_tls,
+        auth: !users.is_empty(),
+        auth_without_tls: args.auth_without_tls,
+        ..ServerConfig::default()
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::input(format!("tokio runtime: {e}")))?;
+    let sink = Arc::new(Sink {
+        dir: args.maildir.clone(),
+        fsync: !args.no_fsync,
+        users,
+        counter: AtomicU64::new(0),
+    });
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Failure::input(format!("cannot listen on {}: {e}", args.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::input(format!("local address: {e}")))?;
+        println!("listening on {local}");
+        let _ = std::io::stdout().flush();
+        accept_loop(listener, config, tls, args.implicit_tls, sink).await;
+        Ok(())
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
+    sink: Arc<Sink>,
+) {
+    loop {
+        let (tcp, _peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("ptt smtp-sink: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (config, tls, sink) = (config.clone(), tls.clone(), sink.clone());
+        tokio::spawn(async move {
+            let mut handler = SinkSession::new(sink);
+            if let Err(e) = smtp_io::serve(tcp, config, tls, implicit, &mut handler).await {
+                eprintln!("ptt smtp-sink: session: {e}");
+            }
+        });
+    }
+}
+
+/// What all sessions share.
+#[derive(Debug)]
+struct Sink {
+    dir: PathBuf,
+    fsync: bool,
+    users: Vec<(String, String)>,
+    counter: AtomicU64,
+}
+
+impl Sink {
+    fn unique_name(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{}.M{}P{}Q{n}.ptt",
+            t.as_secs(),
+            t.subsec_micros(),
+            std::process::id()
+        )
+    }
+}
+
+/// One message being received.
+struct Open {
+    name: String,
+    tmp: PathBuf,
+    file: BufWriter<File>,
+}
+
+/// One connection's state.
+struct SinkSession {
+    sink: Arc<Sink>,
+    from: String,
+    rcpts: Vec<String>,
+    open: Option<Open>,
+    failed: Option<std::io::Error>,
+}
+
+impl SinkSession {
+    fn new(sink: Arc<Sink>) -> Self {
+        SinkSession {
+            sink,
+            from: String::new(),
+            rcpts: Vec::new(),
+            open: None,
+            failed: None,
+        }
+    }
+
+    fn discard(&mut self) {
+        if let Some(open) = self.open.take() {
+            drop(open.file);
+            let _ = std::fs::remove_file(&open.tmp);
+        }
+        self.failed = None;
+    }
+
+    fn start(&mut self) {
+        self.discard();
+        let name = self.sink.unique_name();
+        let tmp = self.sink.dir.join("tmp").join(&name);
+        match File::create(&tmp) {
+            Ok(f) => {
+                let mut file = BufWriter::with_capacity(64 * 1024, f);
+                let mut head = format!("Return-Path: <{}>\r\n", self.from);
+                for r in &self.rcpts {
+                    head.push_str(&format!("Delivered-To: {r}\r\n"));
+                }
+                if let Err(e) = file.write_all(head.as_bytes()) {
+                    self.failed = Some(e);
+                }
+                self.open = Some(Open { name, tmp, file });
+            }
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some(open) = &mut self.open
+            && let Err(e) = open.file.write_all(bytes)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    async fn finish(&mut self) -> Answer {
+        let failed = self.failed.take();
+        let Some(open) = self.open.take() else {
+            return Answer::Refuse(Reply::new(
+                451,
+                Some(EnhancedCode::new(4, 3, 0)),
+                "Local error: no message file",
+            ));
+        };
+        if let Some(e) = failed {
+            eprintln!("ptt smtp-sink: writing {}: {e}", open.tmp.display());
+            let _ = std::fs::remove_file(&open.tmp);
+            return Answer::Refuse(Reply::new(
+                451,
+                Some(EnhancedCode::new(4, 3, 0)),
+                "Local error in writing the message",
+            ));
+        }
+        let dir = self.sink.dir.clone();
+        let fsync = self.sink.fsync;
+        let name = open.name.clone();
+        let tmp = open.tmp.clone();
+        let stored = if fsync {
+            tokio::task::spawn_blocking(move || store(open, &dir, true))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        } else {
+            store(open, &dir, false)
+        };
+        match stored {
+            Ok(()) => Answer::AcceptWith(Reply::new(
+                250,
+                Some(EnhancedCode::new(2, 0, 0)),
+                &format!("Ok: queued as {name}"),
+            )),
+            Err(e) => {
+                eprintln!("ptt smtp-sink: storing {}: {e}", tmp.display());
+                let _ = std::fs::remove_file(&tmp);
+                Answer::Refuse(Reply::new(
+                    451,
+                    Some(EnhancedCode::new(4, 3, 0)),
+                    "Local error in storing the message",
+                ))
+            }
+        }
+    }
+}
+
+/// Flushes, fsyncs, renames into new/ and fsyncs the directory.
+fn store(open: Open, dir: &Path, fsync: bool) -> std::io::Result<()> {
+    let file = open.file.into_inner().map_err(|e| e.into_error())?;
+    if fsync {
+        file.sync_all()?;
+    }
+    drop(file);
+    let new_dir = dir.join("new");
+    std::fs::rename(&open.tmp, new_dir.join(&open.name))?;
+    if fsync {
+        File::open(&new_dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl SessionHandler for SinkSession {
+    async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        match event {
+            Event::Auth { credentials, .. } => {
+                let ok = self
+                    .sink
+                    .users
+                    .iter()
+                    .any(|(u, p)| *u == credentials.username && *p == credentials.password);
+                if ok {
+                    Answer::Accept
+                } else {
+                    Answer::Refuse(Reply::new(
+                        535,
+                        Some(EnhancedCode::new(5, 7, 8)),
+                        "Authentication credentials invalid",
+                    ))
+                }
+            }
+            Event::Mail { from, .. } => {
+                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
+                self.rcpts.clear();
+                Answer::Accept
+            }
+            Event::Rcpt { to, .. } => {
+                self.rcpts.push(match to.mailbox() {
+                    Some(m) => m.to_string(),
+                    None => "postmaster".into(),
+                });
+                Answer::Accept
+            }
+            Event::DataStart { .. } => {
+                self.start();
+                Answer::Accept
+            }
+            Event::DataChunk(bytes) => {
+                self.write(&bytes);
+                Answer::Accept
+            }
+            Event::DataEnd { .. } => {
+                let _ = session;
+                self.finish().await
+            }
+            Event::DataRefused { .. } | Event::Reset | Event::Quit => {
+                self.discard();
+                Answer::Accept
+            }
+            Event::Hello { .. } | Event::Vrfy(_) => Answer::Accept,
+        }
+    }
+
+    fn closed(&mut self) {
+        self.discard();
+    }
+}

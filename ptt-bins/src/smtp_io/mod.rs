@@ -1,0 +1,305 @@
+//! The tokio wiring of the ptt-smtp machines: one loop that drives a
+//! [`ptt_smtp::Server`] over a TCP stream (plain, STARTTLS, or implicit
+//! TLS), asking a [`SessionHandler`] for every decision, and one that drives
+//! a [`ptt_smtp::Client`].
+//!
+//! Every SMTP listener of ptt (the sink, and later submission and the
+//! receiver) is a [`SessionHandler`] plus [`serve`]:
+//!
+//! ```ignore
+//! let listener = TcpListener::bind(addr).await?;
+//! loop {
+//!     let (tcp, peer) = listener.accept().await?;
+//!     let (config, tls) = (config.clone(), tls.clone());
+//!     tokio::spawn(async move {
+//!         let mut handler = MyHandler::new(peer);
+//!         let _ = serve(tcp, config, tls, false, &mut handler).await;
+//!     });
+//! }
+//! ```
+
+pub(crate) mod tls;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use ptt_smtp::server::{self, Event, Server, ServerConfig};
+use ptt_smtp::{Client, ClientEvent, Reply, client};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// A connection that may be upgraded to TLS in the middle.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS, server side.
+    ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS, client side.
+    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Only during an upgrade.
+    Gone,
+}
+
+impl Conn {
+    fn is_tls(&self) -> bool {
+        matches!(self, Conn::ServerTls(_) | Conn::ClientTls(_))
+    }
+
+    /// Wraps the plain stream in server-side TLS.
+    pub(crate) async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
+            return Err(io::Error::other("TLS over TLS"));
+        };
+        let tls = acceptor.accept(tcp).await?;
+        *self = Conn::ServerTls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Wraps the plain stream in client-side TLS.
+    pub(crate) async fn connect_tls(
+        &mut self,
+        connector: &TlsConnector,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> io::Result<()> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
+            return Err(io::Error::other("TLS over TLS"));
+        };
+        let tls = connector.connect(name, tcp).await?;
+        *self = Conn::ClientTls(Box::new(tls));
+        Ok(())
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection lost in a TLS upgrade",
+    )
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// The answer to an event that [`Event::needs_answer`].
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Accept with the machine's usual reply.
+    Accept,
+    /// Accept with this reply (e.g. a queue id after DATA).
+    AcceptWith(Reply),
+    /// Refuse with this reply.
+    Refuse(Reply),
+}
+
+/// The decisions of one SMTP server session. One value per connection.
+pub(crate) trait SessionHandler: Send {
+    /// Called for every event of the session, in order. For events that
+    /// need an answer the result is applied; for the others it is ignored.
+    /// `session` tells the TLS state, the HELO name and the authenticated
+    /// user.
+    fn event(
+        &mut self,
+        event: Event,
+        session: &Server,
+    ) -> impl std::future::Future<Output = Answer> + Send;
+
+    /// The connection is over (after QUIT, a 421, EOF or an I/O error).
+    fn closed(&mut self) {}
+}
+
+/// Drives one server session over `tcp` until it closes.
+///
+/// `tls` makes STARTTLS possible (when `config.starttls`) or, with
+/// `implicit`, runs the handshake before the greeting (RFC 8314).
+pub(crate) async fn serve<H: SessionHandler>(
+    tcp: TcpStream,
+    config: Arc<ServerConfig>,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
+    handler: &mut H,
+) -> io::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut conn = Conn::Plain(tcp);
+    if implicit {
+        let acceptor = tls
+            .as_ref()
+            .ok_or_else(|| io::Error::other("implicit TLS without a certificate"))?;
+        tokio::time::timeout(config.command_timeout, conn.accept_tls(acceptor))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    }
+    let start = Instant::now();
+    let now = move || start.elapsed();
+    let mut session = Server::new(config, now(), conn.is_tls());
+    let result = drive_server(&mut conn, &mut session, tls.as_ref(), handler, now).await;
+    if result.is_err() {
+        // Let the machine drop the transaction and tell the handler.
+        session.handle_input(server::Input::Closed(now()));
+        while let server::Output::Event(e) = session.poll_output() {
+            handler.event(e, &session).await;
+        }
+    }
+    handler.closed();
+    linger(&mut conn).await;
+    result
+}
+
+/// Closes our side, then reads and discards what the client still sends
+/// for a moment, so that unread input does not turn the close into a reset
+/// that would destroy our last reply (a 421 or a 221) in flight.
+async fn linger(conn: &mut Conn) {
+    let _ = conn.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until, conn.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn drive_server<H: SessionHandler>(
+    conn: &mut Conn,
+    session: &mut Server,
+    tls: Option<&TlsAcceptor>,
+    handler: &mut H,
+    now: impl Fn() -> Duration,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match session.poll_output() {
+            server::Output::Transmit(bytes) => {
+                conn.write_all(&bytes).await?;
+                conn.flush().await?;
+            }
+            server::Output::Event(event) => {
+                let ask = event.needs_answer();
+                let answer = handler.event(event, session).await;
+                if ask {
+                    let r = match answer {
+                        Answer::Accept => session.accept(),
+                        Answer::AcceptWith(reply) => session.accept_with(reply),
+                        Answer::Refuse(reply) => session.refuse(reply),
+                    };
+                    r.map_err(io::Error::other)?;
+                }
+            }
+            server::Output::StartTls => {
+                let acceptor = tls.ok_or_else(|| io::Error::other("STARTTLS without TLS"))?;
+                let limit = session.config().command_timeout;
+                tokio::time::timeout(limit, conn.accept_tls(acceptor))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                session.handle_input(server::Input::TlsEstablished(now()));
+            }
+            server::Output::Close => return Ok(()),
+            server::Output::Timeout(at) => {
+                let wait = at.saturating_sub(now());
+                tokio::select! {
+                    read = conn.read(&mut buf) => match read {
+                        Ok(0) => session.handle_input(server::Input::Closed(now())),
+                        Ok(n) => session.handle_input(server::Input::Receive(now(), &buf[..n])),
+                        Err(e) => return Err(e),
+                    },
+                    () = tokio::time::sleep(wait) => session.handle_input(server::Input::Timeout(now())),
+                }
+            }
+        }
+    }
+}
+
+/// Drives a client session over `conn` until it closes; `on_event` sees
+/// every event. `tls` is needed for STARTTLS.
+pub(crate) async fn drive_client(
+    mut conn: Conn,
+    client: &mut Client,
+    tls: Option<(&TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    mut on_event: impl FnMut(&ClientEvent),
+) -> io::Result<()> {
+    let start = Instant::now();
+    let now = move || start.elapsed();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match client.poll_output() {
+            client::Output::Transmit(bytes) => {
+                conn.write_all(&bytes).await?;
+                conn.flush().await?;
+            }
+            client::Output::Event(e) => on_event(&e),
+            client::Output::StartTls => {
+                let (connector, name) = tls
+                    .clone()
+                    .ok_or_else(|| io::Error::other("STARTTLS without a TLS configuration"))?;
+                conn.connect_tls(connector, name).await?;
+                client.handle_input(client::Input::TlsEstablished(now()));
+            }
+            client::Output::Close => {
+                let _ = conn.shutdown().await;
+                return Ok(());
+            }
+            client::Output::Timeout(at) => {
+                let wait = at.saturating_sub(now()).min(Duration::from_secs(3600));
+                tokio::select! {
+                    read = conn.read(&mut buf) => match read {
+                        Ok(0) => client.handle_input(client::Input::Closed(now())),
+                        Ok(n) => client.handle_input(client::Input::Receive(now(), &buf[..n])),
+                        Err(e) => return Err(e),
+                    },
+                    () = tokio::time::sleep(wait) => client.handle_input(client::Input::Timeout(now())),
+                }
+            }
+        }
+    }
+}
