@@ -602,6 +602,30 @@ impl Client {
                 }));
             return;
         }
+        if let Some(limit) = self.ext.size.filter(|l| *l > 0)
+            && msg.data.len() as u64 > limit
+        {
+            let reply = Reply::new(
+                552,
+                Some(EnhancedCode::new(5, 3, 4)),
+                &alloc::format!(
+                    "message of {} octets exceeds the server's SIZE {limit}",
+                    msg.data.len()
+                ),
+            );
+            self.events
+                .push_back(ClientEvent::Transaction(TransactionResult {
+                    id,
+                    mail: reply.clone(),
+                    rcpts: msg
+                        .to
+                        .iter()
+                        .map(|(t, _)| (t.clone(), reply.clone()))
+                        .collect(),
+                    data: None,
+                }));
+            return;
+        }
         let chunk = self.config.chunking && self.ext.chunking;
         msg.data = if chunk {
             data::normalize(&msg.data)

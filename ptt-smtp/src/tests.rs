@@ -400,6 +400,40 @@ fn pair_required_tls_not_offered() {
 }
 
 #[test]
+fn pair_size_checked_before_sending() {
+    let mut p = Pair::new(
+        ServerConfig {
+            max_message_size: 10,
+            ..ServerConfig::default()
+        },
+        ClientConfig {
+            tls: TlsMode::None,
+            ..ClientConfig::default()
+        },
+    );
+    p.client.send(Pair::msg(
+        "<a@example.org>",
+        &["<b@example.net>"],
+        b"0123456789abc",
+    ));
+    p.client
+        .send(Pair::msg("<a@example.org>", &["<b@example.net>"], b"small"));
+    p.client.finish();
+    p.drive();
+    let r = p.results();
+    assert_eq!(r[0].mail.code(), 552);
+    assert!(r[1].all_delivered());
+    assert_eq!(
+        p.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::Mail { .. }))
+            .count(),
+        1,
+        "the big one never reached the server"
+    );
+}
+
+#[test]
 fn pair_utf8_addresses_and_dsn() {
     let mut p = Pair::new(
         ServerConfig::default(),
