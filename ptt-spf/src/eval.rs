@@ -12,6 +12,7 @@ use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -338,6 +339,15 @@ pub enum Step {
     Done(SpfOutput),
 }
 
+/// A domain's SPF record as found on an earlier replay.
+#[derive(Debug, Clone)]
+enum Cached {
+    Record(Arc<SpfRecord>),
+    NoRecord,
+    Temp(String),
+    Perm(String),
+}
+
 #[derive(Debug, Clone)]
 enum State {
     /// Queries the last replay stopped on, and how many were handed out.
@@ -374,6 +384,8 @@ enum State {
 pub struct Evaluator {
     request: Request,
     answers: BTreeMap<(String, QueryType), Answer>,
+    /// Parsed records by domain, so that a replay does not parse again.
+    records: BTreeMap<String, Cached>,
     state: State,
     replays: u32,
 }
@@ -384,6 +396,7 @@ impl Evaluator {
         Evaluator {
             request,
             answers: BTreeMap::new(),
+            records: BTreeMap::new(),
             state: State::Open {
                 queries: Vec::new(),
                 handed_out: 0,
@@ -421,7 +434,11 @@ impl Evaluator {
 
     /// Hands in the answer to a query.
     pub fn answer(&mut self, query: &Query, answer: Answer) {
-        self.answers.insert(query.key(), answer);
+        let key = query.key();
+        if key.1 == QueryType::Txt {
+            self.records.remove(&key.0);
+        }
+        self.answers.insert(key, answer);
     }
 
     /// The outcome, once [`poll`](Self::poll) has returned [`Step::Done`].
@@ -459,6 +476,7 @@ impl Evaluator {
         let mut run = Run {
             request: &self.request,
             answers: &self.answers,
+            records: &mut self.records,
             local: &local,
             sender_domain: &domain,
             missing: Vec::new(),
@@ -535,6 +553,7 @@ fn temp(problem: String) -> Stop {
 struct Run<'a> {
     request: &'a Request,
     answers: &'a BTreeMap<(String, QueryType), Answer>,
+    records: &'a mut BTreeMap<String, Cached>,
     local: &'a str,
     sender_domain: &'a str,
     missing: Vec<Query>,
@@ -749,24 +768,45 @@ impl<'a> Run<'a> {
 
     /// Fetches and parses the SPF record of `domain`: `Ok(None)` when there
     /// is none.
-    fn record(&mut self, domain: &str) -> Result<Option<SpfRecord>, Stop> {
+    fn record(&mut self, domain: &str) -> Result<Option<Arc<SpfRecord>>, Stop> {
+        let key = norm(domain);
+        let cached = match self.records.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.fetch_record(domain)?;
+                self.records.insert(key, c.clone());
+                c
+            }
+        };
+        match cached {
+            Cached::Record(r) => Ok(Some(r)),
+            Cached::NoRecord => Ok(None),
+            Cached::Temp(p) => Err(temp(p)),
+            Cached::Perm(p) => Err(perm(p)),
+        }
+    }
+
+    fn fetch_record(&mut self, domain: &str) -> Result<Cached, Stop> {
         let records = match self.lookup(domain, QueryType::Txt)? {
             Answer::Txt(records) => records,
-            Answer::Error => return Err(temp(format!("DNS error looking up {domain} TXT"))),
-            Answer::NoRecords | Answer::NxDomain => return Ok(None),
-            _ => return Err(temp(format!("wrong answer type for {domain} TXT"))),
+            Answer::Error => return Ok(Cached::Temp(format!("DNS error looking up {domain} TXT"))),
+            Answer::NoRecords | Answer::NxDomain => return Ok(Cached::NoRecord),
+            _ => return Ok(Cached::Temp(format!("wrong answer type for {domain} TXT"))),
         };
         let mut spf = records.iter().filter(|r| is_spf_record(r));
         let Some(first) = spf.next() else {
-            return Ok(None);
+            return Ok(Cached::NoRecord);
         };
         if spf.next().is_some() {
-            return Err(perm(format!("{domain} has more than one v=spf1 record")));
+            return Ok(Cached::Perm(format!(
+                "{domain} has more than one v=spf1 record"
+            )));
         }
         let text = String::from_utf8_lossy(first);
-        SpfRecord::parse(&text)
-            .map(Some)
-            .map_err(|e| perm(format!("{domain}: {e}")))
+        Ok(match SpfRecord::parse(&text) {
+            Ok(r) => Cached::Record(Arc::new(r)),
+            Err(e) => Cached::Perm(format!("{domain}: {e}")),
+        })
     }
 
     fn check_host(&mut self, domain: &str, want_exp: bool) -> Result<Verdict, Stop> {
@@ -966,6 +1006,12 @@ impl<'a> Run<'a> {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn evaluator_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Evaluator>();
+    }
 
     fn zone(q: &Query) -> Answer {
         match (q.name.as_str(), q.qtype) {
