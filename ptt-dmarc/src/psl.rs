@@ -12,7 +12,6 @@
 //! Unicode are converted to A-labels (`xn--…`, RFC 3492 Punycode) after
 //! lowercasing, so `公司.cn` and `xn--55qx5d.cn` are the same rule.
 
-use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -40,11 +39,95 @@ pub enum PslError {
 /// A loaded Public Suffix List.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicSuffixList {
-    normal: BTreeSet<String>,
-    /// `*.X` stored as `X`.
-    wildcard: BTreeSet<String>,
-    /// `!X` stored as `X`.
-    exception: BTreeSet<String>,
+    rules: RuleTable,
+}
+
+const NORMAL: u8 = 1;
+/// `*.X`, stored as `X`.
+const WILDCARD: u8 = 2;
+/// `!X`, stored as `X`.
+const EXCEPTION: u8 = 4;
+
+/// Names with their rule kinds, in an open-addressing hash table (FNV-1a,
+/// linear probing, at most half full): `no_std` has no `HashMap`, and a
+/// lookup per suffix label must be cheap.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct RuleTable {
+    entries: Vec<(String, u8)>,
+    /// Index + 1 into `entries`; 0 is an empty slot. Length a power of two.
+    slots: Vec<u32>,
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl RuleTable {
+    fn slot_of(&self, name: &str) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = (fnv1a(name) as usize) & mask;
+        loop {
+            let e = *self.slots.get(i)?;
+            if e == 0 {
+                return Some(i);
+            }
+            if self
+                .entries
+                .get(e as usize - 1)
+                .is_some_and(|(n, _)| n == name)
+            {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get(&self, name: &str) -> u8 {
+        self.slot_of(name)
+            .and_then(|i| self.slots.get(i))
+            .and_then(|&e| e.checked_sub(1))
+            .and_then(|e| self.entries.get(e as usize))
+            .map_or(0, |(_, flags)| *flags)
+    }
+
+    fn insert(&mut self, name: String, flag: u8) {
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            let size = (self.slots.len() * 2).max(64);
+            self.slots = alloc::vec![0; size];
+            for idx in 0..self.entries.len() {
+                let Some(name) = self.entries.get(idx).map(|(n, _)| n.clone()) else {
+                    continue;
+                };
+                if let Some(i) = self.slot_of(&name) {
+                    self.slots[i] = idx as u32 + 1;
+                }
+            }
+        }
+        let Some(i) = self.slot_of(&name) else { return };
+        match self.slots[i] {
+            0 => {
+                self.entries.push((name, flag));
+                self.slots[i] = self.entries.len() as u32;
+            }
+            e => {
+                if let Some(entry) = self.entries.get_mut(e as usize - 1) {
+                    entry.1 |= flag;
+                }
+            }
+        }
+    }
+
+    fn rule_count(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(_, f)| f.count_ones() as usize)
+            .sum()
+    }
 }
 
 impl PublicSuffixList {
@@ -73,9 +156,7 @@ impl PublicSuffixList {
     /// invalid ones beside them.
     pub fn parse_lossy(text: &str) -> (PublicSuffixList, Vec<PslError>) {
         let mut list = PublicSuffixList {
-            normal: BTreeSet::new(),
-            wildcard: BTreeSet::new(),
-            exception: BTreeSet::new(),
+            rules: RuleTable::default(),
         };
         let mut errors = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -87,16 +168,16 @@ impl PublicSuffixList {
                 line: i + 1,
                 rule: rule.to_string(),
             };
-            let (set, body) = if let Some(rest) = rule.strip_prefix('!') {
-                (&mut list.exception, rest)
+            let (flag, body) = if let Some(rest) = rule.strip_prefix('!') {
+                (EXCEPTION, rest)
             } else if let Some(rest) = rule.strip_prefix("*.") {
-                (&mut list.wildcard, rest)
+                (WILDCARD, rest)
             } else {
-                (&mut list.normal, rule)
+                (NORMAL, rule)
             };
             match to_ascii_name(body) {
                 Some(name) if !name.contains('*') && !name.contains('!') => {
-                    set.insert(name);
+                    list.rules.insert(name, flag);
                 }
                 _ => errors.push(bad()),
             }
@@ -106,7 +187,7 @@ impl PublicSuffixList {
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.normal.len() + self.wildcard.len() + self.exception.len()
+        self.rules.rule_count()
     }
 
     /// True when the list holds no rule.
@@ -116,29 +197,43 @@ impl PublicSuffixList {
 
     /// The public suffix of `domain` in ASCII form (lowercase, A-labels), or
     /// `None` for a name that is not a valid domain (empty label, bad
-    /// character).
+    /// character) or that only an exception rule for a TLD would match.
     pub fn public_suffix(&self, domain: &str) -> Option<String> {
         let name = to_ascii_name(domain.strip_suffix('.').unwrap_or(domain))?;
-        let labels: Vec<&str> = name.split('.').collect();
-        let n = labels.len();
-        let suffix_of = |k: usize| labels[n - k..].join(".");
-        // Exception rules win: the suffix is the rule minus its first label.
-        for k in (1..=n).rev() {
-            if self.exception.contains(&suffix_of(k)) {
-                return Some(suffix_of(k - 1)).filter(|s| !s.is_empty());
-            }
-        }
+        let start = self.suffix_start(&name)?;
+        name.get(start..).map(str::to_string)
+    }
+
+    /// Where the public suffix of `name` (ASCII, lowercase) starts. Every
+    /// suffix of a dotted name is a substring of it, so the rules are looked
+    /// up without building strings.
+    fn suffix_start(&self, name: &str) -> Option<usize> {
+        // starts[k - 1]: where the suffix of k labels starts.
+        let mut starts: Vec<usize> = name.rmatch_indices('.').map(|(i, _)| i + 1).collect();
+        starts.push(0);
+        let n = starts.len();
+        let mut exception = None;
         let mut best = 1; // the implicit "*" rule
         for k in 1..=n {
-            let s = suffix_of(k);
-            if self.normal.contains(&s) {
+            let suffix = name.get(*starts.get(k - 1)?..)?;
+            let flags = self.rules.get(suffix);
+            if flags & EXCEPTION != 0 {
+                exception = Some(k);
+            }
+            if flags & NORMAL != 0 {
                 best = best.max(k);
             }
-            if k < n && self.wildcard.contains(&s) {
+            if k < n && flags & WILDCARD != 0 {
                 best = best.max(k + 1);
             }
         }
-        Some(suffix_of(best))
+        match exception {
+            // The exception rule wins: the suffix is the rule minus its
+            // leftmost label.
+            Some(k) if k >= 2 => starts.get(k - 2).copied(),
+            Some(_) => None,
+            None => starts.get(best - 1).copied(),
+        }
     }
 
     /// The organizational domain (RFC 7489 3.2): the public suffix plus one
@@ -146,7 +241,10 @@ impl PublicSuffixList {
     /// organizational domain. `None` for a name that is not a valid domain.
     pub fn organizational_domain(&self, domain: &str) -> Option<String> {
         let name = to_ascii_name(domain.strip_suffix('.').unwrap_or(domain))?;
-        Some(self.registrable_domain(&name).unwrap_or(name))
+        match self.registrable_start(&name) {
+            Some(start) => name.get(start..).map(str::to_string),
+            None => Some(name),
+        }
     }
 
     /// The registrable domain: the public suffix plus one label, or `None`
@@ -154,13 +252,17 @@ impl PublicSuffixList {
     /// semantics of publicsuffix.org's `checkPublicSuffix` tests).
     pub fn registrable_domain(&self, domain: &str) -> Option<String> {
         let name = to_ascii_name(domain.strip_suffix('.').unwrap_or(domain))?;
-        let suffix = self.public_suffix(&name)?;
-        if name.len() <= suffix.len() {
+        let start = self.registrable_start(&name)?;
+        name.get(start..).map(str::to_string)
+    }
+
+    fn registrable_start(&self, name: &str) -> Option<usize> {
+        let suffix = self.suffix_start(name)?;
+        if suffix == 0 {
             return None;
         }
-        let head = name.get(..name.len() - suffix.len() - 1)?;
-        let label = head.rsplit('.').next().unwrap_or(head);
-        Some(alloc::format!("{label}.{suffix}"))
+        let head = name.get(..suffix - 1)?;
+        Some(head.rfind('.').map_or(0, |i| i + 1))
     }
 
     /// True when `domain` is itself a public suffix.
