@@ -4,11 +4,78 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::{Files, Op, StoreError, initial_ops};
+
+const JOURNAL: &str = "journal";
+
+fn encode_journal(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in ops {
+        let (kind, path, data): (u8, &str, &[u8]) = match op {
+            Op::Put(p, d) => (b'P', p, d),
+            Op::Remove(p) => (b'R', p, &[]),
+        };
+        out.push(kind);
+        out.extend_from_slice(&(path.len() as u64).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+fn decode_journal(data: &[u8]) -> Option<Vec<Op>> {
+    let split = data.len().checked_sub(32)?;
+    let (body, sum) = data.split_at(split);
+    if Sha256::digest(body).as_slice() != sum {
+        return None;
+    }
+    let mut ops = Vec::new();
+    let mut rest = body;
+    let take = |rest: &mut &[u8], n: usize| -> Option<Vec<u8>> {
+        if rest.len() < n {
+            return None;
+        }
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        Some(a.to_vec())
+    };
+    let len = |rest: &mut &[u8]| -> Option<usize> {
+        let b = take(rest, 8)?;
+        usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
+    };
+    while let Some((&kind, tail)) = rest.split_first() {
+        rest = tail;
+        let n = len(&mut rest)?;
+        let path = String::from_utf8(take(&mut rest, n)?).ok()?;
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return None;
+        }
+        let n = len(&mut rest)?;
+        let data = take(&mut rest, n)?;
+        ops.push(match kind {
+            b'P' => Op::Put(path, data),
+            b'R' => Op::Remove(path),
+            _ => return None,
+        });
+    }
+    Some(ops)
+}
 
 /// The state in a plain directory. Each file is replaced atomically: the
 /// new content goes to `.NAME.new` beside it, is flushed with `fsync`, and
-/// renamed over the old file; then the directory is fsynced.
+/// renamed over the old file; then the directory is fsynced. A commit of
+/// more than one file is made all-or-nothing by first writing every
+/// change to `journal` (the same way, with a SHA-256 over it), applying
+/// them, and removing `journal`; opening the directory replays a journal
+/// left by a crash (replay is idempotent).
 #[derive(Debug)]
 pub struct DirFiles {
     root: PathBuf,
@@ -55,9 +122,46 @@ impl DirFiles {
             });
         }
         fs::create_dir_all(root.join("tmp")).map_err(|e| StoreError::io(&shown, e))?;
-        Ok(DirFiles {
+        let files = DirFiles {
             root: root.to_path_buf(),
-        })
+        };
+        files.replay()?;
+        Ok(files)
+    }
+
+    fn replay(&self) -> Result<(), StoreError> {
+        let p = self.path(JOURNAL);
+        let data = match fs::read(&p) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io(p.display().to_string(), e)),
+        };
+        // Written by rename, so complete; the hash guards against anything else.
+        let ops = decode_journal(&data).ok_or_else(|| StoreError::Corrupt {
+            file: JOURNAL.into(),
+            why: "journal does not verify".into(),
+        })?;
+        self.apply_each(&ops)?;
+        self.remove(JOURNAL)
+    }
+
+    fn remove(&self, rel: &str) -> Result<(), StoreError> {
+        let p = self.path(rel);
+        match fs::remove_file(&p) {
+            Ok(()) => sync_dir(p.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(rel, e)),
+        }
+    }
+
+    fn apply_each(&self, ops: &[Op]) -> Result<(), StoreError> {
+        for op in ops {
+            match op {
+                Op::Put(rel, data) => self.put(rel, data)?,
+                Op::Remove(rel) => self.remove(rel)?,
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -127,19 +231,11 @@ impl Files for DirFiles {
     }
 
     fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
-        for op in ops {
-            match op {
-                Op::Put(rel, data) => self.put(rel, data)?,
-                Op::Remove(rel) => {
-                    let p = self.path(rel);
-                    match fs::remove_file(&p) {
-                        Ok(()) => sync_dir(p.parent().unwrap_or(&self.root))?,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(StoreError::io(rel, e)),
-                    }
-                }
-            }
+        if ops.len() <= 1 {
+            return self.apply_each(ops);
         }
-        Ok(())
+        self.put(JOURNAL, &encode_journal(ops))?;
+        self.apply_each(ops)?;
+        self.remove(JOURNAL)
     }
 }

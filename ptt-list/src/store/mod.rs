@@ -219,3 +219,30 @@ pub fn ops_for(state: &State, changes: &Changes) -> Vec<Op> {
     }
     ops
 }
+
+impl<F: Files + ?Sized> Files for Box<F> {
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).read(path)
+    }
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(dir)
+    }
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        (**self).apply(ops)
+    }
+}
+
+/// Opens the state at `path`: a directory ([`DirFiles`]) or a FAT32 image
+/// file ([`ImageFiles`]).
+pub fn open(path: &std::path::Path) -> Result<Box<dyn Files + Send>, StoreError> {
+    if path.is_dir() {
+        Ok(Box::new(DirFiles::open(path)?))
+    } else if path.exists() {
+        Ok(Box::new(ImageFiles::open(path)?))
+    } else {
+        Err(StoreError::NotAnImage {
+            path: path.display().to_string(),
+            why: "no such file or directory".into(),
+        })
+    }
+}
