@@ -575,6 +575,54 @@ impl Feedback {
     }
 }
 
+impl Feedback {
+    /// The attachment name of RFC 7489 7.2.1.1:
+    /// `receiver!policy-domain!begin!end.xml.gz`.
+    pub fn file_name(&self, receiver: &str) -> String {
+        alloc::format!(
+            "{receiver}!{}!{}!{}.xml.gz",
+            self.policy.domain,
+            self.metadata.begin,
+            self.metadata.end
+        )
+    }
+
+    /// The Subject of the report email (RFC 7489 7.2.1.1).
+    pub fn subject(&self, receiver: &str) -> String {
+        alloc::format!(
+            "Report Domain: {} Submitter: {receiver} Report-ID: <{}>",
+            self.policy.domain,
+            self.metadata.report_id
+        )
+    }
+
+    /// The XML of [`to_xml`](Self::to_xml), gzip-compressed (RFC 1952) for
+    /// the attachment.
+    #[cfg(feature = "std")]
+    pub fn to_gzip(&self) -> Vec<u8> {
+        let xml = self.to_xml();
+        let data = xml.as_bytes();
+        let mut out = alloc::vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        out.extend(crc32(data).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected), as gzip wants it.
+#[cfg(feature = "std")]
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
 /// Why a report could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

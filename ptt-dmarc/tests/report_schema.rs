@@ -219,3 +219,49 @@ fn stalwart_samples_written_back_validate() {
     }
     assert_eq!(n, 10);
 }
+
+#[test]
+fn gzip_attachment_reads_back_here_and_in_python() {
+    let feedback = day_of_mail();
+    assert_eq!(
+        feedback.file_name("mx.example.org"),
+        "mx.example.org!example.com!1700000000!1700086399.xml.gz"
+    );
+    assert_eq!(
+        feedback.subject("mx.example.org"),
+        "Report Domain: example.com Submitter: mx.example.org Report-ID: <mx.example.org!example.com!1700000000>"
+    );
+    let gz = feedback.to_gzip();
+    // Python's gzip module (CRC and length checked) gives back our XML.
+    let out = ptt_testkit::python::run(
+        "import gzip\nsys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        serde_json::json!({"txt": {}}),
+        &gz,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), feedback.to_xml());
+    // And our reader takes it from an email as a receiver would send it.
+    let b64 = {
+        let out = ptt_testkit::python::run(
+            "import base64\nsys.stdout.write(base64.encodebytes(sys.stdin.buffer.read()).decode())",
+            serde_json::json!({"txt": {}}),
+            &gz,
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mail = format!(
+        "From: dmarc@mx.example.org\r\nTo: d@example.com\r\nSubject: {}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nreport\r\n\
+         --b\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"{}\"\r\n\r\n{}\r\n--b--\r\n",
+        feedback.subject("mx.example.org"),
+        feedback.file_name("mx.example.org"),
+        b64.replace('\n', "\r\n")
+    );
+    let reports = from_message(mail.as_bytes()).unwrap();
+    assert_eq!(reports, vec![feedback]);
+}
