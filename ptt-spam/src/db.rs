@@ -152,6 +152,20 @@ impl TokenDb {
         self.rebuild_from(old, capacity);
     }
 
+    /// Drops tokens seen in fewer than `min_messages` messages (spam and
+    /// ham together) and shrinks the table: most tokens of a large training
+    /// set, OSB pairs above all, were seen once and say little, while they
+    /// make the table several times larger and lookups slower.
+    pub fn prune(&mut self, min_messages: u32) {
+        for slot in &mut self.slots {
+            if slot.spam.saturating_add(slot.ham) < min_messages {
+                slot.spam = 0;
+                slot.ham = 0;
+            }
+        }
+        self.compact();
+    }
+
     /// Counts one message of `class` containing `tokens` (each hash once:
     /// pass the deduplicated hashes of [`crate::Tokens`]).
     pub fn train(&mut self, tokens: &[u64], class: Class) {
@@ -201,6 +215,20 @@ impl TokenDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_drops_rare_tokens() {
+        let mut db = TokenDb::new();
+        let toks: Vec<u64> = (1..5000u64).map(|i| crate::hash::mix(i) | 1).collect();
+        db.train(&toks, Class::Spam);
+        db.train(&toks[..100], Class::Ham);
+        db.prune(2);
+        assert_eq!(db.token_count(), 100);
+        assert_eq!(db.get(toks[50]), Counts { spam: 1, ham: 1 });
+        assert_eq!(db.get(toks[200]), Counts::default());
+        assert!(db.slots.len() < 1024 * 2);
+        assert_eq!(db.spam_messages(), 1);
+    }
 
     #[test]
     fn train_untrain_roundtrip() {

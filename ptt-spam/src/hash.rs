@@ -19,29 +19,57 @@ pub(crate) const fn mix(mut z: u64) -> u64 {
 /// Hashes `bytes` under `seed` (the seed keeps token namespaces apart).
 #[inline]
 pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(29);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        for (dst, src) in word.iter_mut().zip(rest) {
-            *dst = *src;
-        }
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K2)
-            .rotate_left(31);
-    }
-    nonzero(mix(h))
+    let mut s = Stream::new(seed, bytes.len() as u64);
+    let whole = bytes.len() - bytes.len() % 8;
+    s.words(&bytes[..whole]);
+    s.finish(&bytes[whole..])
 }
 
-#[cfg_attr(not(feature = "std"), allow(dead_code))]
+/// [`hash_bytes`] fed in pieces of whole 8-byte words (for checksumming a
+/// file as it is read); the total length must be known up front.
+pub(crate) struct Stream {
+    h: u64,
+}
+
+impl Stream {
+    #[inline]
+    pub(crate) fn new(seed: u64, total_len: u64) -> Self {
+        Stream {
+            h: seed ^ total_len.wrapping_mul(K),
+        }
+    }
+
+    /// Feeds whole words; a trailing partial word is ignored (callers pass
+    /// multiples of 8 and the remainder to [`Stream::finish`]).
+    #[inline]
+    pub(crate) fn words(&mut self, bytes: &[u8]) {
+        let mut h = self.h;
+        for chunk in bytes.chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(word))
+                .wrapping_mul(K)
+                .rotate_left(29);
+        }
+        self.h = h;
+    }
+
+    #[inline]
+    pub(crate) fn finish(self, rest: &[u8]) -> u64 {
+        let mut h = self.h;
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            for (dst, src) in word.iter_mut().zip(rest) {
+                *dst = *src;
+            }
+            h = (h ^ u64::from_le_bytes(word))
+                .wrapping_mul(K2)
+                .rotate_left(31);
+        }
+        nonzero(mix(h))
+    }
+}
+
 /// Combines two word hashes at distance `distance` into an OSB token hash.
 #[inline]
 pub(crate) fn pair(first: u64, second: u64, distance: u32) -> u64 {

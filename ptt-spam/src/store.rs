@@ -18,10 +18,11 @@
 //! fsyncs it and renames it over, so a server that reads the database while
 //! it is trained sees either the old or the new one, never a torn file.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::db::{Slot, TokenDb};
-use crate::hash::hash_bytes;
+use crate::hash::{Stream, hash_bytes};
 
 /// The first bytes of every token store.
 pub const MAGIC: [u8; 8] = *b"PTTSPAM\x1a";
@@ -143,19 +144,47 @@ impl TokenDb {
     /// Reads a store from its bytes, checking magic, version, sizes and
     /// checksum.
     pub fn from_bytes(bytes: &[u8]) -> Result<TokenDb, FormatError> {
-        if bytes.len() < HEADER + 8 {
+        let head = Header::parse(bytes, bytes.len() as u64)?;
+        let body = bytes.len() - 8;
+        let mut sum = Stream::new(CHECKSUM_SEED, body as u64);
+        sum.words(&bytes[..body]);
+        let computed = sum.finish(&[]);
+        let found = u64_at(bytes, body);
+        if found != computed {
+            return Err(FormatError::Checksum { found, computed });
+        }
+        let mut slots = Vec::with_capacity(head.capacity as usize);
+        decode_slots(&bytes[HEADER..body], &mut slots);
+        head.finish(slots)
+    }
+}
+
+/// The validated fixed header.
+struct Header {
+    spam_messages: u64,
+    ham_messages: u64,
+    capacity: u64,
+    len: u64,
+}
+
+impl Header {
+    /// Checks the header at the start of `bytes` against the file length.
+    fn parse(bytes: &[u8], file_len: u64) -> Result<Header, FormatError> {
+        if bytes.len() < 8 || (bytes.len() < HEADER && bytes[..8] != MAGIC) {
             let mut found = [0u8; 8];
             for (d, s) in found.iter_mut().zip(bytes) {
                 *d = *s;
             }
-            if bytes.len() >= 8 && found != MAGIC {
+            if bytes.len() >= 8 {
                 return Err(FormatError::Foreign {
                     found,
                     hint: guess(bytes),
                 });
             }
+        }
+        if bytes.len() < HEADER || file_len < (HEADER + 8) as u64 {
             return Err(FormatError::TooShort {
-                len: bytes.len(),
+                len: file_len as usize,
                 min: HEADER + 8,
             });
         }
@@ -187,21 +216,11 @@ impl TokenDb {
                 why: "must be a power of two between 1 and 2^28",
             });
         }
-        let expected = HEADER as u64 + capacity * SLOT as u64 + 8;
-        if bytes.len() as u64 != expected {
+        if file_len != HEADER as u64 + capacity * SLOT as u64 + 8 {
             return Err(FormatError::Field {
                 field: "capacity",
                 value: capacity,
                 why: "does not match the file length",
-            });
-        }
-        let body = bytes.len() - 8;
-        let found_sum = u64_at(bytes, body);
-        let computed = hash_bytes(CHECKSUM_SEED, &bytes[..body]);
-        if found_sum != computed {
-            return Err(FormatError::Checksum {
-                found: found_sum,
-                computed,
             });
         }
         let len = u64_at(bytes, 40);
@@ -212,29 +231,39 @@ impl TokenDb {
                 why: "the table must keep at least one empty slot",
             });
         }
-        let slots: Vec<Slot> = bytes[HEADER..body]
-            .chunks_exact(SLOT)
-            .map(|c| Slot {
-                hash: u64_at(c, 0),
-                spam: u32_at(c, 8),
-                ham: u32_at(c, 12),
-            })
-            .collect();
+        Ok(Header {
+            spam_messages: u64_at(bytes, 16),
+            ham_messages: u64_at(bytes, 24),
+            capacity,
+            len,
+        })
+    }
+
+    /// The database, once the slots are read and the checksum matched.
+    fn finish(self, slots: Vec<Slot>) -> Result<TokenDb, FormatError> {
         let occupied = slots.iter().filter(|s| s.hash != 0).count() as u64;
-        if occupied != len {
+        if occupied != self.len {
             return Err(FormatError::Field {
                 field: "occupied",
-                value: len,
+                value: self.len,
                 why: "does not match the slots in use",
             });
         }
         Ok(TokenDb {
-            spam_messages: u64_at(bytes, 16),
-            ham_messages: u64_at(bytes, 24),
+            spam_messages: self.spam_messages,
+            ham_messages: self.ham_messages,
             slots,
-            len: len as usize,
+            len: self.len as usize,
         })
     }
+}
+
+fn decode_slots(bytes: &[u8], out: &mut Vec<Slot>) {
+    out.extend(bytes.chunks_exact(SLOT).map(|c| Slot {
+        hash: u64_at(c, 0),
+        spam: u32_at(c, 8),
+        ham: u32_at(c, 12),
+    }));
 }
 
 /// Errors reading or writing a store file.
@@ -260,17 +289,61 @@ pub enum StoreError {
     },
 }
 
-/// Loads a store file in one read.
+/// Loads a store file: one pass over it, decoding the table and checking
+/// the checksum as the bytes arrive (no second copy of the file in memory).
 #[cfg(feature = "std")]
 pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
-    let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    TokenDb::from_bytes(&bytes).map_err(|source| StoreError::Format {
+    };
+    let format = |source| StoreError::Format {
         path: path.to_owned(),
         source,
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; HEADER];
+    let got = read_full(&mut file, &mut head).map_err(io)?;
+    let header = Header::parse(&head[..got], file_len).map_err(format)?;
+    let body = file_len - 8;
+    let mut sum = Stream::new(CHECKSUM_SEED, body);
+    sum.words(&head);
+    let mut slots = Vec::with_capacity(header.capacity as usize);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = (body - HEADER as u64) as usize;
+    while left > 0 {
+        let n = left.min(buf.len());
+        file.read_exact(&mut buf[..n]).map_err(io)?;
+        sum.words(&buf[..n]);
+        decode_slots(&buf[..n], &mut slots);
+        left -= n;
+    }
+    let mut tail = [0u8; 8];
+    file.read_exact(&mut tail).map_err(io)?;
+    let found = u64::from_le_bytes(tail);
+    let computed = sum.finish(&[]);
+    if found != computed {
+        return Err(format(FormatError::Checksum { found, computed }));
+    }
+    header.finish(slots).map_err(format)
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+#[cfg(feature = "std")]
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Writes a store atomically: a new file beside `path`, fsync, rename over
