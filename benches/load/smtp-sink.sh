@@ -7,7 +7,8 @@
 # and prints messages per second and the peak RSS (VmHWM) of each server.
 #
 # usage: benches/load/smtp-sink.sh   (from the workspace root; builds ptt in release)
-#   N=10000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build.
+#   N=10000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build;
+#   WORK=dir puts the mail directories on that file system (default /tmp).
 set -euo pipefail
 
 N=${N:-10000}
@@ -22,7 +23,7 @@ for p in smtp-source smtp-sink; do
     command -v "$p" >/dev/null || [[ -x /usr/sbin/$p ]] || { echo "needs $p (Debian package postfix)" >&2; exit 2; }
 done
 export PATH="$PATH:/usr/sbin"
-work=$(mktemp -d /tmp/ptt-load-XXXXXX)
+work=$(mktemp -d "${WORK:-/tmp}/ptt-load-XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

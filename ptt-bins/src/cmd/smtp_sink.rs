@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::exit::{Failure, Outcome};
 use crate::smtp_io::{self, Answer, SessionHandler};
@@ -106,35 +105,12 @@ pub(crate) fn run(args: Args) -> Outcome {
             .map_err(|e| Failure::input(format!("local address: {e}")))?;
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
-        accept_loop(listener, config, tls, args.implicit_tls, sink).await;
+        smtp_io::listen(listener, config, tls, args.implicit_tls, move |_peer| {
+            SinkSession::new(sink.clone())
+        })
+        .await;
         Ok(())
     })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    tls: Option<TlsAcceptor>,
-    implicit: bool,
-    sink: Arc<Sink>,
-) {
-    loop {
-        let (tcp, _peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("ptt smtp-sink: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (config, tls, sink) = (config.clone(), tls.clone(), sink.clone());
-        tokio::spawn(async move {
-            let mut handler = SinkSession::new(sink);
-            if let Err(e) = smtp_io::serve(tcp, config, tls, implicit, &mut handler).await {
-                eprintln!("ptt smtp-sink: session: {e}");
-            }
-        });
-    }
 }
 
 /// What all sessions share.

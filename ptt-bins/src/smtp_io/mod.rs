@@ -4,18 +4,13 @@
 //! a [`ptt_smtp::Client`].
 //!
 //! Every SMTP listener of ptt (the sink, and later submission and the
-//! receiver) is a [`SessionHandler`] plus [`serve`]:
+//! receiver) is a [`SessionHandler`] plus [`listen`] (or [`serve`] for one
+//! connection):
 //!
 //! ```ignore
 //! let listener = TcpListener::bind(addr).await?;
-//! loop {
-//!     let (tcp, peer) = listener.accept().await?;
-//!     let (config, tls) = (config.clone(), tls.clone());
-//!     tokio::spawn(async move {
-//!         let mut handler = MyHandler::new(peer);
-//!         let _ = serve(tcp, config, tls, false, &mut handler).await;
-//!     });
-//! }
+//! let config = Arc::new(ServerConfig { hostname, starttls: true, auth: true, ..Default::default() });
+//! listen(listener, config, Some(acceptor), false, move |peer| MyHandler::new(peer, shared.clone())).await;
 //! ```
 
 pub(crate) mod tls;
@@ -29,7 +24,7 @@ use std::time::{Duration, Instant};
 use ptt_smtp::server::{self, Event, Server, ServerConfig};
 use ptt_smtp::{Client, ClientEvent, Reply, client};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// A connection that may be upgraded to TLS in the middle.
@@ -155,6 +150,39 @@ pub(crate) trait SessionHandler: Send {
 
     /// The connection is over (after QUIT, a 421, EOF or an I/O error).
     fn closed(&mut self) {}
+}
+
+/// Accepts connections for ever, one task per connection, each with the
+/// handler `make(peer)` returns. Errors of one session are printed to
+/// standard error and never stop the others.
+pub(crate) async fn listen<H, F>(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
+    make: F,
+) where
+    H: SessionHandler + 'static,
+    F: Fn(std::net::SocketAddr) -> H,
+{
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait, then go on.
+                eprintln!("smtp: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let mut handler = make(peer);
+        let (config, tls) = (config.clone(), tls.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serve(tcp, config, tls, implicit, &mut handler).await {
+                eprintln!("smtp: session with {peer}: {e}");
+            }
+        });
+    }
 }
 
 /// Drives one server session over `tcp` until it closes.
