@@ -734,7 +734,7 @@ impl Server {
                 if rest.is_empty() {
                     return false;
                 }
-                let mut chunk = Vec::new();
+                let mut chunk = Vec::with_capacity(rest.len());
                 let (used, end) = scan.feed(rest, &mut chunk);
                 self.pos += used;
                 if !chunk.is_empty() {
@@ -807,7 +807,7 @@ impl Server {
                 .min(rest.len());
             let part = rest.get(..take).unwrap_or_default();
             if let Some(scan) = scan {
-                let mut chunk = Vec::new();
+                let mut chunk = Vec::with_capacity(part.len());
                 scan.feed(part, &mut chunk);
                 if !chunk.is_empty() {
                     self.events.push_back(Event::DataChunk(chunk));
