@@ -730,3 +730,98 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use alloc::format;
+    use proptest::prelude::*;
+
+    fn domain() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9-]{0,8}(\\.[a-z0-9][a-z0-9-]{0,8}){0,3}"
+    }
+
+    fn extra(known: &'static [&'static str]) -> impl Strategy<Value = Vec<Tag>> {
+        proptest::collection::btree_map("[x-z][a-z0-9_]{0,5}", "[!-:<-~]{0,12}", 0..3).prop_map(
+            move |m| {
+                m.into_iter()
+                    .filter(|(k, _)| !known.contains(&k.as_str()))
+                    .map(|(name, value)| Tag { name, value })
+                    .collect()
+            },
+        )
+    }
+
+    fn status() -> impl Strategy<Value = ChainStatus> {
+        prop_oneof![
+            Just(ChainStatus::None),
+            Just(ChainStatus::Pass),
+            Just(ChainStatus::Fail)
+        ]
+    }
+
+    fn algorithm() -> impl Strategy<Value = Algorithm> {
+        prop_oneof![Just(Algorithm::RsaSha256), Just(Algorithm::Ed25519Sha256)]
+    }
+
+    proptest! {
+        #[test]
+        fn arc_seal_round_trips(
+            instance in 1u32..=50,
+            algorithm in algorithm(),
+            signature in proptest::collection::vec(any::<u8>(), 1..300),
+            cv in status(),
+            domain in domain(),
+            selector in domain(),
+            timestamp in proptest::option::of(0u64..999_999_999_999),
+            extra in extra(&[]),
+        ) {
+            let seal = ArcSeal { instance, algorithm, signature, cv, domain, selector, timestamp, extra };
+            let text = seal.to_string();
+            prop_assert_eq!(ArcSeal::parse(text.as_bytes()), Ok(seal));
+        }
+
+        #[test]
+        fn ams_round_trips(
+            instance in 1u32..=50,
+            algorithm in algorithm(),
+            signature in proptest::collection::vec(any::<u8>(), 1..300),
+            body_hash in proptest::collection::vec(any::<u8>(), 32),
+            c in (0u8..2, 0u8..2, any::<bool>()),
+            domain in domain(),
+            headers in proptest::collection::vec("[a-z][a-z0-9-]{0,15}", 0..8),
+            body_length in proptest::option::of(any::<u64>()),
+            selector in domain(),
+            timestamp in proptest::option::of(0u64..999_999_999_999),
+            extra in extra(&[]),
+        ) {
+            let canon = |n| if n == 0 { Canon::Simple } else { Canon::Relaxed };
+            let ams = ArcMessageSignature {
+                instance, algorithm, signature, body_hash,
+                canonicalization: if c.2 { (canon(c.0), canon(c.1)) } else { (Canon::Relaxed, Canon::Relaxed) },
+                domain, headers, body_length, selector, timestamp, extra,
+                explicit_canonicalization: c.2,
+            };
+            let text = ams.to_string();
+            prop_assert_eq!(ArcMessageSignature::parse(text.as_bytes()), Ok(ams));
+        }
+
+        #[test]
+        fn aar_round_trips(
+            instance in 1u32..=50,
+            id in domain(),
+            results in "[ -:<-~]{0,40}(; [ -:<-~]{1,40}){0,3}",
+        ) {
+            let payload = format!("{id}; {results}").trim().to_string();
+            let aar = ArcAuthenticationResults { instance, authserv_id: id, payload };
+            let text = aar.to_string();
+            prop_assert_eq!(ArcAuthenticationResults::parse(text.as_bytes()), Ok(aar));
+        }
+
+        #[test]
+        fn tag_lists_round_trip(pairs in proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9_]{0,6}", "([!-:<-~]{1,10}( [!-:<-~]{1,10})?)?", 0..6)) {
+            let list = TagList { tags: pairs.into_iter().map(|(name, value)| Tag { name, value }).collect() };
+            prop_assert_eq!(TagList::parse(list.to_string().as_bytes()), Ok(list));
+        }
+    }
+}

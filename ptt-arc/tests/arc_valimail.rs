@@ -13,8 +13,11 @@
 //! (`cv_fail_i1_as_cv_fail`, `cv_fail_i2_as2_fail`, `cv_fail_i2_as1_fail`)
 //! have an empty `cv:`; the suite's README gives no value for them and its
 //! harness compares against the empty string, which no validator can
-//! print. Their chains carry a seal with `cv=fail`, so RFC 8617 §5.2 steps
-//! 2 and 3.3 make the status `fail`: this runner requires `fail` there.
+//! print (dkimpy, whose answers fill the suite, returns no status, Python
+//! `None`, for a chain whose seal says `cv=fail`: "the chain is
+//! terminated"). Their chains carry a seal with `cv=fail`, so RFC 8617 §5.2
+//! steps 2 and 3.3 make the status `fail`: this runner requires `fail`
+//! there.
 //!
 //! Signing: the README's "standardized header format" (tags in alphabetical
 //! order, one space after each `;`, no other whitespace) is

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::exit::Outcome;
 
+pub(crate) mod arc;
 pub(crate) mod spam;
 pub(crate) mod send;
 pub(crate) mod smtp_sink;
@@ -18,6 +19,8 @@ pub(crate) mod up;
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// Validate an ARC chain, or seal a message with a new ARC set (RFC 8617).
+    Arc(arc::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
     SmtpSink(smtp_sink::Args),
     /// Send a message from standard input to an SMTP server.
@@ -30,6 +33,7 @@ pub(crate) enum Verb {
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::Arc(args) => arc::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
         Verb::Spam(args) => spam::run(args),
