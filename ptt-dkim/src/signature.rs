@@ -228,7 +228,7 @@ pub(crate) fn number(value: &[u8], tag: &'static str) -> Result<u64, SignatureEr
         tag,
         value: String::from_utf8_lossy(value).into_owned(),
     };
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(err());
     }
     value

@@ -1,0 +1,180 @@
+//! Property tests: streaming canonicalization equals a naive reference
+//! model, for any split of the input; parsed forms round-trip through
+//! Display.
+
+use proptest::prelude::*;
+use ptt_dkim::{
+    Algorithm, BodyHasher, Canonicalization, DkimKeyRecord, DkimSignature, canonicalize_body,
+    canonicalize_header, split_header_fields,
+};
+
+/// Naive relaxed/simple body canonicalization straight from RFC 6376 §3.4.3/4:
+/// split into CRLF lines, transform each line, drop trailing empty lines.
+fn reference_body(canon: Canonicalization, body: &[u8]) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut rest = body;
+    let mut last_terminated = false;
+    while !rest.is_empty() {
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => {
+                lines.push(rest[..i].to_vec());
+                rest = &rest[i + 2..];
+                last_terminated = true;
+            }
+            None => {
+                lines.push(rest.to_vec());
+                rest = &[];
+                last_terminated = false;
+            }
+        }
+    }
+    let _ = last_terminated;
+    if canon == Canonicalization::Relaxed {
+        for line in &mut lines {
+            let mut out = Vec::new();
+            let mut ws = false;
+            for &b in line.iter() {
+                if b == b' ' || b == b'\t' {
+                    ws = true;
+                } else {
+                    if ws {
+                        out.push(b' ');
+                    }
+                    ws = false;
+                    out.push(b);
+                }
+            }
+            *line = out;
+        }
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let mut out = Vec::new();
+    for l in &lines {
+        out.extend_from_slice(l);
+        out.extend_from_slice(b"\r\n");
+    }
+    if out.is_empty() && canon == Canonicalization::Simple {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            b'a', b'b', b' ', b' ', b'\t', b'\r', b'\n', b'\r', 0xc3, b'.',
+        ]),
+        0..200,
+    )
+}
+
+fn canon() -> impl Strategy<Value = Canonicalization> {
+    prop::sample::select(vec![Canonicalization::Simple, Canonicalization::Relaxed])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn body_matches_reference(body in body_bytes(), c in canon()) {
+        prop_assert_eq!(canonicalize_body(c, &body), reference_body(c, &body));
+    }
+
+    #[test]
+    fn streaming_equals_one_shot(body in body_bytes(), c in canon(), cuts in prop::collection::vec(0usize..200, 0..8)) {
+        let mut one = BodyHasher::new(c, None);
+        one.update(&body);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|x| x.min(body.len())).collect();
+        cuts.sort_unstable();
+        let mut streamed = BodyHasher::new(c, None);
+        let mut prev = 0;
+        for cut in cuts {
+            streamed.update(&body[prev..cut]);
+            prev = cut;
+        }
+        streamed.update(&body[prev..]);
+        prop_assert_eq!(one.finish(), streamed.finish());
+    }
+
+    #[test]
+    fn canonicalization_is_idempotent(body in body_bytes(), c in canon()) {
+        let once = canonicalize_body(c, &body);
+        prop_assert_eq!(canonicalize_body(c, &once), once);
+    }
+
+    #[test]
+    fn relaxed_header_has_no_wsp_runs(value in "[a-z \\t]{0,30}(\\r\\n[ \\t][a-z \\t]{0,20}){0,3}") {
+        let raw = format!("X-Test:{value}\r\n");
+        let fields = split_header_fields(raw.as_bytes());
+        prop_assert_eq!(fields.len(), 1);
+        let mut out = Vec::new();
+        canonicalize_header(Canonicalization::Relaxed, &fields[0], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        prop_assert!(text.starts_with("x-test:"));
+        prop_assert!(text.ends_with("\r\n"));
+        let v = &text[7..text.len() - 2];
+        prop_assert!(!v.contains("  ") && !v.contains('\t') && !v.starts_with(' ') && !v.ends_with(' '));
+        let words: Vec<&str> = value.split_whitespace().collect();
+        prop_assert_eq!(v, words.join(" "));
+    }
+
+    #[test]
+    fn signature_round_trips(
+        alg in prop::sample::select(vec![Algorithm::RsaSha256, Algorithm::Ed25519Sha256, Algorithm::RsaSha1]),
+        hc in canon(), bc in canon(),
+        domain in "[a-z0-9]{1,10}(\\.[a-z0-9-]{1,10}){0,3}",
+        selector in "[a-z0-9_]{1,12}",
+        headers in prop::collection::vec("[A-Za-z][A-Za-z0-9-]{0,15}", 1..6),
+        bh in prop::collection::vec(any::<u8>(), 32),
+        b in prop::collection::vec(any::<u8>(), 0..300),
+        local in prop::option::of("[a-z0-9.+]{0,8}"),
+        l in prop::option::of(any::<u64>()),
+        t in prop::option::of(0u64..1u64 << 40),
+        x in prop::option::of(0u64..1u64 << 40),
+    ) {
+        let sig = DkimSignature {
+            algorithm: alg, header_canon: hc, body_canon: bc,
+            domain: domain.clone(), selector, headers,
+            body_hash: bh, signature: b,
+            identity: local.map(|l| format!("{l}@{domain}")),
+            body_length: l, query_methods: Some("dns/txt".into()),
+            timestamp: t, expiration: x, copied_headers: None, unknown: Vec::new(),
+        };
+        let text = sig.to_string();
+        prop_assert_eq!(DkimSignature::parse(text.as_bytes()).unwrap(), sig);
+    }
+
+    #[test]
+    fn key_record_round_trips(
+        key_type in prop::sample::select(vec!["rsa", "ed25519"]),
+        key in prop::collection::vec(any::<u8>(), 0..300),
+        hashes in prop::option::of(prop::collection::vec(prop::sample::select(vec!["sha256", "sha1"]), 1..3)),
+        flags in prop::collection::vec(prop::sample::select(vec!["y", "s"]), 0..3),
+        services in prop::option::of(prop::collection::vec(prop::sample::select(vec!["email", "*"]), 1..3)),
+    ) {
+        let rec = DkimKeyRecord {
+            key_type: key_type.into(),
+            hashes: hashes.map(|h| h.into_iter().map(String::from).collect()),
+            services: services.map(|s| s.into_iter().map(String::from).collect()),
+            flags: flags.into_iter().map(String::from).collect(),
+            notes: None,
+            public_key: key,
+            unknown: Vec::new(),
+        };
+        let text = rec.to_string();
+        prop_assert_eq!(DkimKeyRecord::parse(text.as_bytes()).unwrap(), rec.clone());
+        let strings = rec.to_txt_strings();
+        prop_assert!(strings.iter().all(|s| s.len() <= 255));
+        prop_assert_eq!(DkimKeyRecord::from_txt_strings(&strings).unwrap(), rec);
+    }
+
+    #[test]
+    fn parsers_never_panic(input in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = DkimSignature::parse(&input);
+        let _ = DkimKeyRecord::parse(&input);
+        let _ = ptt_dkim::parse_tag_list(&input);
+        let _ = split_header_fields(&input);
+    }
+}
