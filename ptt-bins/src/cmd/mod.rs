@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::exit::Outcome;
 
+pub(crate) mod dkim;
 pub(crate) mod arc;
 pub(crate) mod spam;
 pub(crate) mod send;
@@ -19,6 +20,8 @@ pub(crate) mod up;
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463).
+    Dkim(dkim::Args),
     /// Validate an ARC chain, or seal a message with a new ARC set (RFC 8617).
     Arc(arc::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
@@ -33,6 +36,7 @@ pub(crate) enum Verb {
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::Dkim(args) => dkim::run(args),
         Verb::Arc(args) => arc::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
