@@ -1,0 +1,352 @@
+//! Message authentication as a receiver does it: SPF (ptt-spf), DKIM
+//! (ptt-dkim) and DMARC (ptt-dmarc), with every DNS question of the
+//! Sans-IO evaluators answered by the resolver (the questions of one round
+//! concurrently, SPF and DKIM side by side), and the
+//! `Authentication-Results` field that records the verdicts (RFC 8601).
+//!
+//! Used by `ptt auth check` and by the local receiver of `ptt up`.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{RData, RecordType};
+use ptt_dkim::{KeyAnswer, SignatureResult, Verifier, VerifyPolicy};
+use ptt_dmarc::authres::{AuthenticationResults, MethodResult, claims_authserv_id, items};
+use ptt_dmarc::eval::{
+    self as dmarc, AuthInput, DkimOutcome, DkimResult, Evaluation, SpfOutcome, Verdict,
+};
+use ptt_dmarc::psl::PublicSuffixList;
+use ptt_spf::{Identity, Request, SpfOutput};
+
+use crate::dns::{Lookup, Resolver, txt_joined};
+
+/// What the SMTP session knows about the sender.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    /// The client's address.
+    pub(crate) ip: IpAddr,
+    /// The HELO/EHLO name.
+    pub(crate) helo: String,
+    /// The MAIL FROM address, empty for the null sender.
+    pub(crate) mail_from: String,
+}
+
+/// The verdicts on one message.
+#[derive(Debug)]
+pub(crate) struct Authentication {
+    /// SPF for MAIL FROM (or HELO for the null sender).
+    pub(crate) spf: SpfOutput,
+    /// The `Received-SPF` field, CRLF-terminated.
+    pub(crate) received_spf: String,
+    /// One result per DKIM-Signature.
+    pub(crate) dkim: Vec<SignatureResult>,
+    /// DMARC for the RFC 5322.From domain.
+    pub(crate) dmarc: Verdict,
+    /// Why DMARC could not evaluate the From field (its permerror).
+    pub(crate) from_problem: Option<String>,
+}
+
+impl Authentication {
+    /// The `Authentication-Results` field for `authserv_id`, CRLF-terminated.
+    pub(crate) fn header_field(&self, authserv_id: &str) -> Result<String, String> {
+        let mut ar = AuthenticationResults::new(authserv_id)
+            .map_err(|e| format!("authserv-id {authserv_id:?}: {e}"))?;
+        let spf = spf_outcome(&self.spf);
+        ar.push(
+            items::spf(&spf, Some(&self.spf.sender))
+                .or_else(|_| items::spf(&spf, None))
+                .or_else(|_| MethodResult::new("spf", spf.result.as_str()))
+                .map_err(|e| e.to_string())?,
+        );
+        if self.dkim.is_empty() {
+            ar.push(MethodResult::new("dkim", "none").map_err(|e| e.to_string())?);
+        }
+        for outcome in dkim_outcomes(&self.dkim) {
+            let item = items::dkim(&outcome)
+                .or_else(|_| MethodResult::new("dkim", outcome.result.as_str()))
+                .map_err(|e| e.to_string())?;
+            ar.push(item);
+        }
+        ar.push(
+            items::dmarc(&self.dmarc)
+                .or_else(|_| MethodResult::new("dmarc", self.dmarc.result.as_str()))
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(ar.to_header_field())
+    }
+}
+
+/// Runs SPF, DKIM and DMARC on `message` (the whole message, CRLF line ends).
+///
+/// `receiver` names this host in `Received-SPF`; `now` is the Unix time for
+/// DKIM's `t=`/`x=`; `sample` is a random number for DMARC `pct`.
+pub(crate) async fn authenticate(
+    resolver: &Resolver,
+    psl: &PublicSuffixList,
+    message: &[u8],
+    envelope: &Envelope,
+    receiver: &str,
+    now: u64,
+    sample: u32,
+) -> Authentication {
+    let request = if envelope.mail_from.is_empty() {
+        Request::helo(envelope.ip, &envelope.helo)
+    } else {
+        Request::mail_from(envelope.ip, &envelope.mail_from, &envelope.helo)
+    }
+    .with_receiver(receiver)
+    .with_timestamp(now);
+    let (spf, dkim) = tokio::join!(
+        crate::cmd::spf::evaluate(resolver, request.clone()),
+        verify_dkim(resolver, message, now),
+    );
+    let mut received_spf = ptt_spf::ReceivedSpf::new(&request, &spf).to_string();
+    if !received_spf.ends_with("\r\n") {
+        received_spf.push_str("\r\n");
+    }
+    let input = AuthInput {
+        spf: Some(spf_outcome(&spf)),
+        dkim: dkim_outcomes(&dkim),
+    };
+    let (dmarc, from_problem) = match from_domain(message) {
+        Ok(domain) => match Evaluation::new(psl, &domain, input, sample) {
+            Ok(evaluation) => (evaluate_dmarc(resolver, evaluation).await, None),
+            Err(e) => (Evaluation::permerror(&domain), Some(e.to_string())),
+        },
+        Err(why) => (Evaluation::permerror(""), Some(why)),
+    };
+    Authentication {
+        spf,
+        received_spf,
+        dkim,
+        dmarc,
+        from_problem,
+    }
+}
+
+/// Verifies every DKIM-Signature, answering the key questions as they come.
+pub(crate) async fn verify_dkim(
+    resolver: &Resolver,
+    message: &[u8],
+    now: u64,
+) -> Vec<SignatureResult> {
+    let mut verifier = Verifier::new(VerifyPolicy::default(), now);
+    verifier.update(message);
+    verifier.end();
+    let mut asked = Vec::new();
+    loop {
+        match verifier.poll() {
+            ptt_dkim::Output::NeedTxt(query) => asked.push(query.name),
+            ptt_dkim::Output::Wait if !asked.is_empty() => {
+                let lookups = asked.iter().map(|n| resolver.lookup(n, RecordType::TXT));
+                let answers = futures_util::future::join_all(lookups).await;
+                for (name, lookup) in asked.drain(..).zip(answers) {
+                    verifier.answer(&name, key_answer(lookup));
+                }
+            }
+            ptt_dkim::Output::Wait | ptt_dkim::Output::Done => {
+                return verifier.into_results();
+            }
+        }
+    }
+}
+
+/// A DNS lookup as ptt-dkim takes it.
+pub(crate) fn key_answer(lookup: Lookup) -> KeyAnswer {
+    match lookup {
+        Lookup::Found(records) => KeyAnswer::Records(
+            records
+                .iter()
+                .filter_map(|r| match r {
+                    RData::TXT(txt) => Some(txt_joined(txt)),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Lookup::NoRecords | Lookup::NxDomain => KeyAnswer::NxDomain,
+        Lookup::Failed(why) => KeyAnswer::TempError(why),
+    }
+}
+
+async fn evaluate_dmarc(resolver: &Resolver, mut evaluation: Evaluation) -> Verdict {
+    loop {
+        match evaluation.poll() {
+            dmarc::Step::Done(verdict) => return *verdict,
+            dmarc::Step::Query(query) => {
+                let rtype = match query.kind {
+                    dmarc::QueryKind::Txt => RecordType::TXT,
+                    dmarc::QueryKind::A => RecordType::A,
+                };
+                let answer = match resolver.lookup(&query.name, rtype).await {
+                    Lookup::Found(records) => dmarc::Answer::Txt(
+                        records
+                            .iter()
+                            .map(|r| match r {
+                                RData::TXT(txt) => {
+                                    String::from_utf8_lossy(&txt_joined(txt)).into_owned()
+                                }
+                                other => other.to_string(),
+                            })
+                            .collect(),
+                    ),
+                    Lookup::NoRecords => dmarc::Answer::NoRecords,
+                    Lookup::NxDomain => dmarc::Answer::NxDomain,
+                    Lookup::Failed(_) => dmarc::Answer::TempError,
+                };
+                if evaluation.handle_answer(answer).is_err() {
+                    // Cannot happen: a question is pending after Step::Query.
+                    return Evaluation::permerror(evaluation.organizational_domain());
+                }
+            }
+        }
+    }
+}
+
+fn spf_outcome(spf: &SpfOutput) -> SpfOutcome {
+    let result =
+        dmarc::SpfResult::parse(spf.result.as_str()).unwrap_or(dmarc::SpfResult::PermError);
+    match spf.identity {
+        Identity::Helo => SpfOutcome::helo(result, &spf.domain),
+        Identity::MailFrom => SpfOutcome::mail_from(result, &spf.domain),
+    }
+}
+
+fn dkim_outcomes(results: &[SignatureResult]) -> Vec<DkimOutcome> {
+    results
+        .iter()
+        .map(|r| {
+            let result = DkimResult::parse(r.verdict.as_str()).unwrap_or(DkimResult::PermError);
+            let outcome = DkimOutcome::new(result, r.domain.as_deref().unwrap_or_default());
+            match &r.selector {
+                Some(s) => outcome.with_selector(s),
+                None => outcome,
+            }
+        })
+        .collect()
+}
+
+/// The header block of `message` (without the empty line), or all of it
+/// when it has no body.
+pub(crate) fn header_block(message: &[u8]) -> &[u8] {
+    if message.starts_with(b"\r\n") {
+        return &[];
+    }
+    match message.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => &message[..end + 2],
+        None => message,
+    }
+}
+
+/// The domain of the single address in the single From field (RFC 7489
+/// 6.6.1): anything else is an error saying what was wrong.
+pub(crate) fn from_domain(message: &[u8]) -> Result<String, String> {
+    let fields = ptt_dkim::split_header_fields(header_block(message));
+    let mut froms = fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(b"from"));
+    let field = froms.next().ok_or("the message has no From field")?;
+    if froms.next().is_some() {
+        return Err("the message has more than one From field".into());
+    }
+    let value = String::from_utf8_lossy(field.value()).replace(['\r', '\n'], "");
+    let value = strip_comments(&value);
+    let addresses: Vec<&str> = value.split(',').filter(|a| a.contains('@')).collect();
+    let [address] = addresses.as_slice() else {
+        return Err(format!("From holds {} addresses, not one", addresses.len()));
+    };
+    let spec = match (address.rfind('<'), address.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &address[open + 1..close],
+        _ => address.trim(),
+    };
+    let domain = spec
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace))
+        .ok_or_else(|| format!("no domain in From address {spec:?}"))?;
+    Ok(domain)
+}
+
+/// Removes RFC 5322 comments (nested parentheses) outside quoted strings.
+fn strip_comments(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let (mut depth, mut quoted, mut escaped) = (0u32, false, false);
+    for c in value.chars() {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `message` without the `Authentication-Results` fields that claim
+/// `authserv_id` (RFC 8601 §5: a receiver removes forged results of its own
+/// before adding its own).
+pub(crate) fn strip_forged_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+    let head = header_block(message);
+    let mut out = Vec::with_capacity(message.len());
+    for field in ptt_dkim::split_header_fields(head) {
+        let forged = field.name.eq_ignore_ascii_case(b"authentication-results")
+            && claims_authserv_id(&String::from_utf8_lossy(field.value()), authserv_id);
+        if !forged {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    out.extend_from_slice(&message[head.len()..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_domain_reads_one_address() {
+        let m = |from: &str| format!("From: {from}\r\nTo: x@y\r\n\r\nbody\r\n").into_bytes();
+        assert_eq!(from_domain(&m("a@Example.ORG")).unwrap(), "example.org");
+        assert_eq!(
+            from_domain(&m("\"Doe, J (x@evil.test)\" <j@example.org>")).unwrap(),
+            "example.org"
+        );
+        assert_eq!(
+            from_domain(&m("J (work: j@evil.test) <j@example.org>")).unwrap(),
+            "example.org"
+        );
+        assert!(from_domain(&m("a@one.test, b@two.test")).is_err());
+        assert!(from_domain(&m("undisclosed")).is_err());
+        assert!(from_domain(b"From: a@x.test\r\nFrom: b@y.test\r\n\r\n").is_err());
+        assert!(from_domain(b"To: a@x.test\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn forged_results_of_our_id_are_removed_and_others_kept() {
+        let message = b"Authentication-Results: mx.example.org; dkim=pass\r\n\
+Authentication-Results: other.example; spf=pass\r\n\
+Authentication-Results: MX.EXAMPLE.ORG;\r\n\tdmarc=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body\r\n";
+        let out = strip_forged_results(message, "mx.example.org");
+        assert_eq!(
+            out,
+            b"Authentication-Results: other.example; spf=pass\r\nSubject: hi\r\n\r\n\
+Authentication-Results: mx.example.org; in the body\r\n"
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! A Maildir-style folder where each accepted message is one file: written
+//! under `tmp/`, fsynced, renamed into `new/`, and the folder fsynced, so
+//! that a `250` is only sent for a message that is on disk.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One folder with `tmp/`, `new/` and `cur/`.
+#[derive(Debug)]
+pub(crate) struct Maildir {
+    root: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Maildir {
+    /// Opens `root`, creating it and its subfolders if needed.
+    pub(crate) fn create(root: &Path) -> std::io::Result<Maildir> {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Maildir {
+            root: root.to_path_buf(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The folder.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A name no other delivery of this process or another one uses.
+    fn unique_name(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{}.M{}P{}Q{n}.ptt",
+            t.as_secs(),
+            t.subsec_micros(),
+            std::process::id()
+        )
+    }
+
+    /// Stores `parts` (concatenated) as one message durably; returns its name.
+    /// Blocking: call it from `spawn_blocking` in async code.
+    pub(crate) fn deliver(&self, parts: &[&[u8]]) -> std::io::Result<String> {
+        let name = self.unique_name();
+        let tmp = self.root.join("tmp").join(&name);
+        let result = (|| {
+            let mut file = File::create(&tmp)?;
+            for part in parts {
+                file.write_all(part)?;
+            }
+            file.sync_all()?;
+            drop(file);
+            let new = self.root.join("new");
+            std::fs::rename(&tmp, new.join(&name))?;
+            File::open(&new)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_messages_land_in_new_with_unique_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path()).unwrap();
+        let a = md.deliver(&[b"A: 1\r\n", b"\r\nbody\r\n"]).unwrap();
+        let b = md.deliver(&[b"B: 2\r\n\r\n"]).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            std::fs::read(dir.path().join("new").join(&a)).unwrap(),
+            b"A: 1\r\n\r\nbody\r\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}

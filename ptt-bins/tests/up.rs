@@ -1,0 +1,328 @@
+//! `ptt up` end to end: swaks submits over STARTTLS and implicit TLS with
+//! AUTH, the message is DKIM-signed, handed to the receiver, authenticated
+//! and stored; dkimpy independently verifies what landed in the inbox; the
+//! open-relay, spoofing and forged-results probes are refused.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ptt_testkit::python::{PyDns, dkimpy_verify};
+use ptt_testkit::{Peer, free_port, swaks, wait_for_tcp};
+
+struct Up {
+    _process: Peer,
+    state: tempfile::TempDir,
+    submission: u16,
+    submissions: u16,
+    receiver: u16,
+    password: String,
+    key_record: String,
+}
+
+impl Up {
+    fn start() -> Up {
+        let state = tempfile::tempdir().unwrap();
+        let (submission, submissions, receiver) = (free_port(), free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
+            .arg("up")
+            .arg("--state")
+            .arg(state.path())
+            .args(["--submission-port", &submission.to_string()])
+            .args(["--submissions-port", &submissions.to_string()])
+            .args(["--receiver-port", &receiver.to_string()])
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn ptt up");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let process = Peer::new("ptt up", child);
+        let (mut password, mut key_record) = (String::new(), String::new());
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.trim().strip_prefix("user") {
+                password = rest.split_whitespace().last().unwrap().to_string();
+            }
+            if line.contains("._domainkey.") {
+                key_record = line.split('"').nth(1).unwrap().to_string();
+            }
+            if line.starts_with("Stop with") {
+                break;
+            }
+        }
+        assert!(!password.is_empty(), "ptt up printed no password");
+        for port in [submission, submissions, receiver] {
+            wait_for_tcp(
+                ([127, 0, 0, 1], port).into(),
+                Duration::from_secs(10),
+                "ptt up",
+            );
+        }
+        Up {
+            _process: process,
+            state,
+            submission,
+            submissions,
+            receiver,
+            password,
+            key_record,
+        }
+    }
+
+    fn folder(&self, name: &str) -> Vec<Vec<u8>> {
+        let dir: PathBuf = self.state.path().join(name).join("new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    fn wait_for(&self, name: &str, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.folder(name);
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn output(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn state_path(up: &Up) -> &Path {
+    up.state.path()
+}
+
+#[test]
+fn submission_signs_and_the_receiver_authenticates() {
+    let up = Up::start();
+    let port = up.submission.to_string();
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        &up.password,
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test,friend@example.net",
+        "--header",
+        "Subject: through ptt up",
+        "--body",
+        "hello",
+    ]);
+    assert!(out.status.success(), "swaks: {}", output(&out));
+
+    let inbox = up.wait_for("inbox", 1);
+    assert_eq!(inbox.len(), 1);
+    let text = String::from_utf8_lossy(&inbox[0]);
+    assert!(
+        text.starts_with("Authentication-Results: mx.example.test;"),
+        "{text}"
+    );
+    for verdict in ["spf=pass", "dkim=pass header.d=example.test", "dmarc=pass"] {
+        assert!(text.contains(verdict), "{verdict} missing in:\n{text}");
+    }
+    assert!(text.contains("Received-SPF: pass"), "{text}");
+    assert!(text.contains("Received: from"), "{text}");
+
+    // An independent implementation agrees with the signature.
+    let mut txt = BTreeMap::new();
+    txt.insert(
+        "ptt._domainkey.example.test".to_string(),
+        up.key_record.clone(),
+    );
+    assert!(dkimpy_verify(&inbox[0], &PyDns::Txt(txt.clone())));
+    let tampered = String::from_utf8_lossy(&inbox[0]).replace("hello", "hellO");
+    assert!(!dkimpy_verify(tampered.as_bytes(), &PyDns::Txt(txt)));
+
+    // The remote recipient waits on disk for the relay, signed.
+    let outbound = up.wait_for("outbound", 1);
+    let queued = String::from_utf8_lossy(&outbound[0]);
+    assert!(
+        queued.contains("X-Ptt-Envelope-To: <friend@example.net>"),
+        "{queued}"
+    );
+    assert!(queued.contains("DKIM-Signature:"), "{queued}");
+    assert!(state_path(&up).join("ca.pem").exists());
+}
+
+#[test]
+fn implicit_tls_submission_works() {
+    let up = Up::start();
+    let port = up.submissions.to_string();
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls-on-connect",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        &up.password,
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test",
+    ]);
+    assert!(out.status.success(), "swaks: {}", output(&out));
+    assert_eq!(up.wait_for("inbox", 1).len(), 1);
+}
+
+#[test]
+fn submission_refuses_cleartext_auth_bad_passwords_and_impersonation() {
+    let up = Up::start();
+    let port = up.submission.to_string();
+    // No TLS: AUTH is not even offered, so swaks gives up.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        &up.password,
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test",
+    ]);
+    assert!(
+        !out.status.success(),
+        "AUTH in clear text must fail: {}",
+        output(&out)
+    );
+    // Wrong password.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        "guess",
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test",
+    ]);
+    assert!(!out.status.success());
+    assert!(output(&out).contains("535"), "{}", output(&out));
+    // Sending as somebody else.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        &up.password,
+        "--from",
+        "ceo@example.test",
+        "--to",
+        "demo@example.test",
+    ]);
+    assert!(!out.status.success());
+    assert!(output(&out).contains("553 5.7.1"), "{}", output(&out));
+    // Without AUTH, MAIL is refused.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-tls",
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test",
+    ]);
+    assert!(output(&out).contains("530"), "{}", output(&out));
+    assert!(up.folder("inbox").is_empty() && up.folder("outbound").is_empty());
+}
+
+#[test]
+fn receiver_is_no_open_relay_and_applies_dmarc() {
+    let up = Up::start();
+    let port = up.receiver.to_string();
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--from",
+        "demo@example.test",
+        "--to",
+        "victim@example.net",
+    ]);
+    assert!(output(&out).contains("554 5.7.1"), "{}", output(&out));
+
+    // A spoof of the domain: unsigned, from a sender whose SPF cannot pass
+    // for example.test, so DMARC fails and p=reject applies.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--helo",
+        "evil.example.test",
+        "--from",
+        "bounce@nowhere.example.test",
+        "--to",
+        "demo@example.test",
+        "--header",
+        "From: demo@example.test",
+    ]);
+    assert!(output(&out).contains("550 5.7.1"), "{}", output(&out));
+
+    // Forged results claiming our authserv-id are removed; ours are added.
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--from",
+        "demo@example.test",
+        "--to",
+        "demo@example.test",
+        "--add-header",
+        "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test",
+    ]);
+    assert!(out.status.success(), "{}", output(&out));
+    let inbox = up.wait_for("inbox", 1);
+    assert_eq!(inbox.len(), 1, "only the genuine message is stored");
+    let text = String::from_utf8_lossy(&inbox[0]);
+    assert_eq!(text.matches("Authentication-Results:").count(), 1, "{text}");
+    assert!(!text.contains("bank.test"), "{text}");
+    assert!(
+        text.contains("spf=pass") && text.contains("dkim=none"),
+        "{text}"
+    );
+}
