@@ -259,7 +259,11 @@ fn bare_lf_nul_and_overlong_probes() {
     // "NOOP\n" is refused and drops the transaction, so the RCPT that
     // follows has no MAIL.
     let r = c.codes(5);
-    assert_eq!(r, ["250", "250", "250", "500", "503"], "bare LF in a command");
+    assert_eq!(
+        r,
+        ["250", "250", "250", "500", "503"],
+        "bare LF in a command"
+    );
     c.send(b"NOOP\r\n");
     assert_eq!(c.codes(1), ["250"]);
     c.send(HEAD);
