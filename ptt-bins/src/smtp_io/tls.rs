@@ -24,13 +24,28 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// A TLS acceptor from a PEM certificate chain and a PEM private key.
+/// A TLS acceptor from a PEM certificate chain file and a PEM private key
+/// file.
 pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let certs = read_certs(cert)?;
-    let pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| format!("{}: bad PEM: {e}", key.display()))?
-        .ok_or_else(|| format!("{}: no private key in the file", key.display()))?;
+    let cert_pem =
+        std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    acceptor_from_pem(&cert_pem, &key_pem)
+        .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))
+}
+
+/// A TLS acceptor from PEM text (e.g. a certificate issued by the local CA
+/// in memory, as `ptt up` does).
+pub(crate) fn acceptor_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| format!("bad key PEM: {e}"))?
+        .ok_or_else(|| "no private key in the PEM".to_string())?;
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
