@@ -289,3 +289,83 @@ fn a_failed_chain_is_sealed_with_cv_fail_and_not_built_upon() {
     let seal = field(&again, "ARC-Seal").expect("the old ARC-Seal");
     assert!(seal.contains("i=2"), "no set 3 on a failed chain: {seal}");
 }
+
+/// A TXT record's text as zone-file rdata: quoted strings of at most 255
+/// bytes.
+fn zone_txt(text: &str) -> String {
+    text.as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn keys_from_a_real_dns_server() {
+    let w = world();
+    // The hops' keys under one zone, test.: arcN._domainkey.hopN.test.
+    let records: Vec<(String, String)> = w
+        .hops
+        .iter()
+        .map(|h| {
+            let record = &w.txt[&format!("{}._domainkey.{}", h.selector, h.domain)];
+            (
+                format!(
+                    "{}._domainkey.{}",
+                    h.selector,
+                    h.domain.replace(".example", "")
+                ),
+                zone_txt(record),
+            )
+        })
+        .collect();
+    let rr: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|(n, t)| (n.as_str(), "TXT", t.as_str()))
+        .collect();
+    let dns = ptt_testkit::Bind::start("test.", &rr);
+    let server = format!("127.0.0.1:{}", dns.port());
+    let seal = |hop: &Hop, message: &[u8]| {
+        let domain = hop.domain.replace(".example", ".test");
+        let args: Vec<String> = [
+            "arc",
+            "seal",
+            "--selector",
+            &hop.selector,
+            "--domain",
+            &domain,
+            "--authserv-id",
+            &hop.srv_id,
+            "--dns",
+            &server,
+            "--key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([hop.key_path.display().to_string()])
+        .collect();
+        let (ok, out, err) = ptt(&args, message);
+        assert!(ok, "ptt arc seal --dns: {err}");
+        out
+    };
+    let two = seal(&w.hops[1], &seal(&w.hops[0], MESSAGE.as_bytes()));
+    let args = ["arc", "verify", "--dns", &server].map(String::from);
+    let (ok, out, err) = ptt(&args, &two);
+    assert!(ok, "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out).trim(),
+        "cv=pass (2 sets, oldest-pass=0)"
+    );
+    assert_eq!(dkimpy_arc_verify(&two, &PyDns::Server(dns.port())), "pass");
+    // A third hop, then a changed body: fail, exit 1.
+    let mut three = seal(&w.hops[2], &two);
+    three.extend_from_slice(b"tampered\r\n");
+    let (ok, out, _) = ptt(&args, &three);
+    assert!(!ok, "exit 1 on fail");
+    assert!(
+        String::from_utf8_lossy(&out)
+            .starts_with("cv=fail (ARC-Message-Signature i=3: body hash mismatch)"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
