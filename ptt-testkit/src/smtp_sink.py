@@ -13,8 +13,9 @@ from aiosmtpd.controller import Controller
 
 
 class Store:
-    def __init__(self, root):
+    def __init__(self, root, implicit):
         self.root = root
+        self.implicit = implicit
         self.count = 0
 
     async def handle_DATA(self, server, session, envelope):
@@ -30,7 +31,8 @@ class Store:
             "rcpt_tos": envelope.rcpt_tos,
             "mail_options": envelope.mail_options,
             "helo": session.host_name,
-            "tls": session.ssl is not None,
+            # aiosmtpd records TLS in session.ssl only after STARTTLS.
+            "tls": self.implicit or session.ssl is not None,
         }
         with open(base + ".json.tmp", "w") as f:
             json.dump(meta, f)
@@ -52,7 +54,7 @@ def main():
     elif context is not None:
         kwargs["tls_context"] = context
     controller = Controller(
-        Store(root),
+        Store(root, implicit),
         hostname="127.0.0.1",
         port=port,
         ident="aiosmtpd ptt-testkit sink",
@@ -61,9 +63,6 @@ def main():
         enable_SMTPUTF8=True,
         **kwargs,
     )
-    if implicit:
-        # The controller's readiness probe speaks plain SMTP; skip it.
-        controller._trigger_server = lambda: None
     controller.start()
     print("READY %d" % port, flush=True)
     try:
