@@ -6,6 +6,7 @@
 //! (one line on standard error, never a panic or a backtrace).
 
 mod cmd;
+mod dns;
 mod exit;
 mod smtp_io;
 

@@ -20,6 +20,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod bind;
+pub mod dns_zones;
 mod process;
 pub mod python;
 pub mod shared;

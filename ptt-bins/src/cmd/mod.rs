@@ -14,6 +14,7 @@ pub(crate) mod spam;
 pub(crate) mod send;
 pub(crate) mod smtp_sink;
 pub(crate) mod up;
+pub(crate) mod spf;
 
 /// Every verb `ptt` knows.
 #[derive(Debug, Subcommand)]
@@ -30,6 +31,8 @@ pub(crate) enum Verb {
     Send(send::Args),
     /// Train, run and inspect the Bayesian spam filter.
     Spam(spam::Args),
+    /// Check a client against SPF (RFC 7208), or publish a domain's SPF record.
+    Spf(spf::Args),
 }
 
 /// Runs one verb.
@@ -41,5 +44,6 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
         Verb::Spam(args) => spam::run(args),
+        Verb::Spf(args) => spf::run(args),
     }
 }

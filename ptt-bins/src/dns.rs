@@ -1,0 +1,359 @@
+//! DNS for the verbs, over hickory: a stub resolver that answers the Sans-IO
+//! evaluators' questions (SPF, DKIM, DMARC ask "TXT for X?" and take the
+//! answer), and RFC 2136 UPDATE signed with TSIG for publishing records.
+//!
+//! - [`Resolver`]: `lookup(name, type)` gives a [`Lookup`]: the records, no
+//!   records (NOERROR/NODATA), NXDOMAIN, or a failure (timeout, SERVFAIL,
+//!   REFUSED...) that the evaluators turn into `temperror`.
+//! - [`TsigKey`]: `NAME:ALGORITHM:SECRET` as the command line takes it.
+//! - [`Updater`]: the zone of a name, signed queries, and
+//!   [`Updater::replace_txt`], one atomic UPDATE that removes chosen TXT
+//!   records of a name and adds one.
+//! - [`txt_strings`]: a long text split into the at most 255-byte strings a
+//!   TXT record is made of.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
+use hickory_net::xfer::DnsHandle as _;
+use hickory_net::{DnsError, NetError};
+use hickory_proto::op::update_message::UpdateMessage as _;
+use hickory_proto::op::{DnsRequest, Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+
+/// How long one DNS exchange may take.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `HOST:PORT` (an address or a name) as a socket address.
+pub(crate) fn server_addr(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("--dns {text:?}: not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("--dns {text:?}: no address"))
+}
+
+/// A name as hickory wants it, fully qualified (so no search list applies).
+pub(crate) fn fqdn(name: &str) -> Result<Name, String> {
+    let mut n = Name::from_ascii(name).map_err(|e| format!("bad DNS name {name:?}: {e}"))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+/// The outcome of one lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Records of the type asked (CNAMEs already followed).
+    Found(Vec<RData>),
+    /// The name exists, without records of that type.
+    NoRecords,
+    /// The name does not exist.
+    NxDomain,
+    /// Timeout, SERVFAIL, REFUSED or any other failure, with what it was.
+    Failed(String),
+}
+
+/// A caching stub resolver, either the system's or one server.
+pub(crate) struct Resolver {
+    inner: TokioResolver,
+}
+
+impl Resolver {
+    /// A resolver asking `server` (UDP, then TCP on truncation), or the
+    /// system's configured servers when `None`. Needs a tokio runtime.
+    pub(crate) fn new(server: Option<SocketAddr>) -> Result<Resolver, String> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = match server {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    provider,
+                )
+            }
+            None => TokioResolver::builder(provider)
+                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?,
+        };
+        let opts = builder.options_mut();
+        opts.timeout = TIMEOUT;
+        opts.attempts = 2;
+        opts.ndots = 0;
+        let inner = builder
+            .build()
+            .map_err(|e| format!("building the resolver: {e}"))?;
+        Ok(Resolver { inner })
+    }
+
+    /// Looks `name` up for records of `rtype`.
+    pub(crate) async fn lookup(&self, name: &str, rtype: RecordType) -> Lookup {
+        let name = match fqdn(name) {
+            Ok(n) => n,
+            Err(e) => return Lookup::Failed(e),
+        };
+        match self.inner.lookup(name, rtype).await {
+            Ok(lookup) => {
+                let data: Vec<RData> = lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .map(|r| r.data.clone())
+                    .collect();
+                if data.is_empty() {
+                    Lookup::NoRecords
+                } else {
+                    Lookup::Found(data)
+                }
+            }
+            // hickory reports REFUSED, SERVFAIL and the like as "no records"
+            // too: only NOERROR and NXDOMAIN are answers.
+            Err(NetError::Dns(DnsError::NoRecordsFound(none))) => match none.response_code {
+                ResponseCode::NoError => Lookup::NoRecords,
+                ResponseCode::NXDomain => Lookup::NxDomain,
+                code => Lookup::Failed(format!("the server answered {code}")),
+            },
+            Err(e) => Lookup::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The strings of a TXT record, joined (how SPF, DKIM and DMARC read them).
+pub(crate) fn txt_joined(txt: &TXT) -> Vec<u8> {
+    txt.txt_data
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect()
+}
+
+/// Splits `text` into strings of at most 255 bytes (on character
+/// boundaries), as one TXT record must hold a long value.
+pub(crate) fn txt_strings(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for ch in text.chars() {
+        if current.len() + ch.len_utf8() > 255 {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push(ch);
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// A TSIG key: `NAME:ALGORITHM:SECRET` (base64 secret, as `tsig-keygen`
+/// writes it; algorithms hmac-sha256, hmac-sha384, hmac-sha512).
+#[derive(Clone)]
+pub(crate) struct TsigKey {
+    name: Name,
+    algorithm: TsigAlgorithm,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        write!(f, "TsigKey({} {:?})", self.name, self.algorithm)
+    }
+}
+
+impl FromStr for TsigKey {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(name), Some(alg), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err("--tsig: expected NAME:ALGORITHM:SECRET".to_string());
+        };
+        let algorithm = match alg.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => {
+                return Err(format!(
+                    "--tsig: algorithm {other:?} is not one of hmac-sha256, hmac-sha384, hmac-sha512"
+                ));
+            }
+        };
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim())
+            .map_err(|e| format!("--tsig: the secret is not base64 ({e})"))?;
+        if secret.is_empty() {
+            return Err("--tsig: empty secret".to_string());
+        }
+        Ok(TsigKey {
+            name: fqdn(name).map_err(|e| format!("--tsig: key name: {e}"))?,
+            algorithm,
+            secret,
+        })
+    }
+}
+
+impl TsigKey {
+    fn signer(&self) -> Result<TSigner, String> {
+        TSigner::new(
+            self.secret.clone(),
+            self.algorithm.clone(),
+            self.name.clone(),
+            300,
+        )
+        .map_err(|e| format!("TSIG key: {e}"))
+    }
+}
+
+/// Talks to one primary server with TSIG-signed messages.
+pub(crate) struct Updater {
+    client: Client<TokioRuntimeProvider>,
+}
+
+impl Updater {
+    /// A client for `server` signing with `key`. Needs a tokio runtime.
+    pub(crate) fn connect(server: SocketAddr, key: &TsigKey) -> Result<Updater, String> {
+        let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+            .with_timeout(Some(TIMEOUT))
+            .with_signer(Some(key.signer()?))
+            .build();
+        let (client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+        tokio::spawn(background);
+        Ok(Updater { client })
+    }
+
+    /// Sends one message, returns the response or why there is none.
+    async fn exchange(&self, message: Message) -> Result<Message, String> {
+        let mut responses = self.client.send(DnsRequest::from(message));
+        match responses.next().await {
+            Some(Ok(response)) => Ok(response.into_message()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("no response".to_string()),
+        }
+    }
+
+    /// A signed query; the response's records of `rtype` at `name`.
+    pub(crate) async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, String> {
+        let mut client = self.client.clone();
+        let response = client
+            .query(name.clone(), DNSClass::IN, rtype)
+            .await
+            .map_err(|e| format!("query {name} {rtype}: {e}"))?;
+        Ok(response.into_message())
+    }
+
+    /// The zone `name` belongs to: the owner of the SOA record in the answer
+    /// or in the authority section of a SOA query.
+    pub(crate) async fn zone_of(&self, name: &Name) -> Result<Name, String> {
+        let response = self.query(name, RecordType::SOA).await?;
+        if response.metadata.response_code != ResponseCode::NoError
+            && response.metadata.response_code != ResponseCode::NXDomain
+        {
+            return Err(format!(
+                "SOA query for {name}: {}",
+                response.metadata.response_code
+            ));
+        }
+        response
+            .answers
+            .iter()
+            .chain(response.authorities.iter())
+            .find(|r| r.record_type() == RecordType::SOA)
+            .map(|r| r.name.clone())
+            .ok_or_else(|| format!("the server is not authoritative for a zone holding {name}"))
+    }
+
+    /// The TXT records at `name`, each one's strings joined.
+    pub(crate) async fn txt(&self, name: &Name) -> Result<Vec<TXT>, String> {
+        let response = self.query(name, RecordType::TXT).await?;
+        match response.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {}
+            code => return Err(format!("TXT query for {name}: {code}")),
+        }
+        Ok(response
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) if r.name == *name => Some(t.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One RFC 2136 UPDATE of `zone`: deletes each of `remove` (by value)
+    /// from the TXT records of `name` and adds `add`, atomically.
+    pub(crate) async fn replace_txt(
+        &self,
+        zone: &Name,
+        name: &Name,
+        remove: &[TXT],
+        add: TXT,
+        ttl: u32,
+    ) -> Result<(), String> {
+        let mut zone_query = Query::new();
+        zone_query
+            .set_name(zone.clone())
+            .set_query_class(DNSClass::IN)
+            .set_query_type(RecordType::SOA);
+        let mut message = Message::query();
+        message.metadata.op_code = OpCode::Update;
+        message.metadata.recursion_desired = false;
+        message.add_zone(zone_query);
+        for old in remove {
+            let mut delete = Record::from_rdata(name.clone(), 0, RData::TXT(old.clone()));
+            delete.dns_class = DNSClass::NONE;
+            message.add_update(delete);
+        }
+        message.add_update(Record::from_rdata(name.clone(), ttl, RData::TXT(add)));
+        message
+            .edns
+            .get_or_insert_with(Edns::new)
+            .set_max_payload(1232)
+            .set_version(0);
+        let response = self.exchange(message).await.map_err(|e| {
+            format!("UPDATE of {zone} refused or unanswered (check the TSIG key): {e}")
+        })?;
+        match response.metadata.response_code {
+            ResponseCode::NoError => Ok(()),
+            code => Err(format!("UPDATE of {zone}: the server answered {code}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_strings_split_at_255_bytes() {
+        assert_eq!(txt_strings(""), vec![String::new()]);
+        assert_eq!(txt_strings("v=spf1 -all"), vec!["v=spf1 -all".to_string()]);
+        let long = "a".repeat(600);
+        let parts = txt_strings(&long);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            vec![255, 255, 90]
+        );
+        assert_eq!(parts.concat(), long);
+    }
+
+    #[test]
+    fn tsig_key_specs() {
+        let key: TsigKey = "upd-key:hmac-sha256:c2VjcmV0".parse().unwrap();
+        assert_eq!(key.secret, b"secret");
+        assert!(!format!("{key:?}").contains("c2VjcmV0"));
+        assert!("upd-key:hmac-md5:c2VjcmV0".parse::<TsigKey>().is_err());
+        assert!("upd-key:hmac-sha256:!!".parse::<TsigKey>().is_err());
+        assert!("upd-key".parse::<TsigKey>().is_err());
+    }
+}
