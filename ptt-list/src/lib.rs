@@ -35,6 +35,16 @@
 //! ```
 //!
 //! The addresses a list answers to are described in [`address`].
+//!
+//! The crate is not `no_std`: it parses MIME (the author, Content-Type for
+//! the footer, RFC 3464 reports) with `mail-parser`, which needs `std`.
+//! Without the default feature `std` only the storage backends go away.
+//!
+//! RFC 8058 one-click: posts carry an HTTPS `List-Unsubscribe` URL
+//! (`Settings::one_click_url`, by default `https://DOMAIN/lists/unsubscribe`)
+//! with the list, the address and an HMAC token; the web front end that
+//! receives the POST calls [`State::one_click`], which needs no stored
+//! token.
 #![warn(missing_docs, unreachable_pub)]
 
 extern crate alloc;

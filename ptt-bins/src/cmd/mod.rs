@@ -10,6 +10,7 @@ use crate::exit::Outcome;
 
 pub(crate) mod dkim;
 pub(crate) mod arc;
+pub(crate) mod list;
 pub(crate) mod spam;
 pub(crate) mod send;
 pub(crate) mod smtp_sink;
@@ -21,6 +22,20 @@ pub(crate) mod spf;
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// Make an empty mailing-list state: a FAT32 image (or a directory).
+    Create(list::CreateArgs),
+    /// Add a mailing list.
+    Add(list::AddArgs),
+    /// Add moderators to a mailing list.
+    AddModerator(list::AddModeratorArgs),
+    /// Remove moderators from a mailing list.
+    RemModerator(list::RemModeratorArgs),
+    /// Subscribe addresses to a mailing list.
+    Subscribe(list::SubscribeArgs),
+    /// Unsubscribe addresses from a mailing list.
+    Unsubscribe(list::UnsubscribeArgs),
+    /// Show mailing lists, their members, pending requests, held posts, retries and bounces.
+    Show(list::ShowArgs),
     /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463).
     Dkim(dkim::Args),
     /// Validate an ARC chain, or seal a message with a new ARC set (RFC 8617).
@@ -39,6 +54,13 @@ pub(crate) enum Verb {
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::Create(args) => list::create(args),
+        Verb::Add(args) => list::add(args),
+        Verb::AddModerator(args) => list::add_moderator(args),
+        Verb::RemModerator(args) => list::rem_moderator(args),
+        Verb::Subscribe(args) => list::subscribe(args),
+        Verb::Unsubscribe(args) => list::unsubscribe(args),
+        Verb::Show(args) => list::show(args),
         Verb::Dkim(args) => dkim::run(args),
         Verb::Arc(args) => arc::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
