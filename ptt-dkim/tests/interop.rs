@@ -34,7 +34,12 @@ for m in json.loads(sys.stdin.read()):
     m = base64.b64decode(m)
     d = dkim.DKIM(m)
     n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
-    ok = n > 0 and all(d.verify(idx=i, **dns_kw()) for i in range(n))
+    def one(i):
+        try:
+            return d.verify(idx=i, **dns_kw())
+        except Exception:
+            return False
+    ok = n > 0 and all(one(i) for i in range(n))
     out.append('pass' if ok else 'fail')
 print(' '.join(out))"#,
         cfg,
@@ -118,6 +123,23 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("100 KB", m(base, big.as_bytes())),
     ]
+}
+
+/// A fresh RSA-2048 key as (PEM, key): from the crate (aws-lc-rs), or from
+/// `openssl genrsa` when the backend cannot generate RSA keys (ring).
+fn rsa_key() -> (String, SigningKey) {
+    match generate_key(KeyKind::Rsa2048, [0; 32]) {
+        Ok(g) => (g.pem, g.key),
+        Err(_) => {
+            let out = Command::new("openssl")
+                .args(["genrsa", "-traditional", "2048"])
+                .output()
+                .expect("run openssl genrsa");
+            let pem = String::from_utf8(out.stdout).unwrap();
+            let key = SigningKey::from_pem(pem.as_bytes()).unwrap();
+            (pem, key)
+        }
+    }
 }
 
 fn tamper(msg: &[u8]) -> Vec<u8> {
@@ -249,9 +271,7 @@ impl OpenDkim {
 
 #[test]
 fn ptt_signs_dkimpy_and_opendkim_verify() {
-    let generated = generate_key(KeyKind::Rsa2048, [0; 32]).unwrap();
-    let rsa_pem = generated.pem.clone();
-    let rsa = generated.key;
+    let (rsa_pem, rsa) = rsa_key();
     let ed_seed_b64 = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode([42u8; 32])
@@ -366,7 +386,7 @@ fn ptt_signs_dkimpy_and_opendkim_verify() {
 
 #[test]
 fn dkimpy_signs_ptt_verifies() {
-    let rsa = generate_key(KeyKind::Rsa2048, [0; 32]).unwrap();
+    let (rsa_pem, rsa_key) = rsa_key();
     let seed = [9u8; 32];
     let ed = SigningKey::from_ed25519_seed(&seed).unwrap();
     use base64::Engine as _;
@@ -374,7 +394,7 @@ fn dkimpy_signs_ptt_verifies() {
     let records: BTreeMap<String, String> = [
         (
             "rsa._domainkey.example.com".to_string(),
-            rsa.key.key_record().to_string(),
+            rsa_key.key_record().to_string(),
         ),
         (
             "ed._domainkey.example.com".to_string(),
@@ -386,7 +406,7 @@ fn dkimpy_signs_ptt_verifies() {
     let mut checked = 0;
     for (name, msg) in messages() {
         for (sel, pem, is_ed) in [
-            ("rsa", rsa.pem.as_bytes(), false),
+            ("rsa", rsa_pem.as_bytes(), false),
             ("ed", ed_seed_b64.as_bytes(), true),
         ] {
             let signed = dkimpy_sign(&msg, sel, "example.com", pem, is_ed);
