@@ -284,14 +284,32 @@ fn keyed_mac(list: &List) -> Hmac<Sha256> {
     })
 }
 
-fn token_with(mut mac: Hmac<Sha256>, name: &str, address: &Address) -> String {
-    use base64::Engine as _;
+fn token_with(mac: Hmac<Sha256>, name: &str, address: &Address) -> String {
+    let mut mac = mac;
     mac.update(b"ptt-list one-click\0");
     mac.update(name.as_bytes());
     mac.update(b"\0");
-    mac.update(address.key().as_bytes());
-    let tag = mac.finalize().into_bytes();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.get(..16).unwrap_or_default())
+    String::from_utf8_lossy(&token_bytes(mac, address)).into_owned()
+}
+
+/// The list's keyed MAC already fed with the part of the message that is
+/// the same for every subscriber.
+fn prefixed_mac(list: &List) -> Hmac<Sha256> {
+    let mut mac = keyed_mac(list);
+    mac.update(b"ptt-list one-click\0");
+    mac.update(list.name.as_bytes());
+    mac.update(b"\0");
+    mac
+}
+
+fn token_bytes(mut prefixed: Hmac<Sha256>, address: &Address) -> [u8; 22] {
+    use base64::Engine as _;
+    prefixed.update(address.key().as_bytes());
+    let tag = prefixed.finalize().into_bytes();
+    let mut out = [0u8; 22];
+    let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode_slice(tag.get(..16).unwrap_or_default(), &mut out);
+    out
 }
 
 fn decode_hex(s: &str) -> Vec<u8> {
@@ -345,49 +363,55 @@ pub fn plan_post(list: &List, post: u64, data: &[u8], author_policy: DmarcPolicy
     let name = &list.name;
     let domain = &list.domain;
     let mailto = format!("<mailto:{name}-unsubscribe@{domain}?subject=unsubscribe>");
-    let base = list.settings.one_click_url.as_deref();
-    let mac = keyed_mac(list);
-    let mut batches: Vec<Batch> = Vec::new();
-    let mut header = String::with_capacity(256);
-    for sub in &list.subscribers {
-        let mail_from = format!(
-            "{name}-return-{post}-{}={}@{domain}",
-            sub.local(),
-            sub.domain()
-        );
-        header.clear();
-        match base {
-            Some(url) => {
-                let token = token_with(mac.clone(), name, sub);
-                let sep = if url.contains('?') { '&' } else { '?' };
-                header.push_str("List-Unsubscribe: <");
-                header.push_str(url);
-                header.push(sep);
-                header.push_str("list=");
-                header.push_str(&percent_encode(name));
-                header.push_str("&address=");
-                header.push_str(&percent_encode(&sub.to_string()));
-                header.push_str("&token=");
-                header.push_str(&token);
-                header.push_str(">,\r\n ");
-                header.push_str(&mailto);
-                header.push_str("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
-            }
-            None => {
-                header.push_str("List-Unsubscribe: ");
-                header.push_str(&mailto);
-                header.push_str("\r\n");
-            }
+    // Everything that is the same for each subscriber is made once.
+    let (head, tail) = match list.settings.one_click_url.as_deref() {
+        Some(url) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            (
+                format!(
+                    "List-Unsubscribe: <{url}{sep}list={}&address=",
+                    percent_encode(name)
+                ),
+                format!(">,\r\n {mailto}\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            )
         }
+        None => (String::new(), format!("List-Unsubscribe: {mailto}\r\n")),
+    };
+    let one_click = list.settings.one_click_url.is_some();
+    let mac = prefixed_mac(list);
+    let verp_head = format!("{name}-return-{post}-");
+    let verp_tail = format!("@{domain}");
+    let mut batches: Vec<Batch> = Vec::new();
+    for sub in &list.subscribers {
+        let (local, dom) = (sub.local(), sub.domain());
+        let mut mail_from =
+            String::with_capacity(verp_head.len() + local.len() + dom.len() + verp_tail.len() + 1);
+        mail_from.push_str(&verp_head);
+        mail_from.push_str(local);
+        mail_from.push('=');
+        mail_from.push_str(dom);
+        mail_from.push_str(&verp_tail);
+        let mut rcpt = String::with_capacity(local.len() + dom.len() + 1);
+        rcpt.push_str(local);
+        rcpt.push('@');
+        rcpt.push_str(dom);
+        let mut header = Vec::with_capacity(head.len() + tail.len() + 3 * rcpt.len() + 32);
+        if one_click {
+            header.extend_from_slice(head.as_bytes());
+            percent_encode_into(&rcpt, &mut header);
+            header.extend_from_slice(b"&token=");
+            header.extend_from_slice(&token_bytes(mac.clone(), sub));
+        }
+        header.extend_from_slice(tail.as_bytes());
         let delivery = Delivery {
-            rcpt: sub.to_string(),
+            rcpt,
             mail_from,
-            header: header.as_bytes().to_vec(),
+            header,
         };
         match batches.last_mut() {
-            Some(b) if b.domain == sub.domain() => b.deliveries.push(delivery),
+            Some(b) if b.domain == dom => b.deliveries.push(delivery),
             _ => batches.push(Batch {
-                domain: sub.domain().to_string(),
+                domain: dom.to_string(),
                 deliveries: alloc::vec![delivery],
             }),
         }
@@ -397,6 +421,20 @@ pub fn plan_post(list: &List, post: u64, data: &[u8], author_policy: DmarcPolicy
         post,
         common,
         batches,
+    }
+}
+
+fn percent_encode_into(s: &str, out: &mut Vec<u8>) {
+    for &c in s.as_bytes() {
+        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+            out.push(c);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                b"0123456789ABCDEF"[usize::from(c >> 4)],
+                b"0123456789ABCDEF"[usize::from(c & 15)],
+            ]);
+        }
     }
 }
 
