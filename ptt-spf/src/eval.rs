@@ -18,7 +18,9 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::macros::{MacroContext, MacroString, MacroValues};
-use crate::record::{DualCidr, Mechanism, Modifier, Qualifier, SpfRecord, Term, is_spf_record};
+use crate::record::{
+    Directive, DualCidr, Mechanism, Modifier, Qualifier, SpfRecord, Term, is_spf_record,
+};
 
 /// Most DNS-querying terms (`include`, `a`, `mx`, `ptr`, `exists`,
 /// `redirect`) one evaluation may use (RFC 7208 section 4.6.4).
@@ -654,22 +656,22 @@ impl<'a> Run<'a> {
         if missing { Err(Stop::Missing) } else { Ok(out) }
     }
 
-    fn count_term(&mut self, term: &str) -> Result<(), Stop> {
+    fn count_term(&mut self, term: &dyn fmt::Display) -> Result<(), Stop> {
         self.dns_terms += 1;
         if self.dns_terms > MAX_DNS_TERMS {
             return Err(perm(format!(
-                "more than {MAX_DNS_TERMS} DNS-querying terms (at {term:?})"
+                "more than {MAX_DNS_TERMS} DNS-querying terms (at \"{term}\")"
             )));
         }
         Ok(())
     }
 
-    fn count_void(&mut self, answer: &Answer, term: &str) -> Result<(), Stop> {
+    fn count_void(&mut self, answer: &Answer, term: &dyn fmt::Display) -> Result<(), Stop> {
         if answer.is_void() {
             self.void_lookups += 1;
             if self.void_lookups > MAX_VOID_LOOKUPS {
                 return Err(perm(format!(
-                    "more than {MAX_VOID_LOOKUPS} void DNS lookups (at {term:?})"
+                    "more than {MAX_VOID_LOOKUPS} void DNS lookups (at \"{term}\")"
                 )));
             }
         }
@@ -826,8 +828,9 @@ impl<'a> Run<'a> {
             let Term::Directive(directive) = term else {
                 continue;
             };
-            let text = directive.to_string();
-            if self.matches(&directive.mechanism, domain, &text)? {
+            // The directive's text is only formatted when it is reported.
+            if self.matches(&directive.mechanism, domain, directive)? {
+                let text = directive.to_string();
                 let result = SpfResult::from(directive.qualifier);
                 let explanation = if result == SpfResult::Fail && want_exp {
                     self.explanation(&record, domain)?
@@ -855,7 +858,12 @@ impl<'a> Run<'a> {
         Ok(Verdict::new(SpfResult::Neutral))
     }
 
-    fn matches(&mut self, mechanism: &Mechanism, domain: &str, text: &str) -> Result<bool, Stop> {
+    fn matches(
+        &mut self,
+        mechanism: &Mechanism,
+        domain: &str,
+        text: &Directive,
+    ) -> Result<bool, Stop> {
         let ip = self.request.ip;
         match mechanism {
             Mechanism::All => Ok(true),
