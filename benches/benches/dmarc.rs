@@ -81,7 +81,9 @@ fn evaluation(c: &mut Criterion) {
         b.iter(|| AuthenticationResults::parse(black_box(field)).unwrap())
     });
     let parsed = AuthenticationResults::parse(field).unwrap();
-    c.bench_function("authres_write_folded", |b| b.iter(|| black_box(&parsed).to_header_field()));
+    c.bench_function("authres_write_folded", |b| {
+        b.iter(|| black_box(&parsed).to_header_field())
+    });
 }
 
 criterion_group!(benches, org_domain, evaluation);

@@ -62,9 +62,13 @@ pub(crate) enum Lookup {
     Failed(String),
 }
 
-/// A caching stub resolver, either the system's or one server.
+/// A caching stub resolver, either the system's or one server, with an
+/// optional local zone of TXT records answered before any server is asked
+/// (`ptt up` serves its own domain's records that way).
 pub(crate) struct Resolver {
     inner: TokioResolver,
+    local_txt: std::collections::HashMap<String, Vec<String>>,
+    local_zones: Vec<String>,
 }
 
 impl Resolver {
@@ -94,11 +98,54 @@ impl Resolver {
         let inner = builder
             .build()
             .map_err(|e| format!("building the resolver: {e}"))?;
-        Ok(Resolver { inner })
+        Ok(Resolver {
+            inner,
+            local_txt: std::collections::HashMap::new(),
+            local_zones: Vec::new(),
+        })
+    }
+
+    /// Makes this resolver authoritative for `zone`: names in it that have no
+    /// local records do not exist (NXDOMAIN), and no server is asked.
+    pub(crate) fn add_local_zone(&mut self, zone: &str) {
+        self.local_zones.push(local_key(zone));
+    }
+
+    /// Answers TXT questions for `name` with `text` (one record, split into
+    /// 255-byte strings), without asking any server; other types of `name`
+    /// get no records.
+    pub(crate) fn add_local_txt(&mut self, name: &str, text: &str) {
+        self.local_txt
+            .entry(local_key(name))
+            .or_default()
+            .push(text.to_string());
     }
 
     /// Looks `name` up for records of `rtype`.
     pub(crate) async fn lookup(&self, name: &str, rtype: RecordType) -> Lookup {
+        if let Some(texts) = self.local_txt.get(&local_key(name)) {
+            if rtype != RecordType::TXT {
+                return Lookup::NoRecords;
+            }
+            return Lookup::Found(
+                texts
+                    .iter()
+                    .map(|t| RData::TXT(TXT::new(txt_strings(t))))
+                    .collect(),
+            );
+        }
+        let key = local_key(name);
+        if self
+            .local_zones
+            .iter()
+            .any(|z| key == *z || key.ends_with(&format!(".{z}")))
+        {
+            return if self.local_zones.contains(&key) {
+                Lookup::NoRecords
+            } else {
+                Lookup::NxDomain
+            };
+        }
         let name = match fqdn(name) {
             Ok(n) => n,
             Err(e) => return Lookup::Failed(e),
@@ -127,6 +174,10 @@ impl Resolver {
             Err(e) => Lookup::Failed(e.to_string()),
         }
     }
+}
+
+fn local_key(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// The strings of a TXT record, joined (how SPF, DKIM and DMARC read them).

@@ -5,9 +5,13 @@
 //! 0 success, 1 a negative verdict from a check, 2 bad usage or bad input
 //! (one line on standard error, never a panic or a backtrace).
 
+mod authn;
 mod cmd;
 mod dns;
 mod exit;
+mod maildir;
+mod pki;
+mod random;
 mod smtp_io;
 
 use std::process::ExitCode;

@@ -173,30 +173,15 @@ impl World {
     }
 }
 
-/// dkimpy's `arc_sign`. (`ptt_testkit::python::dkimpy_arc_sign` passes a
-/// `dnsfunc` that this dkimpy's `arc_sign` does not take; sealing needs no
-/// DNS, since dkimpy reads the chain status from Authentication-Results.)
+/// dkimpy's `arc_sign` for one hop.
 fn dkimpy_arc_sign(message: &[u8], hop: &Hop) -> Vec<u8> {
-    let config = serde_json::json!({
-        "txt": {}, "port": null,
-        "selector": hop.selector, "domain": hop.domain,
-        "key": String::from_utf8_lossy(&hop.key_pem), "srv_id": hop.srv_id,
-    });
-    let out = ptt_testkit::python::run(
-        r#"import dkim
-m = sys.stdin.buffer.read()
-sig = dkim.arc_sign(m, cfg['selector'].encode(), cfg['domain'].encode(), cfg['key'].encode(),
-                    cfg['srv_id'].encode())
-sys.stdout.buffer.write(b''.join(sig) + m)"#,
-        config,
+    ptt_testkit::python::dkimpy_arc_sign(
         message,
-    );
-    assert!(
-        out.status.success(),
-        "dkimpy arc_sign failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+        &hop.selector,
+        &hop.domain,
+        &hop.key_pem,
+        &hop.srv_id,
+    )
 }
 
 /// The unfolded value of the first `name` field of a message.

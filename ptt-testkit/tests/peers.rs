@@ -156,10 +156,21 @@ fn aiosmtpd_sink_speaks_implicit_tls() {
     let sink = AiosmtpdSink::start(SinkTls::Implicit);
     let port = sink.port().to_string();
     let out = swaks(&[
-        "--server", "127.0.0.1", "--port", &port, "--tls-on-connect",
-        "--from", "alice@example.org", "--to", "bob@example.net",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls-on-connect",
+        "--from",
+        "alice@example.org",
+        "--to",
+        "bob@example.net",
     ]);
-    assert!(out.status.success(), "swaks: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let got = sink.wait_for(1, Duration::from_secs(10));
     assert!(got[0].tls, "the message came over TLS");
 }

@@ -102,7 +102,7 @@ fn read_message() -> Result<Vec<u8>, Failure> {
 /// A source of key records.
 enum Keys {
     Txt(BTreeMap<String, String>),
-    Dns(Resolver),
+    Dns(Box<Resolver>),
 }
 
 impl Keys {
@@ -126,7 +126,9 @@ impl Keys {
             .map(dns::server_addr)
             .transpose()
             .map_err(Failure::Input)?;
-        Resolver::new(server).map(Keys::Dns).map_err(Failure::Input)
+        Resolver::new(server)
+            .map(|r| Keys::Dns(Box::new(r)))
+            .map_err(Failure::Input)
     }
 
     async fn answer(&self, q: &KeyQuery) -> KeyAnswer {

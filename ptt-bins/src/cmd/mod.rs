@@ -8,14 +8,15 @@ use clap::Subcommand;
 
 use crate::exit::Outcome;
 
-pub(crate) mod dkim;
 pub(crate) mod arc;
+pub(crate) mod auth;
+pub(crate) mod dkim;
 pub(crate) mod list;
-pub(crate) mod spam;
 pub(crate) mod send;
 pub(crate) mod smtp_sink;
-pub(crate) mod up;
+pub(crate) mod spam;
 pub(crate) mod spf;
+pub(crate) mod up;
 
 /// Every verb `ptt` knows.
 #[derive(Debug, Subcommand)]
@@ -36,18 +37,20 @@ pub(crate) enum Verb {
     Unsubscribe(list::UnsubscribeArgs),
     /// Show mailing lists, their members, pending requests, held posts, retries and bounces.
     Show(list::ShowArgs),
-    /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463).
-    Dkim(dkim::Args),
     /// Validate an ARC chain, or seal a message with a new ARC set (RFC 8617).
     Arc(arc::Args),
+    /// Authenticate a message: SPF, DKIM and DMARC, and the Authentication-Results field.
+    Auth(auth::Args),
+    /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463).
+    Dkim(dkim::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
     SmtpSink(smtp_sink::Args),
     /// Send a message from standard input to an SMTP server.
     Send(send::Args),
-    /// Train, run and inspect the Bayesian spam filter.
-    Spam(spam::Args),
     /// Check a client against SPF (RFC 7208), or publish a domain's SPF record.
     Spf(spf::Args),
+    /// Train, run and inspect the Bayesian spam filter.
+    Spam(spam::Args),
 }
 
 /// Runs one verb.
@@ -61,11 +64,12 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Subscribe(args) => list::subscribe(args),
         Verb::Unsubscribe(args) => list::unsubscribe(args),
         Verb::Show(args) => list::show(args),
-        Verb::Dkim(args) => dkim::run(args),
         Verb::Arc(args) => arc::run(args),
+        Verb::Auth(args) => auth::run(args),
+        Verb::Dkim(args) => dkim::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
-        Verb::Spam(args) => spam::run(args),
         Verb::Spf(args) => spf::run(args),
+        Verb::Spam(args) => spam::run(args),
     }
 }

@@ -149,7 +149,7 @@ async fn up(args: Args) -> Outcome {
         ),
         (
             domain.clone(),
-            format!("v=spf1 ip4:127.0.0.0/8 ip6:::1 -all"),
+            "v=spf1 ip4:127.0.0.0/8 ip6:::1 -all".to_string(),
         ),
         (format!("_dmarc.{domain}"), "v=DMARC1; p=reject".to_string()),
     ];
