@@ -141,7 +141,7 @@ pub(crate) struct AddArgs {
     /// Subscriptions wait for a moderator after the confirmation.
     #[arg(long)]
     moderate_subscriptions: bool,
-    /// Put this in front of subjects, e.g. "[ptt] ".
+    /// Put this in front of subjects, e.g. `"[ptt] "`.
     #[arg(long)]
     subject_prefix: Option<String>,
     /// A line describing the list (shown in List-Id and help).
