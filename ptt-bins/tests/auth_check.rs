@@ -5,23 +5,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use ptt_testkit::Bind;
-use ptt_testkit::python::{dkimpy_sign, run};
-
-fn ed25519_key() -> (String, String) {
-    let out = run(
-        "import nacl.signing, base64\nk = nacl.signing.SigningKey.generate()\nprint(base64.b64encode(bytes(k)).decode())\nprint(base64.b64encode(bytes(k.verify_key)).decode())",
-        serde_json::json!({"txt": {}, "port": null}),
-        b"",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
-    (lines.next().unwrap().into(), lines.next().unwrap().into())
-}
+use ptt_testkit::python::{dkimpy_sign, ed25519_keypair};
 
 fn auth_check(dns: &Bind, ip: &str, mail_from: &str, message: &[u8]) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
@@ -45,7 +29,7 @@ fn auth_check(dns: &Bind, ip: &str, mail_from: &str, message: &[u8]) -> (i32, St
 
 #[test]
 fn spf_dkim_and_dmarc_from_a_real_zone() {
-    let (private, public) = ed25519_key();
+    let (private, public) = ed25519_keypair();
     let dns = Bind::start(
         "test.",
         &[

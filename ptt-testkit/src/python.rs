@@ -171,6 +171,30 @@ sys.stdout.buffer.write(b''.join(sig) + m)"#,
     out.stdout
 }
 
+/// A fresh Ed25519 key pair made by PyNaCl, as dkimpy's `dknewkey` would:
+/// `(private seed, public key)`, both base64. The seed is what
+/// [`dkimpy_sign`] takes with `ed25519 = true`; the public key is the `p=`
+/// of the DKIM key record.
+pub fn ed25519_keypair() -> (String, String) {
+    check_python_module("nacl", "pip package pynacl");
+    let out = run(
+        "import nacl.signing, base64\nk = nacl.signing.SigningKey.generate()\nprint(base64.b64encode(bytes(k)).decode())\nprint(base64.b64encode(bytes(k.verify_key)).decode())",
+        serde_json::json!({"txt": {}, "port": null}),
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "PyNaCl key generation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(str::to_string);
+    match (lines.next(), lines.next()) {
+        (Some(private), Some(public)) => (private, public),
+        _ => panic!("PyNaCl printed no key pair: {text:?}"),
+    }
+}
+
 /// pyspf's `check2` against a DNS server on 127.0.0.1:`port`: returns
 /// `(result, explanation)`, e.g. `("pass", "sender SPF authorized")`.
 pub fn pyspf_check(ip: &str, mail_from: &str, helo: &str, port: u16) -> (String, String) {

@@ -29,15 +29,6 @@ fn addresses(list: &[String]) -> Result<Vec<Address>, Failure> {
         .collect()
 }
 
-fn random_secret() -> Result<[u8; 32], Failure> {
-    use std::io::Read;
-    let mut k = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut k))
-        .map_err(|e| Failure::input(format!("/dev/urandom: {e}")))?;
-    Ok(k)
-}
-
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mul) = match s.char_indices().last() {
@@ -154,7 +145,7 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
     let subscribers = addresses(&args.subscribers)?;
     let policy = Policy::parse(&args.policy).unwrap_or_default();
     let (mut store, mut state) = open(&args.image)?;
-    let secret = random_secret()?;
+    let secret = crate::random::bytes32().map_err(Failure::Input)?;
     let mut changes = state
         .create_list(&args.name, &args.domain, &secret, &moderators, policy)
         .map_err(Failure::input)?;
