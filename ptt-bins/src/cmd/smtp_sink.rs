@@ -129,7 +129,7 @@ impl Sink {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         format!(
-            "{}.M{}P{}Q{n}.ptt",
+            "{}.M{:06}P{}Q{n}.ptt",
             t.as_secs(),
             t.subsec_micros(),
             std::process::id()
