@@ -26,9 +26,9 @@
 //!     auth: Authentication::default(),
 //! });
 //! let fan = out.fanout.unwrap();
-//! let d = &fan.batches[0].deliveries[0];
+//! let d = fan.get(0).unwrap();
 //! assert_eq!(d.mail_from, "ptt-dev-return-1-alice=example.net@lists.example");
-//! let text = String::from_utf8(fan.message(d)).unwrap();
+//! let text = String::from_utf8(fan.message(&d)).unwrap();
 //! assert!(text.contains("List-Id: <ptt-dev.lists.example>"));
 //! assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
 //! assert!(out.changes.lists.contains("ptt-dev")); // the counter moved: persist it
@@ -59,8 +59,8 @@ pub mod store;
 
 pub use address::{Address, AddressError, Role};
 pub use engine::{
-    Batch, Delivery, DeliveryResult, Entropy, Event, FanOut, Incoming, ListError, Outgoing, Output,
-    Reply, author, delivery_for, one_click_token, plan_post,
+    Batch, Delivery, DeliveryRef, DeliveryResult, Entropy, Event, FanOut, Incoming, ListError,
+    Outgoing, Output, Reply, author, delivery_for, one_click_token, plan_post,
 };
 pub use message::rfc5322_date;
 pub use model::{

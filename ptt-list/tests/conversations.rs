@@ -167,15 +167,15 @@ fn subscribe_confirm_post_fanout_bounce_removal() {
     let fan = out.fanout.expect("a fan-out");
     assert_eq!(fan.post, 1);
     assert_eq!(fan.len(), 3);
-    let domains: Vec<_> = fan.batches.iter().map(|b| b.domain.as_str()).collect();
+    let domains: Vec<_> = fan.batches().map(|b| b.domain).collect();
     assert_eq!(domains, ["example.net", "other.example"]);
-    let d = &fan.batches[0].deliveries[0];
+    let d = fan.get(0).unwrap();
     assert_eq!(d.rcpt, "bob@example.net");
     assert_eq!(
         d.mail_from,
         "ptt-dev-return-1-bob=example.net@lists.example"
     );
-    let msg = String::from_utf8(fan.message(d)).unwrap();
+    let msg = String::from_utf8(fan.message(&d)).unwrap();
     for h in [
         "List-Id: <ptt-dev.lists.example>",
         "List-Post: <mailto:ptt-dev@lists.example>",
@@ -190,7 +190,7 @@ fn subscribe_confirm_post_fanout_bounce_removal() {
     let looped = w.send_raw(
         "ptt-dev-return-1-bob=example.net@lists.example",
         "ptt-dev@lists.example",
-        &fan.message(d),
+        &fan.message(&d),
         Authentication::default(),
     );
     assert!(looped.fanout.is_none());
@@ -255,7 +255,15 @@ fn subscribe_confirm_post_fanout_bounce_removal() {
             Authentication::default(),
         );
         let fan = out.fanout.unwrap();
-        let verp = fan.batches[1].deliveries[0].mail_from.clone();
+        let verp = fan
+            .batches()
+            .nth(1)
+            .unwrap()
+            .deliveries()
+            .next()
+            .unwrap()
+            .mail_from
+            .to_string();
         let report = dsn(&verp, "carol@other.example", "5.1.1");
         assert!(parse_dsn(&report).is_some());
         // The same post bouncing twice counts once.
@@ -467,7 +475,7 @@ fn one_click_unsubscribe() {
         Authentication::default(),
     );
     let fan = out.fanout.unwrap();
-    let msg = String::from_utf8(fan.message(&fan.batches[0].deliveries[0])).unwrap();
+    let msg = String::from_utf8(fan.message(&fan.get(0).unwrap())).unwrap();
     let token = one_click_token(&w.state.lists["news"], &a("bob@example.net"));
     assert!(msg.contains(&format!("https://lists.example/lists/unsubscribe?list=news&address=Bob%40example.net&token={token}")), "{msg}");
     let e = w.entropy();
