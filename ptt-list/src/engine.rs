@@ -621,19 +621,32 @@ impl Planner {
     }
 }
 
+/// RFC 3986 unreserved characters: `ALPHA / DIGIT / "-" / "." / "_" / "~"`.
+const UNRESERVED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        c += 1;
+    }
+    t
+};
+
 /// Appends `s` with everything but RFC 3986 unreserved characters
 /// percent-encoded octet by octet; runs of unreserved characters (ASCII,
 /// so on character boundaries) are copied at once.
 fn percent_encode_into(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut run = 0;
     for (i, c) in s.bytes().enumerate() {
-        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+        if UNRESERVED[usize::from(c)] {
             continue;
         }
         out.push_str(s.get(run..i).unwrap_or_default());
         out.push('%');
-        out.push(char::from(b"0123456789ABCDEF"[usize::from(c >> 4)]));
-        out.push(char::from(b"0123456789ABCDEF"[usize::from(c & 15)]));
+        out.push(char::from(HEX[usize::from(c >> 4)]));
+        out.push(char::from(HEX[usize::from(c & 15)]));
         run = i + 1;
     }
     out.push_str(s.get(run..).unwrap_or_default());
