@@ -209,6 +209,7 @@ impl BodyCanonicalizer {
         }
     }
 
+    #[inline]
     fn content(&mut self, run: &[u8], sink: &mut impl BodySink) {
         if run.is_empty() {
             return;
@@ -227,9 +228,42 @@ impl BodyCanonicalizer {
 
     /// Canonicalizes the next piece of the body.
     pub fn update(&mut self, data: &[u8], sink: &mut impl BodySink) {
+        if self.canon == Canonicalization::Relaxed {
+            self.update_relaxed(data, sink);
+            return;
+        }
         let n = data.len();
         let mut i = 0;
-        let relaxed = self.canon == Canonicalization::Relaxed;
+        while i < n {
+            if self.cr {
+                self.cr = false;
+                if data[i] == b'\n' {
+                    self.pending_crlf += 1;
+                    i += 1;
+                    continue;
+                }
+                self.content(b"\r", sink);
+            }
+            // Simple: everything up to the next CR passes unchanged.
+            let j = memchr::memchr(b'\r', &data[i..]).map_or(n, |k| i + k);
+            self.content(&data[i..j], sink);
+            if j >= n {
+                break;
+            }
+            self.cr = true;
+            i = j + 1;
+        }
+    }
+
+    /// Relaxed: bytes pass unchanged in runs that end at the next TAB, CR
+    /// or double space (found with SIMD searches whose positions are kept
+    /// until passed); a WSP run becomes one pending SP, dropped at the end
+    /// of the line.
+    fn update_relaxed(&mut self, data: &[u8], sink: &mut impl BodySink) {
+        let n = data.len();
+        let mut i = 0;
+        let mut next_tab_cr: Option<usize> = None;
+        let mut next_double: Option<usize> = None;
         while i < n {
             if self.cr {
                 self.cr = false;
@@ -241,43 +275,48 @@ impl BodyCanonicalizer {
                 }
                 self.content(b"\r", sink);
             }
-            // A run of bytes that pass through unchanged.
-            let mut j = i;
-            if relaxed {
-                while j < n {
-                    let b = data[j];
-                    if b > b' ' {
-                        j += 1;
-                    } else if b == b' ' {
-                        // A single space inside a line stays as it is.
-                        match data.get(j + 1) {
-                            Some(&c) if j > i && !matches!(c, b' ' | b'\t' | b'\r') => j += 2,
-                            _ => break,
-                        }
-                    } else if b == b'\t' || b == b'\r' {
-                        break;
-                    } else {
-                        j += 1;
-                    }
-                }
-            } else {
-                j = memchr::memchr(b'\r', &data[i..]).map_or(n, |k| i + k);
-            }
-            self.content(&data[i..j], sink);
-            if j >= n {
-                break;
-            }
-            if data[j] == b'\r' {
+            let b = data[i];
+            if b == b'\r' {
                 self.cr = true;
-                i = j + 1;
-            } else {
-                // Relaxed: a run of WSP becomes one pending SP.
-                while j < n && is_wsp(data[j]) {
-                    j += 1;
+                i += 1;
+                continue;
+            }
+            if is_wsp(b) {
+                while i < n && is_wsp(data[i]) {
+                    i += 1;
                 }
                 self.pending_wsp = true;
-                i = j;
+                continue;
             }
+            // data[i] is neither WSP nor CR, so both positions are past i.
+            let t = match next_tab_cr {
+                Some(p) if p >= i => p,
+                _ => {
+                    let p = memchr::memchr2(b'\t', b'\r', &data[i..]).map_or(n, |k| i + k);
+                    next_tab_cr = Some(p);
+                    p
+                }
+            };
+            let d = match next_double {
+                Some(p) if p >= i => p,
+                _ => {
+                    let p = find_double_space(&data[i..]).map_or(n, |k| i + k);
+                    next_double = Some(p);
+                    p
+                }
+            };
+            let j = t.min(d);
+            let run = &data[i..j];
+            // A single SP that ends the run comes before WSP, CR or the end
+            // of this piece: it is pending like any WSP run.
+            match run.split_last() {
+                Some((b' ', rest)) => {
+                    self.content(rest, sink);
+                    self.pending_wsp = true;
+                }
+                _ => self.content(run, sink),
+            }
+            i = j;
         }
     }
 
@@ -296,6 +335,36 @@ impl BodyCanonicalizer {
     }
 }
 
+/// The first position of two SPs in a row, eight bytes at a time.
+fn find_double_space(data: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const SP: u64 = 0x2020_2020_2020_2020;
+    let mut carry = false; // the byte before this word is SP
+    let mut chunks = data.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ SP;
+        // 0x80 in exactly the bytes of x that are zero (the SPs).
+        let sp = !(((x & LO) + LO) | x | LO);
+        let pairs = sp & (sp >> 8);
+        if carry && sp & 0x80 != 0 {
+            return Some(base - 1);
+        }
+        if pairs != 0 {
+            return Some(base + (pairs.trailing_zeros() / 8) as usize);
+        }
+        carry = sp >> 63 != 0;
+        base += 8;
+    }
+    let start = base.saturating_sub(usize::from(carry));
+    data.get(start..)?
+        .windows(2)
+        .position(|w| w == b"  ")
+        .map(|k| start + k)
+}
+
 /// The body hash once the body has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyHash {
@@ -305,13 +374,34 @@ pub struct BodyHash {
     pub canonical_len: u64,
 }
 
+/// Canonical bytes are collected here and hashed in large pieces: relaxed
+/// canonicalization hands over many short runs (words, single spaces, line
+/// ends), and one SHA-256 update per run costs more than the copy.
+const HASH_CHUNK: usize = 8192;
+
 struct HashSink {
     hasher: Sha256,
     limit: Option<u64>,
     total: u64,
+    buf: Vec<u8>,
+}
+
+impl HashSink {
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn finalize(mut self) -> [u8; 32] {
+        self.flush();
+        self.hasher.finalize().into()
+    }
 }
 
 impl BodySink for HashSink {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         let take = match self.limit {
             Some(limit) => {
@@ -320,10 +410,19 @@ impl BodySink for HashSink {
             }
             None => bytes.len(),
         };
-        if let Some(part) = bytes.get(..take) {
-            self.hasher.update(part);
-        }
         self.total += bytes.len() as u64;
+        let Some(part) = bytes.get(..take) else {
+            return;
+        };
+        if self.buf.len() + part.len() > HASH_CHUNK {
+            self.flush();
+            if part.len() >= HASH_CHUNK {
+                // A long run goes to the hash without the copy.
+                self.hasher.update(part);
+                return;
+            }
+        }
+        self.buf.extend_from_slice(part);
     }
 }
 
@@ -367,6 +466,7 @@ impl BodyHasher {
                 hasher: Sha256::new(),
                 limit,
                 total: 0,
+                buf: Vec::with_capacity(HASH_CHUNK),
             },
         }
     }
@@ -379,9 +479,10 @@ impl BodyHasher {
     /// Ends the body and returns the hash.
     pub fn finish(mut self) -> BodyHash {
         self.canon.finish(&mut self.sink);
+        let canonical_len = self.sink.total;
         BodyHash {
-            hash: self.sink.hasher.finalize().into(),
-            canonical_len: self.sink.total,
+            hash: self.sink.finalize(),
+            canonical_len,
         }
     }
 }
@@ -462,6 +563,25 @@ mod tests {
         let mut out = Vec::new();
         canonicalize_header(Relaxed, &fields[0], &mut out);
         assert_eq!(out, b"subject:Is dinner ready?\r\n");
+    }
+
+    #[test]
+    fn double_space_search_equals_naive() {
+        // Every string of SP and 'a' up to 19 bytes, at offsets 0..3 so
+        // that pairs fall inside words, across words and in the tail.
+        for len in 0..20usize {
+            for bits in 0u32..(1 << len) {
+                let s: Vec<u8> = (0..len)
+                    .map(|k| if bits >> k & 1 == 1 { b' ' } else { b'a' })
+                    .collect();
+                for off in 0..3.min(len + 1) {
+                    let d = &s[off..];
+                    let naive = d.windows(2).position(|w| w == b"  ");
+                    assert_eq!(find_double_space(d), naive, "{:?}", d);
+                }
+            }
+        }
+        assert_eq!(find_double_space(b"\xa0\xa0 \xa0  "), Some(4));
     }
 
     #[test]

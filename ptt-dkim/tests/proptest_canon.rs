@@ -98,6 +98,48 @@ proptest! {
         prop_assert_eq!(one.finish(), streamed.finish());
     }
 
+    /// Bodies past the hasher's internal buffer (8 KB), cut anywhere, with
+    /// and without an `l=` limit: the hash is SHA-256 of the reference
+    /// canonical body up to the limit. `plain` drops CR (and for 2 also
+    /// WSP) from the unit so that single runs longer than the buffer occur.
+    #[test]
+    fn long_bodies_with_limit_match_reference(
+        unit in body_bytes(),
+        plain in 0u8..3,
+        repeat in 1usize..150,
+        c in canon(),
+        limit in prop::option::of(0u64..30_000),
+        cuts in prop::collection::vec(0usize..30_000, 0..6),
+    ) {
+        let unit: Vec<u8> = unit
+            .into_iter()
+            .filter(|b| match plain {
+                0 => true,
+                1 => *b != b'\r',
+                _ => !matches!(b, b'\r' | b' ' | b'\t'),
+            })
+            .collect();
+        let body = unit.repeat(repeat);
+        let canonical = reference_body(c, &body);
+        let hashed = match limit {
+            Some(l) => &canonical[..canonical.len().min(l as usize)],
+            None => &canonical[..],
+        };
+        let want: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(hashed).into();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|x| x.min(body.len())).collect();
+        cuts.sort_unstable();
+        let mut h = BodyHasher::new(c, limit);
+        let mut prev = 0;
+        for cut in cuts {
+            h.update(&body[prev..cut]);
+            prev = cut;
+        }
+        h.update(&body[prev..]);
+        let got = h.finish();
+        prop_assert_eq!(got.hash, want);
+        prop_assert_eq!(got.canonical_len, canonical.len() as u64);
+    }
+
     #[test]
     fn canonicalization_is_idempotent(body in body_bytes(), c in canon()) {
         let once = canonicalize_body(c, &body);

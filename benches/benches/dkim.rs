@@ -1,0 +1,325 @@
+//! DKIM sign and verify of a 4 KB and a 100 KB message, RSA-2048 and
+//! Ed25519, with ptt-dkim, with Stalwart's mail-auth (0.6.1, ring) and with
+//! the raw signature operation alone (the floor: one RSASSA-PKCS1-v1_5
+//! SHA-256 or Ed25519 sign/verify of 32 bytes, same backend as ptt-dkim), in
+//! the same run. One criterion group per message size.
+//!
+//! Backend: ptt-dkim and the raw operation use the `ptt-benches` feature
+//! (`aws-lc-rs` by default, the production build); mail-auth 0.6 is always on
+//! ring. For the same-backend comparison:
+//! `cargo bench -p ptt-benches --no-default-features --features ring --bench dkim`.
+//!
+//! Key records come from memory in both: ptt-dkim gets the TXT answer text
+//! (and parses it per message, as it would a DNS answer), mail-auth its
+//! resolver cache (holding the parsed key). Every signature made in a
+//! benchmark is checked before timing, and every verification asserts `pass`
+//! inside the timed closure, so a failing path cannot be measured.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+// mail-auth 0.6: 0.15 needs mail-parser 1.0 (rustc 1.98), and 0.7 pins a
+// hickory-resolver alpha that clashes with ptt-bins' 0.26.
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter as _;
+use mail_auth::common::parse::TxtRecordParser as _;
+use mail_auth::common::verify::DomainKey;
+use mail_auth::dkim::{Canonicalization as MaCanon, DkimSigner};
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
+};
+use mail_auth_06 as mail_auth;
+use ptt_dkim::{KeyAnswer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
+
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc_rs as raw;
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+use ring as raw;
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!("the dkim bench needs a crypto backend: feature aws-lc-rs (default) or ring");
+
+/// The backend of the raw operation; must be ptt-dkim's.
+const RAW: &str = if cfg!(feature = "aws-lc-rs") {
+    "aws-lc-rs"
+} else {
+    "ring"
+};
+
+use raw::rand::SystemRandom;
+use raw::signature::{self as sig, Ed25519KeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey};
+
+/// `t=` of ptt's signatures (mail-auth sets its own clock's time, so the
+/// verifications run at the clock's time).
+const T: u64 = 1_763_769_600;
+const DOMAIN: &str = "example.com";
+const RSA_SEL: &str = "rsa";
+const ED_SEL: &str = "ed";
+const SIGNED: [&str; 7] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+];
+
+/// A message of about `size` bytes: a usual header and a plain-text body
+/// with some runs of spaces for relaxed canonicalization to fold.
+fn message(size: usize) -> Vec<u8> {
+    let mut m = String::from(
+        "From: Alice <alice@example.com>\r\n\
+         To: Bob <bob@example.net>\r\n\
+         Subject: DKIM benchmark message\r\n\
+         Date: Sun, 22 Nov 2026 00:00:00 +0000\r\n\
+         Message-ID: <bench@example.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         \r\n",
+    );
+    let mut n = 0;
+    while m.len() < size - 70 {
+        n += 1;
+        m.push_str(&format!(
+            "Line {n:04} of the body, with  some   spaces and a tab\there.    \r\n"
+        ));
+    }
+    m.into_bytes()
+}
+
+/// mail-auth's TXT cache, filled once with the key records.
+struct TxtCache(Mutex<HashMap<String, Txt>>);
+
+impl ResolverCache<String, Txt> for TxtCache {
+    fn get<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        String: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.get(name).cloned()
+    }
+    fn remove<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        String: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.remove(name)
+    }
+    fn insert(&self, key: String, value: Txt, _: Instant) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key, value);
+        }
+    }
+}
+
+fn ptt_config(selector: &str) -> SignerConfig {
+    let mut cfg = SignerConfig::new(DOMAIN, selector);
+    cfg.headers = SIGNED.iter().map(|h| h.to_string()).collect();
+    // mail-auth does not over-sign; the same h= for both.
+    cfg.oversign = false;
+    cfg.timestamp = Some(T);
+    cfg
+}
+
+fn ptt_sign(key: &SigningKey, selector: &str, msg: &[u8]) -> String {
+    let mut signer = Signer::new(key, ptt_config(selector)).expect("signer");
+    signer.update(msg);
+    signer.finish().expect("sign")
+}
+
+/// ptt-dkim's verdict for the one signature of `signed`, the key record
+/// given as the TXT answer.
+fn ptt_verify(signed: &[u8], records: &HashMap<String, String>, now: u64) -> bool {
+    let results = verify_message(signed, now, VerifyPolicy::default(), |name| {
+        match records.get(name) {
+            Some(r) => KeyAnswer::from(r.as_str()),
+            None => KeyAnswer::NxDomain,
+        }
+    });
+    results.len() == 1 && results[0].verdict.as_str() == "pass"
+}
+
+fn bench(c: &mut Criterion) {
+    assert_eq!(
+        ptt_dkim::BACKEND,
+        RAW,
+        "ptt-dkim and the raw floor must use the same backend"
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+
+    // Keys: RSA-2048 from openssl (ring cannot generate RSA keys), Ed25519
+    // from a fixed seed; the same key material for all three contenders.
+    let rsa_pem = ptt_benches::rsa2048_pkcs8_pem();
+    let rsa_der = base64::engine::general_purpose::STANDARD
+        .decode(
+            rsa_pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .expect("PEM body");
+    let seed = [7u8; 32];
+    let ptt_rsa = SigningKey::from_pem(rsa_pem.as_bytes()).expect("ptt reads the RSA key");
+    let ptt_ed = SigningKey::from_ed25519_seed(&seed).expect("ptt Ed25519 key");
+    let raw_rsa = RsaKeyPair::from_pkcs8(&rsa_der).expect("raw RSA key");
+    let raw_ed = Ed25519KeyPair::from_seed_unchecked(&seed).expect("raw Ed25519 key");
+    let ed_public = raw_ed.public_key().as_ref().to_vec();
+    let ma_rsa = RsaKey::<Sha256>::from_pkcs8_der(&rsa_der).expect("mail-auth RSA key");
+    let ma_ed =
+        Ed25519Key::from_seed_and_public_key(&seed, &ed_public).expect("mail-auth Ed25519 key");
+    let ma_rsa_signer = DkimSigner::from_key(ma_rsa)
+        .domain(DOMAIN)
+        .selector(RSA_SEL)
+        .headers(SIGNED)
+        .header_canonicalization(MaCanon::Relaxed)
+        .body_canonicalization(MaCanon::Relaxed);
+    let ma_ed_signer = DkimSigner::from_key(ma_ed)
+        .domain(DOMAIN)
+        .selector(ED_SEL)
+        .headers(SIGNED)
+        .header_canonicalization(MaCanon::Relaxed)
+        .body_canonicalization(MaCanon::Relaxed);
+
+    let records: HashMap<String, String> = [(RSA_SEL, &ptt_rsa), (ED_SEL, &ptt_ed)]
+        .into_iter()
+        .map(|(sel, key)| {
+            (
+                format!("{sel}._domainkey.{DOMAIN}"),
+                key.key_record().to_string(),
+            )
+        })
+        .collect();
+    let cache = TxtCache(Mutex::new(HashMap::new()));
+    for (name, record) in &records {
+        for n in [format!("{name}."), name.clone()] {
+            let key = DomainKey::parse(record.as_bytes()).expect("mail-auth reads the key record");
+            cache.insert(n, Txt::from(key), Instant::now());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let authenticator = MessageAuthenticator::new_cloudflare().expect("mail-auth authenticator");
+    let ma_verify = |signed: &[u8]| -> bool {
+        rt.block_on(async {
+            let parsed = AuthenticatedMessage::parse(signed).expect("parse");
+            let out = authenticator
+                .verify_dkim(Parameters::new(&parsed).with_txt_cache(&cache))
+                .await;
+            out.len() == 1 && out[0].result() == &DkimResult::Pass
+        })
+    };
+
+    // The raw floor: one operation over a 32-byte input.
+    let rng = SystemRandom::new();
+    let modulus_len = ptt_rsa.bits().expect("RSA") / 8;
+    let input = [0x5au8; 32];
+    let raw_rsa_sign = || {
+        let mut s = vec![0; modulus_len];
+        raw_rsa
+            .sign(&sig::RSA_PKCS1_SHA256, &rng, &input, &mut s)
+            .expect("raw RSA sign");
+        s
+    };
+    let rsa_public = raw_rsa.public_key().as_ref().to_vec();
+    let raw_rsa_sig = raw_rsa_sign();
+    let raw_rsa_verify = || {
+        UnparsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA256, &rsa_public)
+            .verify(&input, &raw_rsa_sig)
+            .expect("raw RSA verify")
+    };
+    raw_rsa_verify();
+    let raw_ed_sig = raw_ed.sign(&input);
+    let raw_ed_verify = || {
+        UnparsedPublicKey::new(&sig::ED25519, &ed_public)
+            .verify(&input, raw_ed_sig.as_ref())
+            .expect("raw Ed25519 verify")
+    };
+    raw_ed_verify();
+
+    for (size, label) in [(4096, "4k"), (100 * 1024, "100k")] {
+        let msg = message(size);
+        assert!(msg.len() <= size && msg.len() > size - 100, "{}", msg.len());
+
+        // Every signer's output verifies with both verifiers; the messages
+        // to verify are ptt's signatures, the same bytes for both.
+        let mut signed = Vec::new();
+        for (key, sel, name) in [(&ptt_rsa, RSA_SEL, "rsa"), (&ptt_ed, ED_SEL, "ed25519")] {
+            let s = [ptt_sign(key, sel, &msg).as_bytes(), &msg].concat();
+            assert!(ptt_verify(&s, &records, now), "ptt {name} {label}");
+            assert!(ma_verify(&s), "mail-auth verifies ptt {name} {label}");
+            signed.push(s);
+        }
+        for (field, name) in [
+            (
+                ma_rsa_signer.sign(&msg).expect("ma sign").to_header(),
+                "rsa",
+            ),
+            (
+                ma_ed_signer.sign(&msg).expect("ma sign").to_header(),
+                "ed25519",
+            ),
+        ] {
+            let s = [field.as_bytes(), &msg].concat();
+            assert!(
+                ptt_verify(&s, &records, now),
+                "ptt verifies mail-auth {name} {label}"
+            );
+            assert!(ma_verify(&s), "mail-auth {name} {label}");
+        }
+        let (rsa_signed, ed_signed) = (&signed[0], &signed[1]);
+
+        let mut g = c.benchmark_group(format!("dkim_{label}"));
+        g.bench_function(format!("sign rsa2048: raw op ({RAW})"), |b| {
+            b.iter(|| black_box(raw_rsa_sign()))
+        });
+        g.bench_function("sign rsa2048: ptt-dkim", |b| {
+            b.iter(|| black_box(ptt_sign(&ptt_rsa, RSA_SEL, black_box(&msg))))
+        });
+        g.bench_function("sign rsa2048: mail-auth (ring)", |b| {
+            b.iter(|| black_box(ma_rsa_signer.sign(black_box(&msg)).expect("sign")))
+        });
+        g.bench_function(format!("sign ed25519: raw op ({RAW})"), |b| {
+            b.iter(|| black_box(raw_ed.sign(black_box(&input))))
+        });
+        g.bench_function("sign ed25519: ptt-dkim", |b| {
+            b.iter(|| black_box(ptt_sign(&ptt_ed, ED_SEL, black_box(&msg))))
+        });
+        g.bench_function("sign ed25519: mail-auth (ring)", |b| {
+            b.iter(|| black_box(ma_ed_signer.sign(black_box(&msg)).expect("sign")))
+        });
+        g.bench_function(format!("verify rsa2048: raw op ({RAW})"), |b| {
+            b.iter(raw_rsa_verify)
+        });
+        g.bench_function("verify rsa2048: ptt-dkim", |b| {
+            b.iter(|| assert!(ptt_verify(black_box(rsa_signed), &records, now)))
+        });
+        g.bench_function("verify rsa2048: mail-auth (ring)", |b| {
+            b.iter(|| assert!(ma_verify(black_box(rsa_signed))))
+        });
+        g.bench_function(format!("verify ed25519: raw op ({RAW})"), |b| {
+            b.iter(raw_ed_verify)
+        });
+        g.bench_function("verify ed25519: ptt-dkim", |b| {
+            b.iter(|| assert!(ptt_verify(black_box(ed_signed), &records, now)))
+        });
+        g.bench_function("verify ed25519: mail-auth (ring)", |b| {
+            b.iter(|| assert!(ma_verify(black_box(ed_signed))))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
