@@ -290,22 +290,93 @@ fn robinson(c: Counts, spam_messages: u64, ham_messages: u64, p: &Params) -> f64
     (p.robs * p.robx + n * pw) / (p.robs + n)
 }
 
+/// The natural logarithm of a product of many factors in (0, 1], kept as
+/// a mantissa and a binary exponent: one multiplication per factor instead of
+/// one logarithm, and no underflow however many factors there are.
+struct LnProduct {
+    mantissa: f64,
+    exponent: i64,
+    pending: u32,
+}
+
+impl LnProduct {
+    fn new() -> Self {
+        LnProduct {
+            mantissa: 1.0,
+            exponent: 0,
+            pending: 0,
+        }
+    }
+
+    /// Multiplies by `x`, which must be in [1e-9, 1].
+    #[inline]
+    fn mul(&mut self, x: f64) {
+        self.mantissa *= x;
+        self.pending += 1;
+        // 32 factors of at least 1e-9 take a mantissa in [0.5, 1) down to
+        // 1e-289 at worst, still a normal number.
+        if self.pending == 32 {
+            self.normalize();
+        }
+    }
+
+    /// Moves the binary exponent of the mantissa into `exponent`, leaving a
+    /// mantissa in [0.5, 1).
+    fn normalize(&mut self) {
+        self.pending = 0;
+        let bits = self.mantissa.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        if biased == 0 || biased == 0x7ff {
+            // Zero, subnormal or not finite: cannot happen for factors in
+            // [1e-9, 1]; leave the value as it is.
+            return;
+        }
+        self.exponent += biased - 1022;
+        self.mantissa = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    }
+
+    fn ln(mut self) -> f64 {
+        self.normalize();
+        self.mantissa.ln() + self.exponent as f64 * core::f64::consts::LN_2
+    }
+}
+
+/// How many lookups ahead of the current one the table is prefetched.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Scores `tokens` against `db`.
 pub fn classify(db: &TokenDb, tokens: &Tokens, params: &Params) -> Classification {
     let (ns, nh) = (db.spam_messages(), db.ham_messages());
-    // (deviation, f, hash, counts) of every token that counts.
-    let mut picked: Vec<(f64, f64, u64, Counts)> = Vec::with_capacity(tokens.hashes().len());
-    // Look every token up first: the lookups are independent cache misses
-    // that the CPU overlaps when no arithmetic sits between them.
-    let looked_up: Vec<Counts> = tokens.hashes().iter().map(|&h| db.get(h)).collect();
-    for (&hash, &counts) in tokens.hashes().iter().zip(&looked_up) {
+    let hashes = tokens.hashes();
+    // Every token that counts, as (deviation, f, hash, counts); kept only
+    // when clues are reported or the strongest tokens are selected.
+    let keep = params.clues > 0 || params.max_tokens > 0;
+    let mut picked: Vec<(f64, f64, u64, Counts)> = Vec::new();
+    let (mut prod_f, mut prod_1f) = (LnProduct::new(), LnProduct::new());
+    let mut used = 0usize;
+    for &hash in hashes.iter().take(PREFETCH_AHEAD) {
+        db.prefetch(hash);
+    }
+    // The lookups are independent cache misses: prefetching the slots a
+    // few tokens ahead lets the CPU overlap them even where the branches
+    // of a lookup are mispredicted.
+    for (i, &hash) in hashes.iter().enumerate() {
+        if let Some(&ahead) = hashes.get(i + PREFETCH_AHEAD) {
+            db.prefetch(ahead);
+        }
+        let counts = db.get(hash);
         if counts.spam == 0 && counts.ham == 0 {
             continue;
         }
         let f = robinson(counts, ns, nh, params).clamp(1e-9, 1.0 - 1e-9);
         let dev = (f - 0.5).abs();
         if dev > params.min_dev {
-            picked.push((dev, f, hash, counts));
+            prod_f.mul(f);
+            prod_1f.mul(1.0 - f);
+            used += 1;
+            if keep {
+                picked.push((dev, f, hash, counts));
+            }
         }
     }
     let by_strength = |a: &(f64, f64, u64, Counts), b: &(f64, f64, u64, Counts)| {
@@ -314,18 +385,21 @@ pub fn classify(db: &TokenDb, tokens: &Tokens, params: &Params) -> Classificatio
     if params.max_tokens > 0 && picked.len() > params.max_tokens {
         picked.select_nth_unstable_by(params.max_tokens, by_strength);
         picked.truncate(params.max_tokens);
+        // The combination is over the strongest tokens only, in hash order
+        // as when all are used.
+        picked.sort_unstable_by_key(|p| p.2);
+        (prod_f, prod_1f) = (LnProduct::new(), LnProduct::new());
+        for &(_, f, _, _) in &picked {
+            prod_f.mul(f);
+            prod_1f.mul(1.0 - f);
+        }
+        used = picked.len();
     }
-    let (mut ln_f, mut ln_1f) = (0.0f64, 0.0f64);
-    for &(_, f, _, _) in &picked {
-        ln_f += f.ln();
-        ln_1f += (1.0 - f).ln();
-    }
-    let used = picked.len();
     let score = if used == 0 {
         0.5
     } else {
-        let h = chi2q(-2.0 * ln_f, used);
-        let s = chi2q(-2.0 * ln_1f, used);
+        let h = chi2q(-2.0 * prod_f.ln(), used);
+        let s = chi2q(-2.0 * prod_1f.ln(), used);
         ((1.0 + h - s) / 2.0).clamp(0.0, 1.0)
     };
     let top = if params.clues > 0 {
@@ -379,6 +453,30 @@ mod tests {
         assert!((q - 0.5).abs() < 0.02, "{q}");
         assert!(chi2q(100.0, 2000) > 0.999_999);
         assert!(chi2q(20000.0, 2000) < 1e-100);
+    }
+
+    #[test]
+    fn ln_product_matches_sum_of_logs() {
+        let mut p = LnProduct::new();
+        let mut sum = 0.0f64;
+        let mut x = 0.37f64;
+        for i in 0..5000 {
+            // Factors across the whole range, 1e-9 and 1 included.
+            let f = match i % 7 {
+                0 => 1e-9,
+                1 => 1.0 - 1e-9,
+                2 => 1.0,
+                _ => {
+                    x = (x * 3.9 * (1.0 - x)).clamp(1e-9, 1.0);
+                    x
+                }
+            };
+            p.mul(f);
+            sum += f.ln();
+        }
+        let got = p.ln();
+        assert!((got - sum).abs() <= 1e-9 * sum.abs(), "{got} vs {sum}");
+        assert_eq!(LnProduct::new().ln(), 0.0);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! In memory and on disk it is the same open-addressing hash table (linear
 //! probing, power-of-two capacity, hash 0 marks an empty slot), so a stored
-//! database is usable right after one read, without rebuilding anything.
+//! database is usable as soon as it is mapped and checked, without decoding
+//! or rebuilding anything: a loaded table stays in the file's pages until it
+//! is first changed.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -28,13 +30,111 @@ pub struct Counts {
 }
 
 /// A trained token database.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenDb {
     pub(crate) spam_messages: u64,
     pub(crate) ham_messages: u64,
+    /// The slots, when in memory (a new or changed table); empty while
+    /// `mapped` holds them.
     pub(crate) slots: Vec<Slot>,
+    /// The pages of a loaded store file, checked, in their own layout (16
+    /// bytes a slot, see [`crate::store`]), until the table is first changed.
+    #[cfg(feature = "std")]
+    pub(crate) mapped: Option<crate::store::Mapped>,
     /// Occupied slots (including tokens whose counts fell to zero).
     pub(crate) len: usize,
+}
+
+impl core::fmt::Debug for TokenDb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TokenDb")
+            .field("spam_messages", &self.spam_messages)
+            .field("ham_messages", &self.ham_messages)
+            .field("capacity", &self.capacity())
+            .field("occupied", &self.len)
+            .field("mapped", &self.mapped_bytes().is_some())
+            .finish()
+    }
+}
+
+impl Clone for TokenDb {
+    /// A copy in memory (a mapped table is decoded).
+    fn clone(&self) -> Self {
+        TokenDb {
+            spam_messages: self.spam_messages,
+            ham_messages: self.ham_messages,
+            slots: (0..self.capacity()).map(|i| self.slot_at(i)).collect(),
+            #[cfg(feature = "std")]
+            mapped: None,
+            len: self.len,
+        }
+    }
+}
+
+impl PartialEq for TokenDb {
+    /// The same counts in the same table layout, wherever the slots live.
+    fn eq(&self, other: &Self) -> bool {
+        self.spam_messages == other.spam_messages
+            && self.ham_messages == other.ham_messages
+            && self.len == other.len
+            && self.capacity() == other.capacity()
+            && (0..self.capacity()).all(|i| self.slot_at(i) == other.slot_at(i))
+    }
+}
+
+impl Eq for TokenDb {}
+
+/// Reads slot `i` of a 16-byte-per-slot table (empty past the end).
+#[inline]
+pub(crate) fn slot_from_bytes(bytes: &[u8], i: usize) -> Slot {
+    let mut b = [0u8; 16];
+    if let Some(s) = i.checked_mul(16).and_then(|at| bytes.get(at..at + 16)) {
+        b.copy_from_slice(s);
+    }
+    let [
+        h0,
+        h1,
+        h2,
+        h3,
+        h4,
+        h5,
+        h6,
+        h7,
+        s0,
+        s1,
+        s2,
+        s3,
+        a0,
+        a1,
+        a2,
+        a3,
+    ] = b;
+    Slot {
+        hash: u64::from_le_bytes([h0, h1, h2, h3, h4, h5, h6, h7]),
+        spam: u32::from_le_bytes([s0, s1, s2, s3]),
+        ham: u32::from_le_bytes([a0, a1, a2, a3]),
+    }
+}
+
+/// Linear probing over any slot array: `at(i)` reads slot `i`.
+#[inline]
+fn probe(capacity: usize, hash: u64, at: impl Fn(usize) -> Slot) -> Counts {
+    let mask = capacity.wrapping_sub(1);
+    let mut i = (hash as usize) & mask;
+    // At most `capacity` probes, even in a (corrupt) table with no empty slot.
+    for _ in 0..capacity {
+        let slot = at(i);
+        if slot.hash == hash {
+            return Counts {
+                spam: slot.spam,
+                ham: slot.ham,
+            };
+        }
+        if slot.hash == 0 {
+            break;
+        }
+        i = (i + 1) & mask;
+    }
+    Counts::default()
 }
 
 impl Default for TokenDb {
@@ -52,8 +152,48 @@ impl TokenDb {
             spam_messages: 0,
             ham_messages: 0,
             slots: vec![Slot::default(); MIN_CAPACITY],
+            #[cfg(feature = "std")]
+            mapped: None,
             len: 0,
         }
+    }
+
+    /// The slot bytes of a loaded store file, while they hold the table.
+    #[inline]
+    pub(crate) fn mapped_bytes(&self) -> Option<&[u8]> {
+        #[cfg(feature = "std")]
+        if let Some(m) = &self.mapped {
+            return Some(m.slot_bytes());
+        }
+        None
+    }
+
+    /// Slots in the table (a power of two).
+    pub(crate) fn capacity(&self) -> usize {
+        match self.mapped_bytes() {
+            Some(bytes) => bytes.len() / 16,
+            None => self.slots.len(),
+        }
+    }
+
+    /// Slot `i` (empty past the end).
+    pub(crate) fn slot_at(&self, i: usize) -> Slot {
+        match self.mapped_bytes() {
+            Some(bytes) => slot_from_bytes(bytes, i),
+            None => self.slots.get(i).copied().unwrap_or_default(),
+        }
+    }
+
+    /// The slots in memory, decoding a mapped table first.
+    fn slots_mut(&mut self) -> &mut Vec<Slot> {
+        #[cfg(feature = "std")]
+        if let Some(m) = self.mapped.take() {
+            let bytes = m.slot_bytes();
+            self.slots = (0..bytes.len() / 16)
+                .map(|i| slot_from_bytes(bytes, i))
+                .collect();
+        }
+        &mut self.slots
     }
 
     /// Spam messages trained.
@@ -68,8 +208,8 @@ impl TokenDb {
 
     /// Distinct tokens with a non-zero count.
     pub fn token_count(&self) -> usize {
-        self.slots
-            .iter()
+        (0..self.capacity())
+            .map(|i| self.slot_at(i))
             .filter(|s| s.hash != 0 && (s.spam != 0 || s.ham != 0))
             .count()
     }
@@ -77,48 +217,71 @@ impl TokenDb {
     /// The counts of one token hash (zero when unknown).
     #[inline]
     pub fn get(&self, hash: u64) -> Counts {
-        let mask = self.slots.len() - 1;
-        let mut i = (hash as usize) & mask;
-        loop {
-            let Some(slot) = self.slots.get(i) else {
-                return Counts::default();
-            };
-            if slot.hash == hash {
-                return Counts {
-                    spam: slot.spam,
-                    ham: slot.ham,
-                };
+        if hash == 0 {
+            return Counts::default();
+        }
+        match self.mapped_bytes() {
+            Some(bytes) => probe(bytes.len() / 16, hash, |i| slot_from_bytes(bytes, i)),
+            None => {
+                let v = &self.slots;
+                probe(v.len(), hash, |i| v.get(i).copied().unwrap_or_default())
             }
-            if slot.hash == 0 {
-                return Counts::default();
-            }
-            i = (i + 1) & mask;
         }
     }
 
+    /// Asks the CPU to fetch the slot where `hash` would start its probe,
+    /// so that a run of lookups overlaps its cache misses (a hint: no
+    /// effect on results).
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let ptr: *const u8 = match self.mapped_bytes() {
+                Some(bytes) => {
+                    let i = (hash as usize) & (bytes.len() / 16).wrapping_sub(1);
+                    bytes.as_ptr().wrapping_add(i.wrapping_mul(16))
+                }
+                None => {
+                    let i = (hash as usize) & self.slots.len().wrapping_sub(1);
+                    self.slots.as_ptr().wrapping_add(i).cast()
+                }
+            };
+            // SAFETY: a prefetch is only a hint: it never faults and changes
+            // nothing, whatever the address (here one inside the table).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     fn slot_mut(&mut self, hash: u64) -> &mut Slot {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
+        if (self.len + 1) * 4 > self.capacity() * 3 {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
+        let slots = self.slots_mut();
+        let mask = slots.len() - 1;
         let mut i = (hash as usize) & mask;
+        let mut new = false;
         loop {
-            let h = self.slots[i].hash;
+            let h = slots[i].hash;
             if h == hash {
                 break;
             }
             if h == 0 {
-                self.slots[i].hash = hash;
-                self.len += 1;
+                slots[i].hash = hash;
+                new = true;
                 break;
             }
             i = (i + 1) & mask;
         }
-        &mut self.slots[i]
+        self.len += usize::from(new);
+        &mut self.slots_mut()[i]
     }
 
     fn grow(&mut self) {
-        let old = core::mem::take(&mut self.slots);
+        let old = core::mem::take(self.slots_mut());
         self.rebuild_from(old, self.slots_for(self.len + 1));
     }
 
@@ -128,7 +291,7 @@ impl TokenDb {
     }
 
     fn rebuild_from(&mut self, old: Vec<Slot>, capacity: usize) {
-        self.slots = vec![Slot::default(); capacity];
+        let mut slots = vec![Slot::default(); capacity];
         self.len = 0;
         let mask = capacity - 1;
         for slot in old
@@ -136,18 +299,19 @@ impl TokenDb {
             .filter(|s| s.hash != 0 && (s.spam != 0 || s.ham != 0))
         {
             let mut i = (slot.hash as usize) & mask;
-            while self.slots[i].hash != 0 {
+            while slots[i].hash != 0 {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = slot;
+            slots[i] = slot;
             self.len += 1;
         }
+        self.slots = slots;
     }
 
     /// Drops tokens whose counts fell to zero and shrinks the table to fit.
     pub fn compact(&mut self) {
         let live = self.token_count();
-        let old = core::mem::take(&mut self.slots);
+        let old = core::mem::take(self.slots_mut());
         let capacity = self.slots_for(live);
         self.rebuild_from(old, capacity);
     }
@@ -157,7 +321,7 @@ impl TokenDb {
     /// set, OSB pairs above all, were seen once and say little, while they
     /// make the table several times larger and lookups slower.
     pub fn prune(&mut self, min_messages: u32) {
-        for slot in &mut self.slots {
+        for slot in self.slots_mut() {
             if slot.spam.saturating_add(slot.ham) < min_messages {
                 slot.spam = 0;
                 slot.ham = 0;
@@ -188,10 +352,11 @@ impl TokenDb {
     /// Undoes [`TokenDb::train`] of the same message and class (a user's
     /// correction of a wrong training). Counts never go below zero.
     pub fn untrain(&mut self, tokens: &[u64], class: Class) {
-        let mask = self.slots.len() - 1;
+        let slots = self.slots_mut();
+        let mask = slots.len() - 1;
         for &hash in tokens {
             let mut i = (hash as usize) & mask;
-            while let Some(slot) = self.slots.get_mut(i) {
+            while let Some(slot) = slots.get_mut(i) {
                 if slot.hash == hash && hash != 0 {
                     match class {
                         Class::Spam => slot.spam = slot.spam.saturating_sub(1),
@@ -226,7 +391,7 @@ mod tests {
         assert_eq!(db.token_count(), 100);
         assert_eq!(db.get(toks[50]), Counts { spam: 1, ham: 1 });
         assert_eq!(db.get(toks[200]), Counts::default());
-        assert!(db.slots.len() < 1024 * 2);
+        assert!(db.capacity() < 1024 * 2);
         assert_eq!(db.spam_messages(), 1);
     }
 

@@ -54,6 +54,13 @@ impl Stream {
         self.h = h;
     }
 
+    /// Feeds one word (the same as 8 bytes to [`Stream::words`]).
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn word(&mut self, word: u64) {
+        self.h = (self.h ^ word).wrapping_mul(K).rotate_left(29);
+    }
+
     #[inline]
     pub(crate) fn finish(self, rest: &[u8]) -> u64 {
         let mut h = self.h;
@@ -71,6 +78,7 @@ impl Stream {
 }
 
 /// Combines two word hashes at distance `distance` into an OSB token hash.
+#[cfg(feature = "std")]
 #[inline]
 pub(crate) fn pair(first: u64, second: u64, distance: u32) -> u64 {
     let h = first.wrapping_mul(K)

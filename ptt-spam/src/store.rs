@@ -13,11 +13,14 @@
 //!   end-8    8  checksum: the crate's token hash over all bytes before it
 //! ```
 //!
-//! The slots are the in-memory open-addressing table itself, so loading is a
-//! read, a checksum and a copy. [`save`] writes a new file beside the old one,
+//! The slots are the in-memory open-addressing table itself, so [`load`]
+//! maps the file and checks it in one pass (header, checksum, occupied
+//! slots), and lookups read the file's pages directly; the table is decoded
+//! into memory only when it is changed. [`save`] writes a new file beside the old one,
 //! fsyncs it and renames it over, so a server that reads the database while
 //! it is trained sees either the old or the new one, never a torn file.
 
+#[cfg(feature = "std")]
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -129,12 +132,18 @@ impl TokenDb {
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&self.spam_messages.to_le_bytes());
         out.extend_from_slice(&self.ham_messages.to_le_bytes());
-        out.extend_from_slice(&(self.slots.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.capacity() as u64).to_le_bytes());
         out.extend_from_slice(&(self.len as u64).to_le_bytes());
-        for slot in &self.slots {
-            out.extend_from_slice(&slot.hash.to_le_bytes());
-            out.extend_from_slice(&slot.spam.to_le_bytes());
-            out.extend_from_slice(&slot.ham.to_le_bytes());
+        match self.mapped_bytes() {
+            // Already in the file layout.
+            Some(bytes) => out.extend_from_slice(bytes),
+            None => {
+                for slot in &self.slots {
+                    out.extend_from_slice(&slot.hash.to_le_bytes());
+                    out.extend_from_slice(&slot.spam.to_le_bytes());
+                    out.extend_from_slice(&slot.ham.to_le_bytes());
+                }
+            }
         }
         let sum = hash_bytes(CHECKSUM_SEED, &out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -253,9 +262,65 @@ impl Header {
             spam_messages: self.spam_messages,
             ham_messages: self.ham_messages,
             slots,
+            #[cfg(feature = "std")]
+            mapped: None,
             len: self.len as usize,
         })
     }
+}
+
+/// A store file mapped read-only, its header and checksum checked.
+#[cfg(feature = "std")]
+pub(crate) struct Mapped {
+    map: memmap2::Mmap,
+}
+
+#[cfg(feature = "std")]
+impl Mapped {
+    /// The slot array (16 bytes a slot).
+    #[inline]
+    pub(crate) fn slot_bytes(&self) -> &[u8] {
+        self.map
+            .get(HEADER..self.map.len().saturating_sub(8))
+            .unwrap_or(&[])
+    }
+}
+
+/// Checks a mapped store in one pass over its bytes (header, checksum,
+/// occupied slots) and makes it a database that reads the mapping.
+#[cfg(feature = "std")]
+fn from_map(map: memmap2::Mmap) -> Result<TokenDb, FormatError> {
+    let bytes: &[u8] = &map;
+    let head = Header::parse(bytes, bytes.len() as u64)?;
+    let body = bytes.len() - 8;
+    let mut sum = Stream::new(CHECKSUM_SEED, body as u64);
+    sum.words(&bytes[..HEADER]);
+    let mut occupied = 0u64;
+    for slot in bytes[HEADER..body].chunks_exact(SLOT) {
+        let hash = u64_at(slot, 0);
+        sum.word(hash);
+        sum.word(u64_at(slot, 8));
+        occupied += u64::from(hash != 0);
+    }
+    let computed = sum.finish(&[]);
+    let found = u64_at(bytes, body);
+    if found != computed {
+        return Err(FormatError::Checksum { found, computed });
+    }
+    if occupied != head.len {
+        return Err(FormatError::Field {
+            field: "occupied",
+            value: head.len,
+            why: "does not match the slots in use",
+        });
+    }
+    Ok(TokenDb {
+        spam_messages: head.spam_messages,
+        ham_messages: head.ham_messages,
+        slots: Vec::new(),
+        mapped: Some(Mapped { map }),
+        len: head.len as usize,
+    })
 }
 
 fn decode_slots(bytes: &[u8], out: &mut Vec<Slot>) {
@@ -289,11 +354,17 @@ pub enum StoreError {
     },
 }
 
-/// Loads a store file: one pass over it, decoding the table and checking
-/// the checksum as the bytes arrive (no second copy of the file in memory).
+/// Loads a store file: maps it read-only and checks it in one pass (magic,
+/// version, sizes, checksum, occupied slots); lookups then read the file's
+/// pages, shared with every other process that has it loaded, and nothing is
+/// decoded until the table is changed. Where the file cannot be mapped it is
+/// read in one streaming pass instead.
+///
+/// The mapping stays valid when [`save`] replaces the file (it renames a new
+/// file over the old one); a store must not be rewritten in place while
+/// loaded.
 #[cfg(feature = "std")]
 pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
-    use std::io::Read;
     let io = |source| StoreError::Io {
         path: path.to_owned(),
         source,
@@ -302,11 +373,39 @@ pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
         path: path.to_owned(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
+    if file_len >= (HEADER + 8) as u64 {
+        // SAFETY: the mapping is read-only and private to this TokenDb. Its
+        // contents are only ever read through bounds-checked slices and
+        // checked (header, checksum) before use; ptt replaces stores by
+        // renaming a new file over the old one, which leaves this mapping's
+        // pages as they are.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+        if let Ok(map) = map {
+            return from_map(map).map_err(format);
+        }
+    }
+    load_read(file, file_len).map_err(|e| match e {
+        LoadError::Io(e) => io(e),
+        LoadError::Format(e) => format(e),
+    })
+}
+
+#[cfg(feature = "std")]
+enum LoadError {
+    Io(std::io::Error),
+    Format(FormatError),
+}
+
+/// [`load`] without a mapping: one pass over the file, decoding the table
+/// and checking the checksum as the bytes arrive.
+#[cfg(feature = "std")]
+fn load_read(mut file: std::fs::File, file_len: u64) -> Result<TokenDb, LoadError> {
+    use std::io::Read;
     let mut head = [0u8; HEADER];
-    let got = read_full(&mut file, &mut head).map_err(io)?;
-    let header = Header::parse(&head[..got], file_len).map_err(format)?;
+    let got = read_full(&mut file, &mut head).map_err(LoadError::Io)?;
+    let header = Header::parse(&head[..got], file_len).map_err(LoadError::Format)?;
     let body = file_len - 8;
     let mut sum = Stream::new(CHECKSUM_SEED, body);
     sum.words(&head);
@@ -315,19 +414,19 @@ pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
     let mut left = (body - HEADER as u64) as usize;
     while left > 0 {
         let n = left.min(buf.len());
-        file.read_exact(&mut buf[..n]).map_err(io)?;
+        file.read_exact(&mut buf[..n]).map_err(LoadError::Io)?;
         sum.words(&buf[..n]);
         decode_slots(&buf[..n], &mut slots);
         left -= n;
     }
     let mut tail = [0u8; 8];
-    file.read_exact(&mut tail).map_err(io)?;
+    file.read_exact(&mut tail).map_err(LoadError::Io)?;
     let found = u64::from_le_bytes(tail);
     let computed = sum.finish(&[]);
     if found != computed {
-        return Err(format(FormatError::Checksum { found, computed }));
+        return Err(LoadError::Format(FormatError::Checksum { found, computed }));
     }
-    header.finish(slots).map_err(format)
+    header.finish(slots).map_err(LoadError::Format)
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.

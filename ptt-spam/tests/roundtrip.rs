@@ -111,3 +111,54 @@ fn verdict_explains_itself() {
     assert!(r.headers().starts_with("X-Spam-Status: No, score=0.0"));
     assert!(!r.headers().contains("X-Spam-Flag"));
 }
+
+/// A loaded store answers from the file's pages exactly as the table it was
+/// saved from, is decoded on its first change, and a damaged file is refused
+/// with the reason.
+#[test]
+fn loaded_store_reads_and_changes_like_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spam.db");
+    let mut db = TokenDb::new();
+    let tokens: Vec<u64> = (1..5000u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    db.train(&tokens, Class::Spam);
+    db.train(&tokens[..700], Class::Ham);
+    store::save(&db, &path).unwrap();
+    let mut loaded = store::load(&path).unwrap();
+    assert_eq!(loaded, db);
+    for t in tokens.iter().copied().step_by(7).chain([12345, u64::MAX]) {
+        assert_eq!(loaded.get(t), db.get(t), "token {t}");
+    }
+    assert_eq!(loaded.to_bytes(), std::fs::read(&path).unwrap());
+    let spam = Tokenizer::default().tokenize(b"Subject: x\n\nsome words here");
+    assert_eq!(
+        classify(&loaded, &spam, &Params::default()),
+        classify(&db, &spam, &Params::default())
+    );
+    // The first change decodes the table; the file is left alone.
+    loaded.train(&tokens[..10], Class::Ham);
+    db.train(&tokens[..10], Class::Ham);
+    assert_eq!(loaded, db);
+    assert_eq!(loaded.get(tokens[3]).ham, 2);
+    assert_eq!(store::load(&path).unwrap().get(tokens[3]).ham, 1);
+    // One flipped bit in the slots: a checksum error naming the file.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = store::load(&path).unwrap_err().to_string();
+    assert!(err.contains("spam.db") && err.contains("checksum"), "{err}");
+    // A foreign file and a short one.
+    std::fs::write(
+        &path,
+        b"From alice@example.org Mon Jan 1\nSubject: hi\n\nhello, this is mail",
+    )
+    .unwrap();
+    let err = store::load(&path).unwrap_err().to_string();
+    assert!(err.contains("not a ptt token store"), "{err}");
+    std::fs::write(&path, b"PTTSPAM").unwrap();
+    let err = store::load(&path).unwrap_err().to_string();
+    assert!(err.contains("shorter"), "{err}");
+}

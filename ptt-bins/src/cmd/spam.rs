@@ -76,6 +76,10 @@ struct Classify {
     /// Score at or under which a message is ham (between: unsure).
     #[arg(long, value_name = "SCORE", default_value_t = Params::default().ham_cutoff)]
     ham_cutoff: f64,
+    /// Worker threads for reading, tokenizing and classifying (default:
+    /// the cores available, at most 8); output stays in the files' order.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Messages to classify (`-` reads one from standard input).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -122,7 +126,7 @@ fn expand(paths: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn workers() -> usize {
+fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -142,9 +146,8 @@ fn read_message(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Maps `f` over `files` on all cores, keeping their order.
-fn par_map<T: Send>(files: &[PathBuf], f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
-    let n = workers();
+/// Maps `f` over `files` on `n` threads, keeping their order.
+fn par_map<T: Send>(files: &[PathBuf], n: usize, f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
     if n <= 1 || files.len() < 16 {
         return files.iter().map(|p| f(p)).collect();
     }
@@ -168,7 +171,7 @@ fn par_map<T: Send>(files: &[PathBuf], f: impl Fn(&Path) -> T + Sync) -> Vec<T> 
 
 /// Reads and tokenizes `files` on all cores, keeping their order.
 fn tokenize_all(tokenizer: &Tokenizer, files: &[PathBuf]) -> Vec<Result<Tokens, String>> {
-    par_map(files, |p| {
+    par_map(files, default_workers(), |p| {
         read_message(p).map(|raw| tokenizer.tokenize(&raw))
     })
 }
@@ -296,7 +299,8 @@ fn classify(args: Classify) -> Outcome {
     };
     let tokenizer = Tokenizer::default().explain(args.headers);
     // Read, tokenize, classify and format on all cores; print in order.
-    let lines = par_map(&args.files, |path| {
+    let workers = args.jobs.map_or_else(default_workers, usize::from);
+    let lines = par_map(&args.files, workers, |path| {
         let raw = read_message(path)?;
         let result = ptt_spam::classify(&db, &tokenizer.tokenize(&raw), &params);
         Ok::<String, String>(if args.headers {

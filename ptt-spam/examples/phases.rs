@@ -1,0 +1,73 @@
+//! Where the time of classifying files goes: load, read, tokenize, classify.
+//!
+//! ```text
+//! cargo run --release -p ptt-spam --example phases -- DB FILE...
+//! ```
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ptt_spam::{Params, Tokenizer, classify, store};
+
+fn main() {
+    let mut args = std::env::args_os().skip(1);
+    let Some(db) = args.next() else {
+        eprintln!("usage: phases DB FILE...");
+        std::process::exit(2);
+    };
+    let files: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    let t = Instant::now();
+    let db = match store::load(std::path::Path::new(&db)) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let load = t.elapsed();
+    let t = Instant::now();
+    let raws: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+    let read = t.elapsed();
+    let tokenizer = Tokenizer::default();
+    let t = Instant::now();
+    let toks: Vec<_> = raws.iter().map(|r| tokenizer.tokenize(r)).collect();
+    let tokenize = t.elapsed();
+    let params = Params {
+        clues: 0,
+        ..Params::default()
+    };
+    let t = Instant::now();
+    let mut spam = 0;
+    for tk in &toks {
+        if classify(&db, tk, &params).verdict == ptt_spam::Verdict::Spam {
+            spam += 1;
+        }
+    }
+    let classify_t = t.elapsed();
+    let owned = db.clone();
+    let t = Instant::now();
+    for tk in &toks {
+        std::hint::black_box(classify(&owned, tk, &params));
+    }
+    let classify_owned = t.elapsed();
+    let ntok: usize = toks.iter().map(|t| t.hashes().len()).sum();
+    let hits: usize = toks
+        .iter()
+        .flat_map(|t| t.hashes())
+        .filter(|&&h| db.get(h) != ptt_spam::Counts::default())
+        .count();
+    println!(
+        "{} files, {} tokens ({} per message, {:.0}% known), {} spam; db {} tokens\n\
+         load {:?}  read {:?}  tokenize {:?}  classify {:?} (table in memory: {:?})",
+        raws.len(),
+        ntok,
+        ntok / raws.len().max(1),
+        100.0 * hits as f64 / ntok.max(1) as f64,
+        spam,
+        db.token_count(),
+        load,
+        read,
+        tokenize,
+        classify_t,
+        classify_owned
+    );
+}
