@@ -146,27 +146,47 @@ fn read_message(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Maps `f` over `files` on `n` threads, keeping their order.
+/// Maps `f` over `files` on `n` threads, keeping their order. Threads take
+/// the next few files whenever they are free, so a thread that gets less of
+/// the CPU (a busy machine) does less of the work instead of holding up the
+/// end.
 fn par_map<T: Send>(files: &[PathBuf], n: usize, f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
     if n <= 1 || files.len() < 16 {
         return files.iter().map(|p| f(p)).collect();
     }
-    let chunk = files.len().div_ceil(n);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|p| f(p)).collect::<Vec<_>>()))
+    const BATCH: usize = 4;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n.min(files.len().div_ceil(BATCH)))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        let Some(batch) = files.get(start..(start + BATCH).min(files.len())) else {
+                            break;
+                        };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        out.extend(batch.iter().enumerate().map(|(i, p)| (start + i, f(p))));
+                    }
+                    out
+                })
+            })
             .collect();
-        let mut out = Vec::with_capacity(files.len());
+        let mut all = Vec::with_capacity(files.len());
         for h in handles {
             match h.join() {
-                Ok(v) => out.extend(v),
+                Ok(v) => all.extend(v),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        out
-    })
+        all
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Reads and tokenizes `files` on all cores, keeping their order.
@@ -286,7 +306,6 @@ fn classify(args: Classify) -> Outcome {
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         return Err(Failure::input("standard input (-) can be named only once"));
     }
-    let db = load(&args.db)?;
     let params = Params {
         spam_cutoff: args.spam_cutoff,
         ham_cutoff: args.ham_cutoff,
@@ -298,22 +317,51 @@ fn classify(args: Classify) -> Outcome {
         ..Params::default()
     };
     let tokenizer = Tokenizer::default().explain(args.headers);
-    // Read, tokenize, classify and format on all cores; print in order.
     let workers = args.jobs.map_or_else(default_workers, usize::from);
-    let lines = par_map(&args.files, workers, |path| {
-        let raw = read_message(path)?;
-        let result = ptt_spam::classify(&db, &tokenizer.tokenize(&raw), &params);
-        Ok::<String, String>(if args.headers {
-            result.headers().replace("\r\n", "\n")
-        } else {
-            let verdict = match result.verdict {
-                Verdict::Spam => "spam",
-                Verdict::Ham => "ham",
-                Verdict::Unsure => "unsure",
-            };
-            format!("{}: {verdict} {:.4}\n", path.display(), result.score)
+    // With several threads and no standard input to wait on, the database
+    // loads on a thread of its own while the workers start reading and
+    // tokenizing; each worker waits for it only to classify.
+    let overlap = workers > 1 && !args.files.iter().any(|f| f.as_os_str() == "-");
+    let db: std::sync::OnceLock<Result<TokenDb, String>> = std::sync::OnceLock::new();
+    if !overlap {
+        let _ = db.set(Ok(load(&args.db)?));
+    }
+    // Read, tokenize, classify and format; print in order.
+    let lines = std::thread::scope(|scope| {
+        if overlap {
+            scope.spawn(|| {
+                // Workers wait for this value: set one whatever happens.
+                let loaded =
+                    std::panic::catch_unwind(|| store::load(&args.db)).unwrap_or_else(|_| {
+                        Err(store::StoreError::Io {
+                            path: args.db.clone(),
+                            source: std::io::Error::other("the database loader failed"),
+                        })
+                    });
+                let _ = db.set(loaded.map_err(|e| e.to_string()));
+            });
+        }
+        par_map(&args.files, workers, |path| {
+            let raw = read_message(path).map_err(Some)?;
+            let tokens = tokenizer.tokenize(&raw);
+            // An error loading the database is reported once, below.
+            let db = db.wait().as_ref().map_err(|_| None)?;
+            let result = ptt_spam::classify(db, &tokens, &params);
+            Ok::<String, Option<String>>(if args.headers {
+                result.headers().replace("\r\n", "\n")
+            } else {
+                let verdict = match result.verdict {
+                    Verdict::Spam => "spam",
+                    Verdict::Ham => "ham",
+                    Verdict::Unsure => "unsure",
+                };
+                format!("{}: {verdict} {:.4}\n", path.display(), result.score)
+            })
         })
     });
+    if let Some(Err(e)) = db.get() {
+        return Err(Failure::input(e));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0usize;
@@ -326,7 +374,9 @@ fn classify(args: Classify) -> Outcome {
                 }
             }
             Err(e) => {
-                eprintln!("ptt: {e}");
+                if let Some(e) = e {
+                    eprintln!("ptt: {e}");
+                }
                 failed += 1;
             }
         }
