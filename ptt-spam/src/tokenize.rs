@@ -63,7 +63,7 @@ impl Default for Limits {
 /// The tokens of one message.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tokens {
-    /// Distinct token hashes, sorted.
+    /// Distinct token hashes, in the order first seen.
     pub(crate) hashes: Vec<u64>,
     /// Hash → readable token, when the tokenizer explains (sorted by hash).
     pub(crate) names: Vec<(u64, String)>,
@@ -74,7 +74,8 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// The distinct token hashes, sorted (what [`crate::TokenDb::train`] takes).
+    /// The distinct token hashes, in the order the message first yields
+    /// them (what [`crate::TokenDb::train`] takes).
     pub fn hashes(&self) -> &[u64] {
         &self.hashes
     }
@@ -233,7 +234,14 @@ fn clip(s: &str, max: usize) -> &str {
 struct Sink {
     limits: Limits,
     explain: bool,
+    /// Distinct hashes, in the order first seen.
     raw: Vec<u64>,
+    /// The hashes of `raw` as an open-addressing set (0: empty), at most
+    /// half full: a message repeats most of its tokens, and a probe in this
+    /// small table costs less than sorting them all to drop the repeats.
+    seen: Vec<u64>,
+    /// Tokens emitted, repeats included (what [`Limits::max_tokens`] bounds).
+    emitted: usize,
     names: Vec<(u64, String)>,
     dangerous: Vec<String>,
     truncated: bool,
@@ -250,7 +258,9 @@ impl Sink {
         Sink {
             limits,
             explain,
-            raw: Vec::with_capacity(4096),
+            raw: Vec::with_capacity(2048),
+            seen: alloc::vec![0; 4096],
+            emitted: 0,
             names: Vec::new(),
             dangerous: Vec::new(),
             truncated: false,
@@ -263,7 +273,7 @@ impl Sink {
     }
 
     fn full(&mut self) -> bool {
-        if self.raw.len() >= self.limits.max_tokens {
+        if self.emitted >= self.limits.max_tokens {
             self.truncated = true;
             true
         } else {
@@ -273,15 +283,51 @@ impl Sink {
 
     #[inline]
     fn push(&mut self, hash: u64) {
-        if self.raw.len() < self.limits.max_tokens {
-            self.raw.push(hash);
-        } else {
+        if self.emitted >= self.limits.max_tokens {
             self.truncated = true;
+            return;
+        }
+        self.emitted += 1;
+        if hash != 0 && self.insert(hash) {
+            self.raw.push(hash);
         }
     }
 
+    /// Adds `hash` (not 0) to the set; whether it was new.
+    #[inline]
+    fn insert(&mut self, hash: u64) -> bool {
+        if (self.raw.len() + 1) * 2 > self.seen.len() {
+            let capacity = (self.seen.len() * 2).max(64);
+            self.seen = alloc::vec![0; capacity];
+            let raw = core::mem::take(&mut self.raw);
+            for &h in &raw {
+                self.insert_unchecked(h);
+            }
+            self.raw = raw;
+        }
+        self.insert_unchecked(hash)
+    }
+
+    /// [`Sink::insert`] into a set known to have room.
+    #[inline]
+    fn insert_unchecked(&mut self, hash: u64) -> bool {
+        let mask = self.seen.len() - 1;
+        let mut i = (hash as usize) & mask;
+        while let Some(slot) = self.seen.get_mut(i) {
+            if *slot == hash {
+                return false;
+            }
+            if *slot == 0 {
+                *slot = hash;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+        false
+    }
+
     fn push_named(&mut self, hash: u64, name: impl FnOnce() -> String) {
-        if self.explain {
+        if self.explain && self.emitted < self.limits.max_tokens {
             self.names.push((hash, name()));
         }
         self.push(hash);
@@ -313,7 +359,7 @@ impl Sink {
         self.window_len = 0;
         let mut word = core::mem::take(&mut self.word);
         for_each_word(text, self.limits.max_word_bytes, &mut word, |w| {
-            if self.raw.len() >= self.limits.max_tokens {
+            if self.emitted >= self.limits.max_tokens {
                 self.truncated = true;
                 return;
             }
@@ -627,8 +673,6 @@ impl Sink {
     }
 
     fn finish(mut self) -> Tokens {
-        self.raw.sort_unstable();
-        self.raw.dedup();
         if self.explain {
             self.names.sort_unstable_by_key(|(h, _)| *h);
             self.names.dedup_by_key(|(h, _)| *h);
@@ -821,6 +865,29 @@ mod tests {
         assert!(!is_dangerous_name("report.pdf"));
         assert!(!is_dangerous_name(".exe"));
         assert!(!is_dangerous_name("exe"));
+    }
+
+    #[test]
+    fn hashes_are_distinct_and_complete() {
+        // Enough distinct words that the repeat filter grows several times.
+        let mut raw = String::from("Subject: words words\n\n");
+        for i in 0..1800 {
+            let _ = write!(raw, "w{} w{} again ", i % 1700, i % 23);
+        }
+        let t = Tokenizer::default().explain(true).tokenize(raw.as_bytes());
+        let mut sorted = t.hashes().to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), t.hashes().len(), "no repeats");
+        // Every explained token is among the hashes, and the other way round.
+        let missing: Vec<_> = t
+            .names
+            .iter()
+            .filter(|(h, _)| sorted.binary_search(h).is_err())
+            .collect();
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(t.names.len(), t.hashes().len());
+        assert!(!t.truncated());
     }
 
     #[test]
