@@ -4,6 +4,10 @@
 //! ```text
 //! cargo run --release -p ptt-spam --example phases -- DB FILE...
 //! ```
+//!
+//! The last figure classifies again with the table copied into memory
+//! (`COMPACT=1`: rebuilt at the load factor of a fresh rebuild, under 1/2),
+//! to compare with the loaded store's own pages.
 use std::path::PathBuf;
 use std::time::Instant;
 
