@@ -10,7 +10,9 @@
 #        bogofilter -T -B FILES...                     (one thread)
 #      as whole processes, alternating, with hyperfine when installed (else a
 #      loop over /usr/bin/time);
-#   3. prints mean times, messages per second, and bogofilter time / ptt time.
+#   3. prints wall times (mean, median, least), messages per second, bogofilter
+#      time / ptt time, and the CPU time (user + system) of each, which a
+#      machine busy with other work inflates less than the wall time.
 # Both verdict lists are checked to have one line per file.
 #
 # usage: benches/load/spam-classify.sh [CORPUS]   (from anywhere; builds ptt in release)
@@ -95,7 +97,7 @@ if command -v hyperfine >/dev/null; then
     # the noise of a shared machine evenly, run the three in rounds of 2 runs
     # each (a warm-up run first in the first round).
     rounds=$(( (RUNS + 1) / 2 ))
-    for name in ptt ptt1 bogo; do : >"$work/$name.times"; done
+    for name in ptt ptt1 bogo; do : >"$work/$name.times"; : >"$work/$name.cpu"; done
     for ((r = 0; r < rounds; r++)); do
         hyperfine -N --style none --warmup $(( r == 0 )) --runs 2 --export-json "$work/h.json" \
             -n ptt "$work/run-ptt" -n ptt1 "$work/run-ptt1" -n bogo "$work/run-bogo" >/dev/null
@@ -105,28 +107,38 @@ w = sys.argv[1]
 for r in json.load(open(f"{w}/h.json"))["results"]:
     with open(f"{w}/{r['command']}.times", "a") as f:
         f.write("\n".join(str(t) for t in r["times"]) + "\n")
+    with open(f"{w}/{r['command']}.cpu", "a") as f:
+        f.write(f"{r['user'] + r['system']}\n")
 EOF
     done
 else
-    for name in ptt ptt1 bogo; do : >"$work/$name.times"; done
+    for name in ptt ptt1 bogo; do : >"$work/$name.times"; : >"$work/$name.cpu"; done
     for ((r = 0; r < RUNS; r++)); do
         for name in ptt ptt1 bogo; do
-            /usr/bin/time -f %e -a -o "$work/$name.times" "$work/run-$name" >/dev/null
+            /usr/bin/time -f '%e %U %S' -o "$work/t" "$work/run-$name" >/dev/null
+            read -r e u s <"$work/t"
+            echo "$e" >>"$work/$name.times"
+            echo "$u + $s" | bc -l >>"$work/$name.cpu"
         done
     done
 fi
 summary() { sort -g "$1" | awk '{ t[NR] = $1; s += $1 } END {
     printf "%.3f %.3f %.3f %d\n", s / NR, t[int((NR + 1) / 2)], t[1], NR }'; }
+cpu() { awk '{ s += $1 } END { printf "%.3f\n", s / NR }' "$1"; }
 read -r bm bmed bmin bn < <(summary "$work/bogo.times")
-printf '\n%-44s %8s %8s %8s %10s %8s\n' "command (${#test[@]} messages, $bn runs each)" mean median min "msgs/s" "vs bogo"
+bcpu=$(cpu "$work/bogo.cpu")
+printf '\n%-36s %8s %8s %8s %9s %8s %9s %8s\n' "(${#test[@]} messages, $bn runs each)" \
+    mean median min "msgs/s" "vs bogo" "CPU s" "CPU vs"
 for name in ptt ptt1 bogo; do
     read -r m med mn n < <(summary "$work/$name.times")
+    c=$(cpu "$work/$name.cpu")
     case $name in
         ptt) label="ptt spam classify (all cores)";;
         ptt1) label="ptt spam classify --jobs 1";;
         bogo) label="bogofilter -T -B";;
     esac
-    printf '%-44s %7.3fs %7.3fs %7.3fs %10.0f %7.2fx\n' "$label" "$m" "$med" "$mn" \
-        "$(echo "${#test[@]} / $med" | bc -l)" "$(echo "$bmed / $med" | bc -l)"
+    printf '%-36s %7.3fs %7.3fs %7.3fs %9.0f %7.2fx %8.3fs %7.2fx\n' "$label" "$m" "$med" "$mn" \
+        "$(echo "${#test[@]} / $med" | bc -l)" "$(echo "$bmed / $med" | bc -l)" "$c" "$(echo "$bcpu / $c" | bc -l)"
 done
-echo "(vs bogo: bogofilter's median time / this command's median time; $(nproc) cores)"
+echo "(vs bogo: bogofilter's median wall time / this command's; CPU s: mean user+system time;"
+echo " CPU vs: bogofilter's CPU time / this command's; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
