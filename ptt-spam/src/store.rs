@@ -16,8 +16,8 @@
 //! The slots are the in-memory open-addressing table itself, so [`load`]
 //! maps the file and checks it in one pass (header, checksum, occupied
 //! slots), and lookups read the file's pages directly; the table is decoded
-//! into memory only when it is changed. [`save`] writes a new file beside the old one,
-//! fsyncs it and renames it over, so a server that reads the database while
+//! into memory only when it is changed. [`save`] writes a new file beside
+//! the old one, fsyncs it and renames it over, so a server that reads the database while
 //! it is trained sees either the old or the new one, never a torn file.
 
 #[cfg(feature = "std")]
@@ -373,20 +373,22 @@ pub fn load(path: &std::path::Path) -> Result<TokenDb, StoreError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
-    if file_len >= (HEADER + 8) as u64 {
-        // SAFETY: the mapping is read-only and private to this TokenDb. Its
-        // contents are only ever read through bounds-checked slices and
-        // checked (header, checksum) before use; ptt replaces stores by
-        // renaming a new file over the old one, which leaves this mapping's
-        // pages as they are.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
-        if let Ok(map) = map {
-            return from_map(map).map_err(format);
-        }
+    // The header first: a foreign or truncated file is refused before any
+    // of it is mapped.
+    let mut head = [0u8; HEADER];
+    let got = read_full(&mut file, &mut head).map_err(io)?;
+    Header::parse(&head[..got], file_len).map_err(format)?;
+    // SAFETY: the mapping is read-only and private to this TokenDb. Its
+    // contents are only ever read through bounds-checked slices and checked
+    // (header, checksum) before use; ptt replaces stores by renaming a new
+    // file over the old one, which leaves this mapping's pages as they are.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+    if let Ok(map) = map {
+        return from_map(map).map_err(format);
     }
-    load_read(file, file_len).map_err(|e| match e {
+    load_read(file, file_len, head).map_err(|e| match e {
         LoadError::Io(e) => io(e),
         LoadError::Format(e) => format(e),
     })
@@ -398,14 +400,17 @@ enum LoadError {
     Format(FormatError),
 }
 
-/// [`load`] without a mapping: one pass over the file, decoding the table
-/// and checking the checksum as the bytes arrive.
+/// [`load`] without a mapping: one pass over the rest of the file (after
+/// the header `head`, already read), decoding the table and checking the
+/// checksum as the bytes arrive.
 #[cfg(feature = "std")]
-fn load_read(mut file: std::fs::File, file_len: u64) -> Result<TokenDb, LoadError> {
+fn load_read(
+    mut file: std::fs::File,
+    file_len: u64,
+    head: [u8; HEADER],
+) -> Result<TokenDb, LoadError> {
     use std::io::Read;
-    let mut head = [0u8; HEADER];
-    let got = read_full(&mut file, &mut head).map_err(LoadError::Io)?;
-    let header = Header::parse(&head[..got], file_len).map_err(LoadError::Format)?;
+    let header = Header::parse(&head, file_len).map_err(LoadError::Format)?;
     let body = file_len - 8;
     let mut sum = Stream::new(CHECKSUM_SEED, body);
     sum.words(&head);
