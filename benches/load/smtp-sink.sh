@@ -4,7 +4,9 @@
 #   1. ptt smtp-sink --no-fsync   (writes every message to a file, no fsync)
 #   2. Postfix smtp-sink -d       (writes every message to a file, no fsync)
 #   3. ptt smtp-sink              (the default: fsync file and directory before 250)
-# and prints messages per second and the peak RSS (VmHWM) of each server.
+# and prints messages per second, the server's CPU time per 1,000 messages
+# (user+system, from /proc: less sensitive than msgs/s to other load on the
+# machine) and the peak RSS (VmHWM) of each server.
 #
 # usage: benches/load/smtp-sink.sh   (from the workspace root; builds ptt in release)
 #   N=10000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build;
@@ -38,18 +40,24 @@ wait_port() {
     echo "nothing listens on $1" >&2; exit 1
 }
 
-# run_source NAME PID PORT COUNT_CMD
+# CPU ticks (user+system) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_source NAME PID PORT DIR
 run_source() {
     local name=$1 pid=$2 port=$3 dir=$4
-    local t0 t1
+    local t0 t1 c0 c1
+    c0=$(cpu_ticks "$pid")
     t0=$(date +%s.%N)
     smtp-source -m "$N" -s "$S" -l "$L" -f a@example.org -t b@example.net "127.0.0.1:$port"
     t1=$(date +%s.%N)
+    c1=$(cpu_ticks "$pid")
     local stored rss
     stored=$(find "$dir" -type f | wc -l)
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-    printf '%-28s %8d msgs in %6.2f s = %8.0f msgs/s   stored %6d   peak RSS %6.1f MiB\n' \
+    printf '%-26s %6d msgs in %6.2f s = %6.0f msgs/s   CPU %5.0f ms/1000 msgs   stored %6d   peak RSS %5.1f MiB\n' \
         "$name" "$N" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$N / ($t1 - $t0)" | bc -l)" \
+        "$(echo "($c1 - $c0) * 1000 / $(getconf CLK_TCK) * 1000 / $N" | bc -l)" \
         "$stored" "$(echo "$rss / 1024" | bc -l)"
 }
 

@@ -309,3 +309,39 @@ fn ten_thousand_recipients_probe() {
     assert!(c.closed());
     still_serving(&sink, 1);
 }
+
+/// A message past the in-memory limit spills into its temp file as it
+/// streams and is stored byte for byte; an aborted one leaves nothing.
+#[test]
+fn large_message_spills_to_disk_intact() {
+    let sink = PttSink::start(&[]);
+    let mut body = Vec::new();
+    let mut i = 0u32;
+    while body.len() < 1_500_000 {
+        body.extend_from_slice(format!("line {i} of a long message\r\n").as_bytes());
+        i += 1;
+    }
+    let mut c = Raw::connect(sink.addr);
+    c.send(HEAD);
+    c.send(b"DATA\r\n");
+    assert_eq!(c.codes(4), ["250", "250", "250", "354"]);
+    c.send(b"Subject: big\r\n\r\n");
+    c.send(&body);
+    c.send(b".\r\n");
+    assert_eq!(c.codes(1), ["250"]);
+    // A second large message, cut off by a disconnect in the middle of DATA.
+    c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+    assert_eq!(c.codes(3), ["250", "250", "354"]);
+    c.send(&body);
+    drop(c);
+    let m = sink.wait_for(1);
+    assert_eq!(m.len(), 1);
+    assert!(contains(&m[0], b"\r\nSubject: big\r\n\r\nline 0 of"));
+    assert!(m[0].ends_with(&body));
+    // The server notices the closed connection and removes the temp file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.leftovers() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(sink.leftovers(), 0);
+}

@@ -86,7 +86,9 @@ pub(crate) fn run(args: Args) -> Outcome {
         auth_without_tls: args.auth_without_tls,
         ..ServerConfig::default()
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread serves the network (as Postfix's smtp-sink does); file work
+    // goes to tokio's blocking pool, so both cores are used.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::input(format!("tokio runtime: {e}")))?;
@@ -137,11 +139,50 @@ impl Sink {
     }
 }
 
+/// Messages up to this size stay in memory until DATA ends; a larger one
+/// spills into its temp file as it streams.
+const IN_MEMORY: usize = 256 * 1024;
+
+/// Where the bytes of the message being received are.
+enum Body {
+    /// Still in memory (the common case: one file operation at the end).
+    Memory(Vec<u8>),
+    /// Spilled into the temp file.
+    Spilled(BufWriter<File>),
+}
+
 /// One message being received.
 struct Open {
     name: String,
     tmp: PathBuf,
-    file: BufWriter<File>,
+    body: Body,
+}
+
+impl Open {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.body {
+            Body::Memory(buf) if buf.len() + bytes.len() <= IN_MEMORY => {
+                buf.extend_from_slice(bytes);
+                Ok(())
+            }
+            Body::Memory(buf) => {
+                let mut file = BufWriter::with_capacity(64 * 1024, File::create(&self.tmp)?);
+                file.write_all(buf)?;
+                file.write_all(bytes)?;
+                self.body = Body::Spilled(file);
+                Ok(())
+            }
+            Body::Spilled(file) => file.write_all(bytes),
+        }
+    }
+
+    /// Removes the temp file, if the message ever reached it.
+    fn discard(self) {
+        if let Body::Spilled(file) = self.body {
+            drop(file);
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// One connection's state.
@@ -166,8 +207,7 @@ impl SinkSession {
 
     fn discard(&mut self) {
         if let Some(open) = self.open.take() {
-            drop(open.file);
-            let _ = std::fs::remove_file(&open.tmp);
+            open.discard();
         }
         self.failed = None;
     }
@@ -176,20 +216,17 @@ impl SinkSession {
         self.discard();
         let name = self.sink.unique_name();
         let tmp = self.sink.dir.join("tmp").join(&name);
-        match File::create(&tmp) {
-            Ok(f) => {
-                let mut file = BufWriter::with_capacity(64 * 1024, f);
-                let mut head = format!("Return-Path: <{}>\r\n", self.from);
-                for r in &self.rcpts {
-                    head.push_str(&format!("Delivered-To: {r}\r\n"));
-                }
-                if let Err(e) = file.write_all(head.as_bytes()) {
-                    self.failed = Some(e);
-                }
-                self.open = Some(Open { name, tmp, file });
-            }
-            Err(e) => self.failed = Some(e),
+        let mut head = format!("Return-Path: <{}>\r\n", self.from);
+        for r in &self.rcpts {
+            head.push_str(&format!("Delivered-To: {r}\r\n"));
         }
+        let mut buf = Vec::with_capacity(16 * 1024);
+        buf.extend_from_slice(head.as_bytes());
+        self.open = Some(Open {
+            name,
+            tmp,
+            body: Body::Memory(buf),
+        });
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -197,7 +234,7 @@ impl SinkSession {
             return;
         }
         if let Some(open) = &mut self.open
-            && let Err(e) = open.file.write_all(bytes)
+            && let Err(e) = open.write(bytes)
         {
             self.failed = Some(e);
         }
@@ -214,7 +251,7 @@ impl SinkSession {
         };
         if let Some(e) = failed {
             eprintln!("ptt smtp-sink: writing {}: {e}", open.tmp.display());
-            let _ = std::fs::remove_file(&open.tmp);
+            open.discard();
             return Answer::Refuse(Reply::new(
                 451,
                 Some(EnhancedCode::new(4, 3, 0)),
@@ -225,13 +262,12 @@ impl SinkSession {
         let fsync = self.sink.fsync;
         let name = open.name.clone();
         let tmp = open.tmp.clone();
-        let stored = if fsync {
-            tokio::task::spawn_blocking(move || store(open, &dir, true))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-        } else {
-            store(open, &dir, false)
-        };
+        // All file work of a message that stayed in memory happens here, in
+        // one blocking task beside the network loop, which meanwhile goes
+        // on serving the other sessions.
+        let stored = tokio::task::spawn_blocking(move || store(open, &dir, fsync))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match stored {
             Ok(()) => Answer::AcceptWith(Reply::new(
                 250,
@@ -251,9 +287,18 @@ impl SinkSession {
     }
 }
 
-/// Flushes, fsyncs, renames into new/ and fsyncs the directory.
+/// Writes the message to its temp file (unless it spilled there already),
+/// fsyncs it, renames it into new/ and fsyncs the directory; without
+/// `fsync`, the same minus both fsyncs.
 fn store(open: Open, dir: &Path, fsync: bool) -> std::io::Result<()> {
-    let file = open.file.into_inner().map_err(|e| e.into_error())?;
+    let file = match open.body {
+        Body::Memory(buf) => {
+            let mut file = File::create(&open.tmp)?;
+            file.write_all(&buf)?;
+            file
+        }
+        Body::Spilled(file) => file.into_inner().map_err(|e| e.into_error())?,
+    };
     if fsync {
         file.sync_all()?;
     }
