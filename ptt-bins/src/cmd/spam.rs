@@ -146,13 +146,13 @@ fn read_message(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Maps `f` over `files` on `n` threads, keeping their order. Threads take
+/// Maps `f` over `files` (or any items) on `n` threads, keeping their order. Threads take
 /// the next few files whenever they are free, so a thread that gets less of
 /// the CPU (a busy machine) does less of the work instead of holding up the
 /// end.
-fn par_map<T: Send>(files: &[PathBuf], n: usize, f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
+fn par_map<I: Sync, T: Send>(files: &[I], n: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
     if n <= 1 || files.len() < 16 {
-        return files.iter().map(|p| f(p)).collect();
+        return files.iter().map(&f).collect();
     }
     const BATCH: usize = 4;
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -191,7 +191,7 @@ fn par_map<T: Send>(files: &[PathBuf], n: usize, f: impl Fn(&Path) -> T + Sync) 
 
 /// Reads and tokenizes `files` on all cores, keeping their order.
 fn tokenize_all(tokenizer: &Tokenizer, files: &[PathBuf]) -> Vec<Result<Tokens, String>> {
-    par_map(files, default_workers(), |p| {
+    par_map(files, default_workers(), |p: &PathBuf| {
         read_message(p).map(|raw| tokenizer.tokenize(&raw))
     })
 }
@@ -320,48 +320,73 @@ fn classify(args: Classify) -> Outcome {
     let workers = args.jobs.map_or_else(default_workers, usize::from);
     // With several threads and no standard input to wait on, the database
     // loads on a thread of its own while the workers start reading and
-    // tokenizing; each worker waits for it only to classify.
+    // tokenizing; messages tokenized before it is ready are classified once
+    // it is, the others straight away.
     let overlap = workers > 1 && !args.files.iter().any(|f| f.as_os_str() == "-");
     let db: std::sync::OnceLock<Result<TokenDb, String>> = std::sync::OnceLock::new();
     if !overlap {
         let _ = db.set(Ok(load(&args.db)?));
     }
-    // Read, tokenize, classify and format; print in order.
-    let lines = std::thread::scope(|scope| {
-        if overlap {
-            scope.spawn(|| {
-                // Workers wait for this value: set one whatever happens.
-                let loaded =
-                    std::panic::catch_unwind(|| store::load(&args.db)).unwrap_or_else(|_| {
-                        Err(store::StoreError::Io {
-                            path: args.db.clone(),
-                            source: std::io::Error::other("the database loader failed"),
-                        })
-                    });
-                let _ = db.set(loaded.map_err(|e| e.to_string()));
-            });
+    let line = |db: &TokenDb, tokens: &Tokens, path: &Path| {
+        let result = ptt_spam::classify(db, tokens, &params);
+        if args.headers {
+            result.headers().replace("\r\n", "\n")
+        } else {
+            let verdict = match result.verdict {
+                Verdict::Spam => "spam",
+                Verdict::Ham => "ham",
+                Verdict::Unsure => "unsure",
+            };
+            format!("{}: {verdict} {:.4}\n", path.display(), result.score)
         }
-        par_map(&args.files, workers, |path| {
-            let raw = read_message(path).map_err(Some)?;
+    };
+    /// One message after the first pass.
+    enum Step {
+        /// Its line, or why it could not be read.
+        Done(Result<String, String>),
+        /// Tokenized before the database was ready.
+        Waiting(Tokens),
+    }
+    // Read, tokenize, classify and format; print in order.
+    let mut steps = std::thread::scope(|scope| {
+        if overlap {
+            scope.spawn(|| db.set(store::load(&args.db).map_err(|e| e.to_string())));
+        }
+        par_map(&args.files, workers, |path: &PathBuf| {
+            let raw = match read_message(path) {
+                Ok(raw) => raw,
+                Err(e) => return Step::Done(Err(e)),
+            };
             let tokens = tokenizer.tokenize(&raw);
-            // An error loading the database is reported once, below.
-            let db = db.wait().as_ref().map_err(|_| None)?;
-            let result = ptt_spam::classify(db, &tokens, &params);
-            Ok::<String, Option<String>>(if args.headers {
-                result.headers().replace("\r\n", "\n")
-            } else {
-                let verdict = match result.verdict {
-                    Verdict::Spam => "spam",
-                    Verdict::Ham => "ham",
-                    Verdict::Unsure => "unsure",
-                };
-                format!("{}: {verdict} {:.4}\n", path.display(), result.score)
-            })
+            match db.get() {
+                Some(Ok(db)) => Step::Done(Ok(line(db, &tokens, path))),
+                _ => Step::Waiting(tokens),
+            }
         })
     });
-    if let Some(Err(e)) = db.get() {
-        return Err(Failure::input(e));
+    let db = match db.get() {
+        Some(Ok(db)) => db,
+        Some(Err(e)) => return Err(Failure::input(e)),
+        None => return Err(Failure::input("the token database was not loaded")),
+    };
+    let waiting: Vec<usize> = (0..steps.len())
+        .filter(|&i| matches!(steps.get(i), Some(Step::Waiting(_))))
+        .collect();
+    let late = par_map(&waiting, workers, |&i| {
+        match (steps.get(i), args.files.get(i)) {
+            (Some(Step::Waiting(tokens)), Some(path)) => line(db, tokens, path),
+            _ => String::new(),
+        }
+    });
+    for (i, l) in waiting.into_iter().zip(late) {
+        if let Some(step) = steps.get_mut(i) {
+            *step = Step::Done(Ok(l));
+        }
     }
+    let lines = steps.into_iter().map(|step| match step {
+        Step::Done(r) => r,
+        Step::Waiting(_) => Err(String::from("message left unclassified")),
+    });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0usize;
@@ -374,9 +399,7 @@ fn classify(args: Classify) -> Outcome {
                 }
             }
             Err(e) => {
-                if let Some(e) = e {
-                    eprintln!("ptt: {e}");
-                }
+                eprintln!("ptt: {e}");
                 failed += 1;
             }
         }
