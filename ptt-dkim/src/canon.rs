@@ -209,7 +209,7 @@ impl BodyCanonicalizer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn content(&mut self, run: &[u8], sink: &mut impl BodySink) {
         if run.is_empty() {
             return;
@@ -256,14 +256,12 @@ impl BodyCanonicalizer {
     }
 
     /// Relaxed: bytes pass unchanged in runs that end at the next TAB, CR
-    /// or double space (found with SIMD searches whose positions are kept
-    /// until passed); a WSP run becomes one pending SP, dropped at the end
-    /// of the line.
+    /// or SP followed by WSP or CR ([`relaxed_run_end`], eight bytes at a
+    /// time); a WSP run becomes one pending SP, dropped at the end of the
+    /// line.
     fn update_relaxed(&mut self, data: &[u8], sink: &mut impl BodySink) {
         let n = data.len();
         let mut i = 0;
-        let mut next_tab_cr: Option<usize> = None;
-        let mut next_double: Option<usize> = None;
         while i < n {
             if self.cr {
                 self.cr = false;
@@ -288,34 +286,9 @@ impl BodyCanonicalizer {
                 self.pending_wsp = true;
                 continue;
             }
-            // data[i] is neither WSP nor CR, so both positions are past i.
-            let t = match next_tab_cr {
-                Some(p) if p >= i => p,
-                _ => {
-                    let p = memchr::memchr2(b'\t', b'\r', &data[i..]).map_or(n, |k| i + k);
-                    next_tab_cr = Some(p);
-                    p
-                }
-            };
-            let d = match next_double {
-                Some(p) if p >= i => p,
-                _ => {
-                    let p = find_double_space(&data[i..]).map_or(n, |k| i + k);
-                    next_double = Some(p);
-                    p
-                }
-            };
-            let j = t.min(d);
-            let run = &data[i..j];
-            // A single SP that ends the run comes before WSP, CR or the end
-            // of this piece: it is pending like any WSP run.
-            match run.split_last() {
-                Some((b' ', rest)) => {
-                    self.content(rest, sink);
-                    self.pending_wsp = true;
-                }
-                _ => self.content(run, sink),
-            }
+            // data[i] is neither WSP nor CR, so the run is not empty.
+            let j = i + relaxed_run_end(&data[i..]);
+            self.content(&data[i..j], sink);
             i = j;
         }
     }
@@ -335,34 +308,55 @@ impl BodyCanonicalizer {
     }
 }
 
-/// The first position of two SPs in a row, eight bytes at a time.
-fn find_double_space(data: &[u8]) -> Option<usize> {
+/// 0x80 in exactly the bytes of `word` that equal `byte`.
+#[inline]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
     const LO: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const SP: u64 = 0x2020_2020_2020_2020;
-    let mut carry = false; // the byte before this word is SP
-    let mut chunks = data.chunks_exact(8);
+    let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    !(((x & LO) + LO) | x | LO)
+}
+
+/// Where a relaxed run that starts at `data[0]` ends: the first TAB or CR,
+/// or SP followed by SP, TAB, CR or the end of `data` (such an SP belongs
+/// to a WSP run that becomes one pending SP). Eight bytes at a time.
+fn relaxed_run_end(data: &[u8]) -> usize {
+    const TOP: u64 = 0x80 << 56;
+    let n = data.len();
     let mut base = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ SP;
-        // 0x80 in exactly the bytes of x that are zero (the SPs).
-        let sp = !(((x & LO) + LO) | x | LO);
-        let pairs = sp & (sp >> 8);
-        if carry && sp & 0x80 != 0 {
-            return Some(base - 1);
+    for chunk in data.chunks_exact(8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes);
+        let sp = bytes_equal(word, b' ');
+        let hard = bytes_equal(word, b'\t') | bytes_equal(word, b'\r');
+        // An SP is a break when the byte after it is WSP or CR; for the
+        // last byte of the word, look at the next byte.
+        let mut brk = hard | (sp & ((sp | hard) >> 8));
+        if sp & TOP != 0
+            && data
+                .get(base + 8)
+                .is_none_or(|&c| matches!(c, b' ' | b'\t' | b'\r'))
+        {
+            brk |= TOP;
         }
-        if pairs != 0 {
-            return Some(base + (pairs.trailing_zeros() / 8) as usize);
+        if brk != 0 {
+            return base + (brk.trailing_zeros() / 8) as usize;
         }
-        carry = sp >> 63 != 0;
         base += 8;
     }
-    let start = base.saturating_sub(usize::from(carry));
-    data.get(start..)?
-        .windows(2)
-        .position(|w| w == b"  ")
-        .map(|k| start + k)
+    while base < n {
+        match data[base] {
+            b'\t' | b'\r' => return base,
+            b' ' if data
+                .get(base + 1)
+                .is_none_or(|&c| matches!(c, b' ' | b'\t' | b'\r')) =>
+            {
+                return base;
+            }
+            _ => base += 1,
+        }
+    }
+    n
 }
 
 /// The body hash once the body has ended.
@@ -374,23 +368,26 @@ pub struct BodyHash {
     pub canonical_len: u64,
 }
 
-/// Canonical bytes are collected here and hashed in large pieces: relaxed
+/// Canonical bytes are collected here and hashed in pieces of this size
+/// (runs at least this long go straight to the hash): relaxed
 /// canonicalization hands over many short runs (words, single spaces, line
 /// ends), and one SHA-256 update per run costs more than the copy.
-const HASH_CHUNK: usize = 8192;
+const HASH_CHUNK: usize = 512;
 
 struct HashSink {
     hasher: Sha256,
     limit: Option<u64>,
     total: u64,
-    buf: Vec<u8>,
+    // Inline, so that a message costs no allocation for it.
+    buf: [u8; HASH_CHUNK],
+    len: usize,
 }
 
 impl HashSink {
     fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
+        if self.len > 0 {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
         }
     }
 
@@ -401,8 +398,24 @@ impl HashSink {
 }
 
 impl BodySink for HashSink {
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
+        // The usual case: no l=, room in the buffer.
+        if self.limit.is_none()
+            && let Some(room) = self.buf.get_mut(self.len..self.len + bytes.len())
+        {
+            room.copy_from_slice(bytes);
+            self.len += bytes.len();
+            self.total += bytes.len() as u64;
+            return;
+        }
+        self.put_slow(bytes);
+    }
+}
+
+impl HashSink {
+    #[inline(never)]
+    fn put_slow(&mut self, bytes: &[u8]) {
         let take = match self.limit {
             Some(limit) => {
                 let left = limit.saturating_sub(self.total);
@@ -414,7 +427,7 @@ impl BodySink for HashSink {
         let Some(part) = bytes.get(..take) else {
             return;
         };
-        if self.buf.len() + part.len() > HASH_CHUNK {
+        if self.len + part.len() > HASH_CHUNK {
             self.flush();
             if part.len() >= HASH_CHUNK {
                 // A long run goes to the hash without the copy.
@@ -422,7 +435,10 @@ impl BodySink for HashSink {
                 return;
             }
         }
-        self.buf.extend_from_slice(part);
+        if let Some(room) = self.buf.get_mut(self.len..self.len + part.len()) {
+            room.copy_from_slice(part);
+            self.len += part.len();
+        }
     }
 }
 
@@ -466,7 +482,8 @@ impl BodyHasher {
                 hasher: Sha256::new(),
                 limit,
                 total: 0,
-                buf: Vec::with_capacity(HASH_CHUNK),
+                buf: [0; HASH_CHUNK],
+                len: 0,
             },
         }
     }
@@ -566,22 +583,34 @@ mod tests {
     }
 
     #[test]
-    fn double_space_search_equals_naive() {
-        // Every string of SP and 'a' up to 19 bytes, at offsets 0..3 so
-        // that pairs fall inside words, across words and in the tail.
-        for len in 0..20usize {
-            for bits in 0u32..(1 << len) {
+    fn relaxed_run_end_equals_naive() {
+        let naive = |d: &[u8]| {
+            (0..d.len())
+                .find(|&k| match d[k] {
+                    b'\t' | b'\r' => true,
+                    b' ' => d
+                        .get(k + 1)
+                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r')),
+                    _ => false,
+                })
+                .unwrap_or(d.len())
+        };
+        // Every string over {a, SP, TAB, CR} up to 11 bytes, at offsets 0..3
+        // so that breaks fall inside words, across words and in the tail.
+        let alphabet = [b'a', b' ', b'\t', b'\r'];
+        for len in 0..12u32 {
+            for code in 0u32..(1 << (2 * len)) {
                 let s: Vec<u8> = (0..len)
-                    .map(|k| if bits >> k & 1 == 1 { b' ' } else { b'a' })
+                    .map(|k| alphabet[(code >> (2 * k) & 3) as usize])
                     .collect();
-                for off in 0..3.min(len + 1) {
+                for off in 0..3.min(s.len() + 1) {
                     let d = &s[off..];
-                    let naive = d.windows(2).position(|w| w == b"  ");
-                    assert_eq!(find_double_space(d), naive, "{:?}", d);
+                    assert_eq!(relaxed_run_end(d), naive(d), "{d:?}");
                 }
             }
         }
-        assert_eq!(find_double_space(b"\xa0\xa0 \xa0  "), Some(4));
+        let long = b"\xa0bc d\xc3\xa9f ghijklm nopq rstuvw\t  x";
+        assert_eq!(relaxed_run_end(long), naive(long));
     }
 
     #[test]
