@@ -9,13 +9,14 @@
 # machine) and the peak RSS (VmHWM) of each server.
 #
 # usage: benches/load/smtp-sink.sh   (from the workspace root; builds ptt in release)
-#   N=10000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build;
+#   N=10000 S=10 L=4096 ROUNDS=2 by default; PTT=path/to/ptt to skip the build;
 #   WORK=dir puts the mail directories on that file system (default /tmp).
 set -euo pipefail
 
 N=${N:-10000}
 S=${S:-10}
 L=${L:-4096}
+ROUNDS=${ROUNDS:-2}
 cd "$(dirname "$0")/../.."
 if [[ -z "${PTT:-}" ]]; then
     cargo build --release -p ptt-bins >&2
@@ -74,22 +75,43 @@ start_ptt() {
     PTT_PORT=$(sed -n 's/^listening on 127.0.0.1://p' "$dir.out")
 }
 
-echo "smtp-source -m $N -s $S -l $L; $(nproc) cores; $(uname -r)"
+ptt_nofsync() {
+    start_ptt "$work/ptt-nofsync-$1" --no-fsync
+    run_source "ptt smtp-sink --no-fsync" "$PTT_PID" "$PTT_PORT" "$work/ptt-nofsync-$1/new"
+    kill "$PTT_PID"
+}
 
-start_ptt "$work/ptt-nofsync" --no-fsync
-run_source "ptt smtp-sink --no-fsync" "$PTT_PID" "$PTT_PORT" "$work/ptt-nofsync/new"
-kill "$PTT_PID"
+postfix() {
+    mkdir -p "$work/postfix-$1"
+    chown nobody "$work/postfix-$1"
+    local port pf
+    port=$(free_port)
+    smtp-sink -u nobody -R "$work/postfix-$1" -d dump.%M. -h sink.test "127.0.0.1:$port" 256 &
+    pf=$!
+    pids+=("$pf")
+    wait_port "$port"
+    run_source "postfix smtp-sink -d" "$pf" "$port" "$work/postfix-$1"
+    kill "$pf"
+}
 
-mkdir -p "$work/postfix"
-chown nobody "$work/postfix"
-port=$(free_port)
-smtp-sink -u nobody -R "$work/postfix" -d dump.%M. -h sink.test "127.0.0.1:$port" 256 &
-pf=$!
-pids+=("$pf")
-wait_port "$port"
-run_source "postfix smtp-sink -d" "$pf" "$port" "$work/postfix"
-kill "$pf"
+ptt_fsync() {
+    start_ptt "$work/ptt-fsync-$1"
+    run_source "ptt smtp-sink (fsync)" "$PTT_PID" "$PTT_PORT" "$work/ptt-fsync-$1/new"
+    kill "$PTT_PID"
+}
 
-start_ptt "$work/ptt-fsync"
-run_source "ptt smtp-sink (fsync)" "$PTT_PID" "$PTT_PORT" "$work/ptt-fsync/new"
-kill "$PTT_PID"
+echo "smtp-source -m $N -s $S -l $L; $ROUNDS rounds; $(nproc) cores; $(uname -r)"
+
+# Rounds alternate which server goes first: on some file systems (ext4
+# without a journal) creating files right after many were deleted costs more,
+# and whoever runs first pays for the previous run's clean-up. Nothing is
+# deleted until the end.
+for round in $(seq "$ROUNDS"); do
+    echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    if (( round % 2 )); then
+        ptt_nofsync "$round"; postfix "$round"
+    else
+        postfix "$round"; ptt_nofsync "$round"
+    fi
+    ptt_fsync "$round"
+done
