@@ -5,12 +5,11 @@
 //! AS of set 2). Key records come from memory in both: ptt-arc's Sans-IO
 //! answers, mail-auth's resolver cache.
 
-use std::borrow::Borrow;
+#[path = "common/mail_auth_keys.rs"]
+mod mail_auth_keys;
+
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::hint::black_box;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -19,13 +18,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
-use mail_auth::common::parse::TxtRecordParser as _;
-use mail_auth::common::verify::DomainKey;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator, Parameters,
-    ResolverCache, Txt,
 };
 use mail_auth_06 as mail_auth;
+use mail_auth_keys::TxtCache;
 use ptt_arc::seal::{SealOutcome, Sealer};
 use ptt_arc::verify::{ArcVerifier, KeyAnswer};
 use ptt_dkim::{KeyKind, generate_key};
@@ -84,31 +81,6 @@ fn hop(n: u8, domain: &'static str, selector: &'static str, srv_id: &'static str
     }
 }
 
-/// mail-auth's TXT cache, filled once with the key records.
-struct TxtCache(Mutex<HashMap<String, Txt>>);
-
-impl ResolverCache<String, Txt> for TxtCache {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        String: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().ok()?.get(name).cloned()
-    }
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        String: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().ok()?.remove(name)
-    }
-    fn insert(&self, key: String, value: Txt, _: Instant) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(key, value);
-        }
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let hop1 = hop(1, "hop1.example", "arc1", "mx.hop1.example");
     let hop2 = hop(2, "hop2.example", "arc2", "mx.hop2.example");
@@ -164,13 +136,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let authenticator = MessageAuthenticator::new_cloudflare().expect("mail-auth authenticator");
-    let cache = TxtCache(Mutex::new(HashMap::new()));
-    for (name, record) in &records {
-        for n in [format!("{name}."), name.clone()] {
-            let key = DomainKey::parse(record.as_bytes()).expect("mail-auth reads the key record");
-            cache.insert(n, Txt::from(key), Instant::now());
-        }
-    }
+    let cache = TxtCache::with_key_records(&records);
     let pkcs8: String = hop2
         .pem
         .lines()

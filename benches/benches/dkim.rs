@@ -15,12 +15,11 @@
 //! benchmark is checked before timing, and every verification asserts `pass`
 //! inside the timed closure, so a failing path cannot be measured.
 
-use std::borrow::Borrow;
+#[path = "common/mail_auth_keys.rs"]
+mod mail_auth_keys;
+
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::hint::black_box;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -28,13 +27,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 // hickory-resolver alpha that clashes with ptt-bins' 0.26.
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
-use mail_auth::common::parse::TxtRecordParser as _;
-use mail_auth::common::verify::DomainKey;
 use mail_auth::dkim::{Canonicalization as MaCanon, DkimSigner};
-use mail_auth::{
-    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
-};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters};
 use mail_auth_06 as mail_auth;
+use mail_auth_keys::TxtCache;
 use ptt_dkim::{KeyAnswer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
 
 #[cfg(feature = "aws-lc-rs")]
@@ -91,31 +87,6 @@ fn message(size: usize) -> Vec<u8> {
         ));
     }
     m.into_bytes()
-}
-
-/// mail-auth's TXT cache, filled once with the key records.
-struct TxtCache(Mutex<HashMap<String, Txt>>);
-
-impl ResolverCache<String, Txt> for TxtCache {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        String: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().ok()?.get(name).cloned()
-    }
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        String: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().ok()?.remove(name)
-    }
-    fn insert(&self, key: String, value: Txt, _: Instant) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(key, value);
-        }
-    }
 }
 
 fn ptt_config(selector: &str) -> SignerConfig {
@@ -199,13 +170,7 @@ fn bench(c: &mut Criterion) {
             )
         })
         .collect();
-    let cache = TxtCache(Mutex::new(HashMap::new()));
-    for (name, record) in &records {
-        for n in [format!("{name}."), name.clone()] {
-            let key = DomainKey::parse(record.as_bytes()).expect("mail-auth reads the key record");
-            cache.insert(n, Txt::from(key), Instant::now());
-        }
-    }
+    let cache = TxtCache::with_key_records(&records);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
