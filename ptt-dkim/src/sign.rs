@@ -532,27 +532,40 @@ pub fn sign_fields(
     sig: &DkimSignature,
     fields: &[HeaderField<'_>],
 ) -> Result<String, SignError> {
-    let mut unsigned = String::new();
+    let mut unsigned = String::with_capacity(256);
     let _ = sig.write_unsigned(&mut unsigned);
-    let folded = fold(&unsigned);
+    let mut folded = fold(&unsigned);
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
-    let b_span = parse_tag_list(value)
-        .ok()
-        .and_then(|tags| {
-            tags.iter()
-                .find(|t| t.name == "b")
-                .map(|t| t.full_span.clone())
-        })
-        .unwrap_or(value.len()..value.len());
-    let field_raw = alloc::format!("{folded}\r\n");
+    // The fold ends with the empty `b=`, so there is nothing to blank (a
+    // tag list that did not would be looked up).
+    let b_span = if value.ends_with(b"b=") {
+        value.len()..value.len()
+    } else {
+        parse_tag_list(value)
+            .ok()
+            .and_then(|tags| {
+                tags.iter()
+                    .find(|t| t.name == "b")
+                    .map(|t| t.full_span.clone())
+            })
+            .unwrap_or(value.len()..value.len())
+    };
+    let folded_len = folded.len();
+    folded.push_str("\r\n");
     let field = HeaderField {
         name: b"DKIM-Signature",
-        raw: field_raw.as_bytes(),
+        raw: folded.as_bytes(),
     };
     let data = header_hash_input(sig.header_canon, fields, &sig.headers, &field, b_span);
     let b = B64.encode(key.sign(&data)?);
     let mut out = folded;
-    let mut col = out.rsplit("\r\n").next().map_or(0, str::len);
+    out.truncate(folded_len);
+    out.reserve(b.len() + b.len() / 32 + 8);
+    let mut col = out
+        .as_bytes()
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(out.len(), |p| out.len() - p - 1);
     for chunk in b.as_bytes().chunks(64) {
         if col + chunk.len() > 78 {
             out.push_str("\r\n\t");
