@@ -88,7 +88,11 @@ pub fn canonicalize_header(canon: Canonicalization, field: &HeaderField<'_>, out
             }
         }
         Canonicalization::Relaxed => {
-            out.extend(field.name.iter().map(u8::to_ascii_lowercase));
+            let start = out.len();
+            out.extend_from_slice(field.name);
+            if let Some(name) = out.get_mut(start..) {
+                name.make_ascii_lowercase();
+            }
             out.push(b':');
             relaxed_value(field.value(), out);
             out.extend_from_slice(b"\r\n");
@@ -222,6 +226,14 @@ pub fn header_hash_input<S: AsRef<str>>(
 pub trait BodySink {
     /// Takes the next canonical bytes.
     fn put(&mut self, bytes: &[u8]);
+
+    /// Takes `data[..len]` (`len <= data.len()`), the bytes past it being
+    /// there to read: a sink may copy a fixed-size block and keep `len`
+    /// bytes of it, which is cheaper than a copy of any length.
+    #[inline(always)]
+    fn put_prefix(&mut self, data: &[u8], len: usize) {
+        self.put(data.get(..len).unwrap_or(data));
+    }
 }
 
 impl BodySink for Vec<u8> {
@@ -257,6 +269,13 @@ impl BodyCanonicalizer {
         if run.is_empty() {
             return;
         }
+        self.before_content(sink);
+        sink.put(run);
+    }
+
+    /// Writes the line ends and the SP held back, as content follows them.
+    #[inline(always)]
+    fn before_content(&mut self, sink: &mut impl BodySink) {
         while self.pending_crlf > 0 {
             sink.put(b"\r\n");
             self.pending_crlf -= 1;
@@ -265,7 +284,6 @@ impl BodyCanonicalizer {
             sink.put(b" ");
             self.pending_wsp = false;
         }
-        sink.put(run);
         self.nonempty = true;
     }
 
@@ -330,9 +348,10 @@ impl BodyCanonicalizer {
                 continue;
             }
             // data[i] is neither WSP nor CR, so the run is not empty.
-            let j = i + relaxed_run_end(&data[i..]);
-            self.content(&data[i..j], sink);
-            i = j;
+            let len = relaxed_run_end(&data[i..]);
+            self.before_content(sink);
+            sink.put_prefix(&data[i..], len);
+            i += len;
         }
     }
 
@@ -453,6 +472,24 @@ impl BodySink for HashSink {
             return;
         }
         self.put_slow(bytes);
+    }
+
+    #[inline(always)]
+    fn put_prefix(&mut self, data: &[u8], len: usize) {
+        // Short runs (most relaxed runs are words and phrases) as one
+        // 32-byte copy when the data and the buffer have room for it.
+        const BLOCK: usize = 32;
+        if self.limit.is_none()
+            && len <= BLOCK
+            && let Some(block) = data.get(..BLOCK)
+            && let Some(room) = self.buf.get_mut(self.len..self.len + BLOCK)
+        {
+            room.copy_from_slice(block);
+            self.len += len;
+            self.total += len as u64;
+            return;
+        }
+        self.put(data.get(..len).unwrap_or(data));
     }
 }
 
