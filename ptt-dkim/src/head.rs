@@ -17,7 +17,12 @@ const TERM: &[u8] = b"\r\n\r\n";
 impl HeadSplitter {
     pub(crate) fn new(limit: usize) -> Self {
         HeadSplitter {
-            buf: Vec::from(&b"\r\n"[..]),
+            buf: {
+                // Room for a usual header block without regrowth.
+                let mut buf = Vec::with_capacity(limit.clamp(2, 1024));
+                buf.extend_from_slice(b"\r\n");
+                buf
+            },
             done: false,
             limit,
         }

@@ -445,7 +445,7 @@ impl<'k> Signer<'k> {
             return Err(SignError::NoFrom);
         }
         let cfg = &self.config;
-        let mut names = Vec::new();
+        let mut names = Vec::with_capacity(cfg.headers.len() * 2);
         for name in &cfg.headers {
             let count = fields.iter().filter(|f| f.is(name)).count();
             let n = count + usize::from(cfg.oversign);
