@@ -31,7 +31,7 @@ const T: u64 = 1_763_769_600;
 
 /// A 4 KB message (header and a plain-text body), hop 1's AR on top.
 fn message() -> Vec<u8> {
-    let mut m = String::from(
+    ptt_testkit::bench_mail::plain_text_message(
         "Authentication-Results: mx.hop1.example; spf=pass smtp.mailfrom=alice@origin.example;\r\n\
          \tdkim=none; dmarc=none\r\n\
          From: Alice <alice@origin.example>\r\n\
@@ -42,15 +42,8 @@ fn message() -> Vec<u8> {
          MIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=us-ascii\r\n\
          \r\n",
-    );
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        n += 1;
-        m.push_str(&format!(
-            "Line {n:03} of the body, with  some   spaces and a tab\there.    \r\n"
-        ));
-    }
-    m.into_bytes()
+        4096,
+    )
 }
 
 struct Hop {

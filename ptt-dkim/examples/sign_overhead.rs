@@ -17,7 +17,7 @@ use ptt_dkim::{BodyHasher, Canonicalization, Signer, SignerConfig, SigningKey};
 
 /// The bench's message (benches/benches/dkim.rs `message`).
 fn message(size: usize) -> Vec<u8> {
-    let mut m = String::from(
+    ptt_testkit::bench_mail::plain_text_message(
         "From: Alice <alice@example.com>\r\n\
          To: Bob <bob@example.net>\r\n\
          Subject: DKIM benchmark message\r\n\
@@ -26,15 +26,8 @@ fn message(size: usize) -> Vec<u8> {
          MIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=us-ascii\r\n\
          \r\n",
-    );
-    let mut n = 0;
-    while m.len() < size - 70 {
-        n += 1;
-        m.push_str(&format!(
-            "Line {n:04} of the body, with  some   spaces and a tab\there.    \r\n"
-        ));
-    }
-    m.into_bytes()
+        size,
+    )
 }
 
 fn config() -> SignerConfig {

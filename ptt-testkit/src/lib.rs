@@ -19,6 +19,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod bench_mail;
 mod bind;
 pub mod dns_zones;
 mod process;
