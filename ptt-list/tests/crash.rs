@@ -4,7 +4,8 @@
 //! random moments, reloads, and checks that the state loads, holds every
 //! acknowledged update, and is one of the states the child could have
 //! committed (nothing half-applied). Both backends; the image is also
-//! checked with `fsck.fat -n` after every kill.
+//! checked with `fsck.fat -n` after every kill, once opening it has replayed
+//! the journal of a commit the kill interrupted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -211,6 +212,11 @@ fn crash_loop(path: &Path, image: bool) {
             acked = Some(n);
             acks_now += 1;
         }
+        // Opening replays a journal left by a kill in the middle of the
+        // in-place writes; until then other FAT tools may see half of a
+        // commit (as a journaling file system's own driver would have to
+        // replay first). After it, the volume must be clean.
+        let mut store = Store::new(store::open(path).unwrap());
         if image {
             let out = Command::new("fsck.fat")
                 .args(["-n", path.to_str().unwrap()])
@@ -218,11 +224,10 @@ fn crash_loop(path: &Path, image: bool) {
                 .unwrap();
             assert!(
                 out.status.success(),
-                "fsck.fat after a kill:\n{}",
+                "fsck.fat after a kill and the replay on opening:\n{}",
                 String::from_utf8_lossy(&out.stdout)
             );
         }
-        let mut store = Store::new(store::open(path).unwrap());
         let state = store
             .load()
             .unwrap_or_else(|e| panic!("state fails to load after a kill: {e}"));

@@ -23,7 +23,10 @@
 //! fsynced; then they are written in place and fsynced; then the journal
 //! is cleared. Opening an image replays a complete journal (idempotent) and
 //! ignores a torn one. A crash at any point leaves the old state or the
-//! new one. Inside a commit, each file is still written as `NAME.new`,
+//! new one, as ptt sees it. Other FAT tools (mtools, `fsck.fat`) read the
+//! volume directly: after a crash during the in-place writes they see half
+//! of a commit until ptt has opened the image once (any `ptt` list verb
+//! does), which replays the journal. Inside a commit, each file is still written as `NAME.new`,
 //! flushed, and renamed over `NAME`.
 
 use std::collections::BTreeMap;
