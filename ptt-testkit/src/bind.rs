@@ -6,12 +6,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::process::{Peer, free_port, require_program, wait_for_tcp};
-
-const PACKAGE_BIND: &str = "Debian package bind9";
-const PACKAGE_UTILS: &str = "Debian package bind9-dnsutils";
+use crate::named::{Named, PACKAGE_BIND, PACKAGE_UTILS, absolute, options};
+use crate::process::{free_port, require_program};
 
 /// A TSIG key as BIND writes it with `tsig-keygen`.
 #[derive(Debug, Clone)]
@@ -29,12 +26,9 @@ pub struct TsigKey {
 /// A running `named` serving one zone that the [`TsigKey`] may update.
 #[derive(Debug)]
 pub struct Bind {
-    // Field order matters: the process dies before its directory is removed.
-    _named: Peer,
-    port: u16,
+    named: Named,
     origin: String,
     key: TsigKey,
-    dir: tempfile::TempDir,
 }
 
 impl Bind {
@@ -42,15 +36,9 @@ impl Bind {
     /// NS and the given `(owner, type, rdata)` records (`"@"` or a relative or
     /// absolute owner name, as in a zone file).
     pub fn start(origin: &str, records: &[(&str, &str, &str)]) -> Bind {
-        let named = require_program("named", PACKAGE_BIND);
         let keygen = require_program("tsig-keygen", PACKAGE_BIND);
         require_program("nsupdate", PACKAGE_UTILS);
-        require_program("dig", PACKAGE_UTILS);
-        let origin = if origin.ends_with('.') {
-            origin.to_string()
-        } else {
-            format!("{origin}.")
-        };
+        let origin = absolute(origin);
         let dir = tempfile::Builder::new()
             .prefix("ptt-bind-")
             .tempdir()
@@ -76,74 +64,24 @@ impl Bind {
 
         let port = free_port();
         let conf = format!(
-            r#"include "{key}";
-options {{
-    directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    pid-file "{dir}/named.pid";
-    session-keyfile "{dir}/session.key";
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-zone "{origin}" {{ type primary; file "{dir}/zone.db"; allow-update {{ key "upd-key"; }}; }};
-"#,
+            "include \"{key}\";\n{options}zone \"{origin}\" {{ type primary; file \"{dir}/zone.db\"; allow-update {{ key \"upd-key\"; }}; }};\n",
             key = key_file.display(),
+            options = options(d, port),
             dir = d.display(),
         );
-        std::fs::write(d.join("named.conf"), conf).expect("write named.conf");
-        let log = d.join("named.log");
-        let child = Command::new(named)
-            .arg("-f")
-            .arg("-c")
-            .arg(d.join("named.conf"))
-            .arg("-L")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn named");
-        let mut peer = Peer::new("named", child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_tcp(addr, Duration::from_secs(20), "named");
-        peer.assert_running(&format!("see {}", log.display()));
-        let bind = Bind {
-            _named: peer,
-            port,
-            origin,
-            key,
-            dir,
-        };
-        bind.wait_for_zone();
-        bind
-    }
-
-    fn wait_for_zone(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if !self.dig(&self.origin, "SOA").is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "named did not serve {} within 20 s; see {}",
-            self.origin,
-            self.dir.path().join("named.log").display()
-        );
+        let named = Named::start(dir, port, &conf);
+        named.wait_for_zone(&origin);
+        Bind { named, origin, key }
     }
 
     /// The UDP/TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.named.port()
     }
 
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
     }
 
     /// The zone origin, with its final dot.
@@ -187,7 +125,7 @@ zone "{origin}" {{ type primary; file "{dir}/zone.db"; allow-update {{ key "upd-
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nsupdate");
-        let mut script = format!("server 127.0.0.1 {}\nzone {}\n", self.port, self.origin);
+        let mut script = format!("server 127.0.0.1 {}\nzone {}\n", self.port(), self.origin);
         for line in lines {
             script.push_str(line);
             script.push('\n');
@@ -213,16 +151,7 @@ zone "{origin}" {{ type primary; file "{dir}/zone.db"; allow-update {{ key "upd-
 
     /// `dig +short` for `name` and `rtype`: one string per answer record.
     pub fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        let out = Command::new(require_program("dig", PACKAGE_UTILS))
-            .args(["@127.0.0.1", "-p", &self.port.to_string(), name, rtype])
-            .args(["+short", "+time=2", "+tries=1"])
-            .output()
-            .expect("run dig");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(str::to_string)
-            .collect()
+        self.named.dig(name, rtype)
     }
 }
 

@@ -5,10 +5,9 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::process::{Peer, free_port, require_program, wait_for_tcp};
+use crate::named::{Named, absolute, options};
+use crate::process::free_port;
 
 /// One zone: its origin (with or without the final dot) and its records as
 /// `(owner, type, rdata)` in zone-file syntax (`"@"`, a relative owner, or an
@@ -24,45 +23,19 @@ pub struct Zone<'a> {
 /// A running `named` with several read-only zones.
 #[derive(Debug)]
 pub struct BindZones {
-    _named: Peer,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn absolute(origin: &str) -> String {
-    if origin.ends_with('.') {
-        origin.to_string()
-    } else {
-        format!("{origin}.")
-    }
+    named: Named,
 }
 
 impl BindZones {
     /// Starts `named` with every zone of `zones`.
     pub fn start(zones: &[Zone<'_>]) -> BindZones {
-        let named = require_program("named", "Debian package bind9");
-        require_program("dig", "Debian package bind9-dnsutils");
         let dir = tempfile::Builder::new()
             .prefix("ptt-bindz-")
             .tempdir()
             .expect("temp dir for named");
         let d = dir.path();
         let port = free_port();
-        let mut conf = format!(
-            r#"options {{
-    directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    pid-file "{dir}/named.pid";
-    session-keyfile "{dir}/session.key";
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-"#,
-            dir = d.display(),
-        );
+        let mut conf = options(d, port);
         for (n, zone) in zones.iter().enumerate() {
             let origin = absolute(zone.origin);
             let mut text = format!(
@@ -79,72 +52,25 @@ controls {{ }};
                 file.display()
             );
         }
-        std::fs::write(d.join("named.conf"), conf).expect("write named.conf");
-        let log = d.join("named.log");
-        let child = Command::new(named)
-            .arg("-f")
-            .arg("-c")
-            .arg(d.join("named.conf"))
-            .arg("-L")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn named");
-        let mut peer = Peer::new("named", child);
-        wait_for_tcp(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(20),
-            "named",
-        );
-        peer.assert_running(&format!("see {}", log.display()));
-        let server = BindZones {
-            _named: peer,
-            port,
-            dir,
-        };
+        let named = Named::start(dir, port, &conf);
         for zone in zones {
-            server.wait_for_zone(&absolute(zone.origin));
+            named.wait_for_zone(&absolute(zone.origin));
         }
-        server
-    }
-
-    fn wait_for_zone(&self, origin: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if !self.dig(origin, "SOA").is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "named did not serve {origin} within 20 s (a zone file error?); see {}",
-            self.dir.path().join("named.log").display()
-        );
+        BindZones { named }
     }
 
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.named.port()
     }
 
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
     }
 
     /// `dig +short` for `name` and `rtype`: one string per answer record.
     pub fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        let out = Command::new(require_program("dig", "Debian package bind9-dnsutils"))
-            .args(["@127.0.0.1", "-p", &self.port.to_string(), name, rtype])
-            .args(["+short", "+time=2", "+tries=1"])
-            .output()
-            .expect("run dig");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(str::to_string)
-            .collect()
+        self.named.dig(name, rtype)
     }
 }

@@ -22,6 +22,7 @@
 pub mod bench_mail;
 mod bind;
 pub mod dns_zones;
+mod named;
 mod process;
 pub mod python;
 pub mod shared;
