@@ -96,6 +96,30 @@ fn output(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// swaks to 127.0.0.1:`port`, with `tls` (`-tls`, `--tls-on-connect` or
+/// none), authenticating as demo@example.test by `mech` with `password`,
+/// then the `rest` of the arguments (envelope, headers, body).
+fn swaks_as_demo(
+    port: &str,
+    tls: Option<&str>,
+    mech: &str,
+    password: &str,
+    rest: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["--server", "127.0.0.1", "--port", port];
+    args.extend(tls);
+    args.extend([
+        "--auth",
+        mech,
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        password,
+    ]);
+    args.extend_from_slice(rest);
+    swaks(&args)
+}
+
 fn state_path(up: &Up) -> &Path {
     up.state.path()
 }
@@ -104,27 +128,22 @@ fn state_path(up: &Up) -> &Path {
 fn submission_signs_and_the_receiver_authenticates() {
     let up = Up::start();
     let port = up.submission.to_string();
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
+    let out = swaks_as_demo(
         &port,
-        "-tls",
-        "--auth",
+        Some("-tls"),
         "PLAIN",
-        "--auth-user",
-        "demo@example.test",
-        "--auth-password",
         &up.password,
-        "--from",
-        "demo@example.test",
-        "--to",
-        "demo@example.test,friend@example.net",
-        "--header",
-        "Subject: through ptt up",
-        "--body",
-        "hello",
-    ]);
+        &[
+            "--from",
+            "demo@example.test",
+            "--to",
+            "demo@example.test,friend@example.net",
+            "--header",
+            "Subject: through ptt up",
+            "--body",
+            "hello",
+        ],
+    );
     assert!(out.status.success(), "swaks: {}", output(&out));
 
     let inbox = up.wait_for("inbox", 1);
@@ -165,23 +184,13 @@ fn submission_signs_and_the_receiver_authenticates() {
 fn implicit_tls_submission_works() {
     let up = Up::start();
     let port = up.submissions.to_string();
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
+    let out = swaks_as_demo(
         &port,
-        "--tls-on-connect",
-        "--auth",
+        Some("--tls-on-connect"),
         "LOGIN",
-        "--auth-user",
-        "demo@example.test",
-        "--auth-password",
         &up.password,
-        "--from",
-        "demo@example.test",
-        "--to",
-        "demo@example.test",
-    ]);
+        &["--from", "demo@example.test", "--to", "demo@example.test"],
+    );
     assert!(out.status.success(), "swaks: {}", output(&out));
     assert_eq!(up.wait_for("inbox", 1).len(), 1);
 }
@@ -191,65 +200,36 @@ fn submission_refuses_cleartext_auth_bad_passwords_and_impersonation() {
     let up = Up::start();
     let port = up.submission.to_string();
     // No TLS: AUTH is not even offered, so swaks gives up.
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
+    let out = swaks_as_demo(
         &port,
-        "--auth",
+        None,
         "PLAIN",
-        "--auth-user",
-        "demo@example.test",
-        "--auth-password",
         &up.password,
-        "--from",
-        "demo@example.test",
-        "--to",
-        "demo@example.test",
-    ]);
+        &["--from", "demo@example.test", "--to", "demo@example.test"],
+    );
     assert!(
         !out.status.success(),
         "AUTH in clear text must fail: {}",
         output(&out)
     );
     // Wrong password.
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
+    let out = swaks_as_demo(
         &port,
-        "-tls",
-        "--auth",
+        Some("-tls"),
         "PLAIN",
-        "--auth-user",
-        "demo@example.test",
-        "--auth-password",
         "guess",
-        "--from",
-        "demo@example.test",
-        "--to",
-        "demo@example.test",
-    ]);
+        &["--from", "demo@example.test", "--to", "demo@example.test"],
+    );
     assert!(!out.status.success());
     assert!(output(&out).contains("535"), "{}", output(&out));
     // Sending as somebody else.
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
+    let out = swaks_as_demo(
         &port,
-        "-tls",
-        "--auth",
+        Some("-tls"),
         "PLAIN",
-        "--auth-user",
-        "demo@example.test",
-        "--auth-password",
         &up.password,
-        "--from",
-        "ceo@example.test",
-        "--to",
-        "demo@example.test",
-    ]);
+        &["--from", "ceo@example.test", "--to", "demo@example.test"],
+    );
     assert!(!out.status.success());
     assert!(output(&out).contains("553 5.7.1"), "{}", output(&out));
     // Without AUTH, MAIL is refused.
