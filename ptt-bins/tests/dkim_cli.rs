@@ -30,6 +30,24 @@ fn ptt(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `ptt dkim sign` of [`MESSAGE`] with `key` as `selector`._domainkey.test.
+fn sign(key: &std::path::Path, selector: &str) -> Output {
+    let key = key.to_str().expect("UTF-8 temp path");
+    ptt(
+        &[
+            "dkim",
+            "sign",
+            "--key",
+            key,
+            "--selector",
+            selector,
+            "--domain",
+            "test",
+        ],
+        MESSAGE,
+    )
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -118,19 +136,7 @@ fn keygen_sign_verify_over_bind() {
     let dns = bind.addr().to_string();
 
     for (sel, key) in &keys {
-        let signed = ptt(
-            &[
-                "dkim",
-                "sign",
-                "--key",
-                key.to_str().unwrap(),
-                "--selector",
-                sel,
-                "--domain",
-                "test",
-            ],
-            MESSAGE,
-        );
+        let signed = sign(key, sel);
         assert!(signed.status.success(), "sign: {}", text(&signed));
         let signed = signed.stdout;
         assert!(signed.starts_with(b"DKIM-Signature: v=1;"));
@@ -179,19 +185,7 @@ fn keygen_sign_verify_over_bind() {
     }
 
     // A selector that is not in the zone: NXDOMAIN, permerror, exit 1.
-    let signed = ptt(
-        &[
-            "dkim",
-            "sign",
-            "--key",
-            keys[0].1.to_str().unwrap(),
-            "--selector",
-            "missing",
-            "--domain",
-            "test",
-        ],
-        MESSAGE,
-    );
+    let signed = sign(&keys[0].1, "missing");
     let out = ptt(&["dkim", "verify", "--dns", &dns], &signed.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -206,19 +200,7 @@ fn keygen_sign_verify_over_bind() {
         "update add ed._domainkey.test. 300 TXT \"v=DKIM1; k=ed25519; p=\"",
     ])
     .unwrap();
-    let signed = ptt(
-        &[
-            "dkim",
-            "sign",
-            "--key",
-            keys[0].1.to_str().unwrap(),
-            "--selector",
-            "ed",
-            "--domain",
-            "test",
-        ],
-        MESSAGE,
-    );
+    let signed = sign(&keys[0].1, "ed");
     let out = ptt(&["dkim", "verify", "--dns", &dns], &signed.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("key revoked"), "{}", text(&out));
@@ -229,19 +211,7 @@ fn bad_input_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k.pem");
     std::fs::write(&key, "not a key").unwrap();
-    let out = ptt(
-        &[
-            "dkim",
-            "sign",
-            "--key",
-            key.to_str().unwrap(),
-            "--selector",
-            "s",
-            "--domain",
-            "test",
-        ],
-        MESSAGE,
-    );
+    let out = sign(&key, "s");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = ptt(&["dkim", "verify", "--txt", "no-equals-sign"], MESSAGE);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -261,19 +231,7 @@ fn bad_input_is_exit_2() {
         && weak.status.success()
     {
         std::fs::write(&key, &weak.stdout).unwrap();
-        let out = ptt(
-            &[
-                "dkim",
-                "sign",
-                "--key",
-                key.to_str().unwrap(),
-                "--selector",
-                "s",
-                "--domain",
-                "test",
-            ],
-            MESSAGE,
-        );
+        let out = sign(&key, "s");
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         assert!(text(&out).contains("1024 bits refused"), "{}", text(&out));
     }

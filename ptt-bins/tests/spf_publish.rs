@@ -14,6 +14,13 @@ fn ptt(args: &[&str]) -> Output {
         .expect("run ptt")
 }
 
+/// `ptt spf publish` of `record` for `domain` through `server` with `tsig`.
+fn publish(server: &str, tsig: &str, domain: &str, record: &str) -> Output {
+    ptt(&[
+        "spf", "publish", "--dns", server, "--tsig", tsig, "--domain", domain, record,
+    ])
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -36,17 +43,12 @@ fn publish_replaces_the_spf_record_and_is_seen_by_dig() {
     let server = dns.addr().to_string();
     let key = dns.key_spec();
 
-    let out = ptt(&[
-        "spf",
-        "publish",
-        "--dns",
+    let out = publish(
         &server,
-        "--tsig",
         &key,
-        "--domain",
         "corp.test",
         "v=spf1 mx ip4:198.51.100.0/24 -all",
-    ]);
+    );
     assert!(out.status.success(), "{}", text(&out));
     let mut txt = dns.dig("corp.test.", "TXT");
     txt.sort();
@@ -87,17 +89,7 @@ fn publish_replaces_the_spf_record_and_is_seen_by_dig() {
         .collect::<String>();
     let long = format!("v=spf1 {long}-all");
     assert!(long.len() > 255);
-    let out = ptt(&[
-        "spf",
-        "publish",
-        "--dns",
-        &server,
-        "--tsig",
-        &key,
-        "--domain",
-        "corp.test.",
-        &long,
-    ]);
+    let out = publish(&server, &key, "corp.test.", &long);
     assert!(out.status.success(), "{}", text(&out));
     let spf: Vec<String> = dns
         .dig("corp.test.", "TXT")
@@ -119,17 +111,7 @@ fn publish_replaces_the_spf_record_and_is_seen_by_dig() {
         dns.key().algorithm,
         "d3Jvbmcgc2VjcmV0IGtleSBieXRlcw=="
     );
-    let out = ptt(&[
-        "spf",
-        "publish",
-        "--dns",
-        &server,
-        "--tsig",
-        &wrong,
-        "--domain",
-        "corp.test",
-        "v=spf1 +all",
-    ]);
+    let out = publish(&server, &wrong, "corp.test", "v=spf1 +all");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // An unsigned update is refused too.
     assert!(
@@ -143,17 +125,7 @@ fn publish_replaces_the_spf_record_and_is_seen_by_dig() {
     );
 
     // A record that is not valid SPF is refused before anything is sent.
-    let out = ptt(&[
-        "spf",
-        "publish",
-        "--dns",
-        &server,
-        "--tsig",
-        &key,
-        "--domain",
-        "corp.test",
-        "v=spf1 ip4:1.2.3.4/33 -all",
-    ]);
+    let out = publish(&server, &key, "corp.test", "v=spf1 ip4:1.2.3.4/33 -all");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("ip4:1.2.3.4/33"), "{}", text(&out));
 }
