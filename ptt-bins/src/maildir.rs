@@ -31,8 +31,9 @@ impl Maildir {
         &self.root
     }
 
-    /// A name no other delivery of this process or another one uses.
-    fn unique_name(&self) -> String {
+    /// A name no other delivery of this process or another one uses; names
+    /// sort in arrival order (seconds, then zero-padded microseconds).
+    pub(crate) fn unique_name(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -45,21 +46,39 @@ impl Maildir {
         )
     }
 
+    /// Where the message `name` is written before it is published.
+    pub(crate) fn tmp_path(&self, name: &str) -> PathBuf {
+        self.root.join("tmp").join(name)
+    }
+
+    /// Publishes the message written to [`tmp_path`](Self::tmp_path)`(name)`
+    /// as `file`: fsyncs it, renames it into `new/` and fsyncs the folder;
+    /// without `fsync`, the same minus both fsyncs (benchmarks only).
+    /// Blocking.
+    pub(crate) fn publish(&self, name: &str, file: File, fsync: bool) -> std::io::Result<()> {
+        if fsync {
+            file.sync_all()?;
+        }
+        drop(file);
+        let new = self.root.join("new");
+        std::fs::rename(self.tmp_path(name), new.join(name))?;
+        if fsync {
+            File::open(&new)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Stores `parts` (concatenated) as one message durably; returns its name.
     /// Blocking: call it from `spawn_blocking` in async code.
     pub(crate) fn deliver(&self, parts: &[&[u8]]) -> std::io::Result<String> {
         let name = self.unique_name();
-        let tmp = self.root.join("tmp").join(&name);
+        let tmp = self.tmp_path(&name);
         let result = (|| {
             let mut file = File::create(&tmp)?;
             for part in parts {
                 file.write_all(part)?;
             }
-            file.sync_all()?;
-            drop(file);
-            let new = self.root.join("new");
-            std::fs::rename(&tmp, new.join(&name))?;
-            File::open(&new)?.sync_all()
+            self.publish(&name, file, true)
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);

@@ -4,15 +4,15 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply};
 use tokio::net::TcpListener;
 
 use crate::exit::{Failure, Outcome};
+use crate::maildir::Maildir;
 use crate::smtp_io::{self, Answer, SessionHandler};
 
 /// Run an SMTP server that stores each accepted message in a Maildir.
@@ -72,11 +72,8 @@ pub(crate) fn run(args: Args) -> Outcome {
             .ok_or_else(|| Failure::input(format!("--auth {a:?}: expected USER:PASSWORD")))?;
         users.push((u.to_string(), p.to_string()));
     }
-    for sub in ["tmp", "new", "cur"] {
-        let d = args.maildir.join(sub);
-        std::fs::create_dir_all(&d)
-            .map_err(|e| Failure::input(format!("cannot create {}: {e}", d.display())))?;
-    }
+    let maildir = Maildir::create(&args.maildir)
+        .map_err(|e| Failure::input(format!("cannot create {}: {e}", args.maildir.display())))?;
     let config = Arc::new(ServerConfig {
         hostname: args.hostname.clone(),
         max_message_size: args.max_size,
@@ -93,10 +90,9 @@ pub(crate) fn run(args: Args) -> Outcome {
         .build()
         .map_err(|e| Failure::input(format!("tokio runtime: {e}")))?;
     let sink = Arc::new(Sink {
-        dir: args.maildir.clone(),
+        maildir,
         fsync: !args.no_fsync,
         users,
-        counter: AtomicU64::new(0),
     });
     runtime.block_on(async move {
         let listener = TcpListener::bind(args.listen)
@@ -118,25 +114,9 @@ pub(crate) fn run(args: Args) -> Outcome {
 /// What all sessions share.
 #[derive(Debug)]
 struct Sink {
-    dir: PathBuf,
+    maildir: Maildir,
     fsync: bool,
     users: Vec<(String, String)>,
-    counter: AtomicU64,
-}
-
-impl Sink {
-    fn unique_name(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        format!(
-            "{}.M{:06}P{}Q{n}.ptt",
-            t.as_secs(),
-            t.subsec_micros(),
-            std::process::id()
-        )
-    }
 }
 
 /// Messages up to this size stay in memory until DATA ends; a larger one
@@ -214,8 +194,8 @@ impl SinkSession {
 
     fn start(&mut self) {
         self.discard();
-        let name = self.sink.unique_name();
-        let tmp = self.sink.dir.join("tmp").join(&name);
+        let name = self.sink.maildir.unique_name();
+        let tmp = self.sink.maildir.tmp_path(&name);
         let mut head = format!("Return-Path: <{}>\r\n", self.from);
         for r in &self.rcpts {
             head.push_str(&format!("Delivered-To: {r}\r\n"));
@@ -258,14 +238,13 @@ impl SinkSession {
                 "Local error in writing the message",
             ));
         }
-        let dir = self.sink.dir.clone();
-        let fsync = self.sink.fsync;
+        let sink = self.sink.clone();
         let name = open.name.clone();
         let tmp = open.tmp.clone();
         // All file work of a message that stayed in memory happens here, in
         // one blocking task beside the network loop, which meanwhile goes
         // on serving the other sessions.
-        let stored = tokio::task::spawn_blocking(move || store(open, &dir, fsync))
+        let stored = tokio::task::spawn_blocking(move || store(open, &sink.maildir, sink.fsync))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match stored {
@@ -287,10 +266,9 @@ impl SinkSession {
     }
 }
 
-/// Writes the message to its temp file (unless it spilled there already),
-/// fsyncs it, renames it into new/ and fsyncs the directory; without
-/// `fsync`, the same minus both fsyncs.
-fn store(open: Open, dir: &Path, fsync: bool) -> std::io::Result<()> {
+/// Writes the message to its temp file (unless it spilled there already)
+/// and publishes it in the Maildir (fsynced unless `fsync` is off).
+fn store(open: Open, maildir: &Maildir, fsync: bool) -> std::io::Result<()> {
     let file = match open.body {
         Body::Memory(buf) => {
             let mut file = File::create(&open.tmp)?;
@@ -299,16 +277,7 @@ fn store(open: Open, dir: &Path, fsync: bool) -> std::io::Result<()> {
         }
         Body::Spilled(file) => file.into_inner().map_err(|e| e.into_error())?,
     };
-    if fsync {
-        file.sync_all()?;
-    }
-    drop(file);
-    let new_dir = dir.join("new");
-    std::fs::rename(&open.tmp, new_dir.join(&open.name))?;
-    if fsync {
-        File::open(&new_dir)?.sync_all()?;
-    }
-    Ok(())
+    maildir.publish(&open.name, file, fsync)
 }
 
 impl SessionHandler for SinkSession {
