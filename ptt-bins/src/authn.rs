@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::rr::{RData, RecordType};
-use ptt_dkim::{KeyAnswer, SignatureResult, Verifier, VerifyPolicy};
+use ptt_dkim::{SignatureResult, Verifier, VerifyPolicy};
 use ptt_dmarc::authres::{AuthenticationResults, MethodResult, claims_authserv_id, items};
 use ptt_dmarc::eval::{
     self as dmarc, AuthInput, DkimOutcome, DkimResult, Evaluation, SpfOutcome, Verdict,
@@ -17,7 +17,7 @@ use ptt_dmarc::eval::{
 use ptt_dmarc::psl::PublicSuffixList;
 use ptt_spf::{Identity, Request, SpfOutput};
 
-use crate::dns::{Lookup, Resolver, txt_joined};
+use crate::dns::{Lookup, Resolver, key_answer, txt_joined};
 
 /// What the SMTP session knows about the sender.
 #[derive(Debug, Clone)]
@@ -147,23 +147,6 @@ pub(crate) async fn verify_dkim(
                 return verifier.into_results();
             }
         }
-    }
-}
-
-/// A DNS lookup as ptt-dkim takes it.
-pub(crate) fn key_answer(lookup: Lookup) -> KeyAnswer {
-    match lookup {
-        Lookup::Found(records) => KeyAnswer::Records(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::TXT(txt) => Some(txt_joined(txt)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Lookup::NoRecords | Lookup::NxDomain => KeyAnswer::NxDomain,
-        Lookup::Failed(why) => KeyAnswer::TempError(why),
     }
 }
 

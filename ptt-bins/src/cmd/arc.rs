@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand};
 use futures_util::future::join_all;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use ptt_arc::header::ChainStatus;
 use ptt_arc::message::to_crlf;
 use ptt_arc::seal::{HeaderStyle, SealOutcome, Sealer};
 use ptt_arc::verify::{ArcVerdict, ArcVerifier, KeyAnswer, KeyQuery};
 
-use crate::dns::{self, Lookup, Resolver};
+use crate::dns::{self, Resolver};
 use crate::exit::{Failure, Outcome};
 
 /// Validate or seal an Authenticated Received Chain (ARC, RFC 8617).
@@ -138,18 +138,7 @@ impl Keys {
                 Some(v) => KeyAnswer::Records(vec![v.as_bytes().to_vec()]),
                 None => KeyAnswer::NxDomain,
             },
-            Keys::Dns(resolver) => match resolver.lookup(&name, RecordType::TXT).await {
-                Lookup::Found(data) => KeyAnswer::Records(
-                    data.iter()
-                        .filter_map(|d| match d {
-                            RData::TXT(t) => Some(dns::txt_joined(t)),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                Lookup::NoRecords | Lookup::NxDomain => KeyAnswer::NxDomain,
-                Lookup::Failed(why) => KeyAnswer::TempError(why),
-            },
+            Keys::Dns(resolver) => dns::key_answer(resolver.lookup(&name, RecordType::TXT).await),
         }
     }
 }

@@ -3,8 +3,7 @@
 //! records.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, ToSocketAddrs as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Subcommand, ValueEnum};
 use ptt_dkim::{
@@ -12,11 +11,9 @@ use ptt_dkim::{
     Verdict, Verifier, VerifyPolicy, generate_key,
 };
 
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_proto::rr::RecordType;
 
+use crate::dns::{self, Resolver};
 use crate::exit::{Failure, Outcome};
 
 /// DKIM: make a key, sign a message, verify a message's signatures.
@@ -249,18 +246,18 @@ fn verify(a: VerifyArgs) -> Outcome {
     };
     let results = match &a.dns {
         Some(server) => {
-            let addr = server_addr(server).map_err(Failure::input)?;
+            let addr = dns::server_addr(server).map_err(Failure::input)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Failure::input(format!("starting the runtime: {e}")))?;
             rt.block_on(async {
-                let resolver = resolver(addr)?;
+                let resolver = Resolver::new(Some(addr))?;
                 let mut v = Verifier::new(policy, now);
                 v.update(&msg);
                 v.end();
                 while let Output::NeedTxt(q) = v.poll() {
-                    let answer = lookup_txt(&resolver, &q.name).await;
+                    let answer = dns::key_answer(resolver.lookup(&q.name, RecordType::TXT).await);
                     v.answer(&q.name, answer);
                 }
                 Ok::<_, String>(v.into_results())
@@ -310,67 +307,6 @@ fn verify(a: VerifyArgs) -> Outcome {
         Ok(())
     } else {
         Err(Failure::Negative)
-    }
-}
-
-fn server_addr(text: &str) -> Result<SocketAddr, String> {
-    text.to_socket_addrs()
-        .map_err(|e| format!("--dns {text:?}: not HOST:PORT ({e})"))?
-        .next()
-        .ok_or_else(|| format!("--dns {text:?}: no address"))
-}
-
-/// A stub resolver asking one server (UDP, then TCP on truncation).
-fn resolver(addr: SocketAddr) -> Result<TokioResolver, String> {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = addr.port();
-    let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-    let mut builder = TokioResolver::builder_with_config(
-        ResolverConfig::from_name_servers(vec![ns]),
-        TokioRuntimeProvider::default(),
-    );
-    let opts = builder.options_mut();
-    opts.timeout = Duration::from_secs(5);
-    opts.attempts = 2;
-    opts.ndots = 0;
-    builder
-        .build()
-        .map_err(|e| format!("building the resolver: {e}"))
-}
-
-/// The TXT records at `name` as ptt-dkim takes them: each record's strings
-/// joined; NXDOMAIN or no TXT is "no key", any other failure `temperror`.
-async fn lookup_txt(resolver: &TokioResolver, name: &str) -> KeyAnswer {
-    let mut fqdn = match Name::from_ascii(name) {
-        Ok(n) => n,
-        Err(e) => return KeyAnswer::TempError(format!("bad DNS name {name:?}: {e}")),
-    };
-    fqdn.set_fqdn(true);
-    match resolver.lookup(fqdn, RecordType::TXT).await {
-        Ok(lookup) => {
-            let records: Vec<Vec<u8>> = lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::TXT(txt) => Some(
-                        txt.txt_data
-                            .iter()
-                            .flat_map(|s| s.iter().copied())
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .collect();
-            if records.is_empty() {
-                KeyAnswer::NxDomain
-            } else {
-                KeyAnswer::Records(records)
-            }
-        }
-        Err(e) if e.is_nx_domain() || e.is_no_records_found() => KeyAnswer::NxDomain,
-        Err(e) => KeyAnswer::TempError(e.to_string()),
     }
 }
 
