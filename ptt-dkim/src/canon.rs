@@ -317,10 +317,9 @@ impl BodyCanonicalizer {
         }
     }
 
-    /// Relaxed: bytes pass unchanged in runs that end at the next TAB, CR
-    /// or SP followed by WSP or CR ([`relaxed_run_end`], eight bytes at a
-    /// time); a WSP run becomes one pending SP, dropped at the end of the
-    /// line.
+    /// Relaxed: bytes pass unchanged in runs that end at the next control
+    /// byte or SP ([`relaxed_run_end`], eight bytes at a time); a WSP run
+    /// becomes one pending SP, dropped at the end of the line.
     fn update_relaxed(&mut self, data: &[u8], sink: &mut impl BodySink) {
         let n = data.len();
         let mut i = 0;
@@ -342,14 +341,16 @@ impl BodyCanonicalizer {
                 continue;
             }
             if is_wsp(b) {
+                i += 1;
                 while i < n && is_wsp(data[i]) {
                     i += 1;
                 }
                 self.pending_wsp = true;
                 continue;
             }
-            // data[i] is neither WSP nor CR, so the run is not empty.
-            let len = relaxed_run_end(&data[i..]);
+            // data[i] is content (not WSP nor CR; a bare LF or another
+            // control byte passes too), so the run is at least one byte.
+            let len = 1 + relaxed_run_end(&data[i + 1..]);
             self.before_content(sink);
             sink.put_prefix(&data[i..], len);
             i += len;
@@ -371,17 +372,30 @@ impl BodyCanonicalizer {
     }
 }
 
-/// 0x80 in exactly the bytes of `word` that equal `byte`.
-#[inline]
-fn bytes_equal(word: u64, byte: u8) -> u64 {
-    const LO: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
-    !(((x & LO) + LO) | x | LO)
+/// 0x80 in exactly the bytes of `word` below 0x21 (SP, TAB, CR, LF and the
+/// other control bytes).
+#[inline(always)]
+fn bytes_below_0x21(word: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte under 0x80 keeps its high bit after `| 0x80` minus 0x21 only
+    // when it is at least 0x21; no byte borrows from the next. Bytes of
+    // 0x80 and above are excluded by `| word`.
+    !(((word | HIGH) - 0x2121_2121_2121_2121) | word) & HIGH
 }
 
-/// Where a relaxed run that starts at `data[0]` ends: the first TAB or CR,
-/// or SP followed by SP, TAB, CR or the end of `data` (such an SP belongs
-/// to a WSP run that becomes one pending SP). Eight bytes at a time.
+/// Whether a relaxed run breaks at a byte: any control byte or SP, except
+/// an SP followed by a byte above SP (a single SP between words passes
+/// unchanged). `next` is `None` at the end of the data, where an SP may
+/// start a WSP run that the next piece continues.
+#[inline(always)]
+fn breaks_run(byte: u8, next: Option<u8>) -> bool {
+    byte < 0x21 && (byte != b' ' || next.is_none_or(|c| c < 0x21))
+}
+
+/// Where a relaxed run that continues with `data[0]` ends: the first byte
+/// for which [`breaks_run`] holds. Such a byte is WSP (which becomes one
+/// pending SP), CR (perhaps a line end), or a rare other control byte that
+/// the caller passes as content. Eight bytes at a time.
 #[inline(always)]
 fn relaxed_run_end(data: &[u8]) -> usize {
     const TOP: u64 = 0x80 << 56;
@@ -391,34 +405,24 @@ fn relaxed_run_end(data: &[u8]) -> usize {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
         let word = u64::from_le_bytes(bytes);
-        let sp = bytes_equal(word, b' ');
-        let hard = bytes_equal(word, b'\t') | bytes_equal(word, b'\r');
-        // An SP is a break when the byte after it is WSP or CR; for the
-        // last byte of the word, look at the next byte.
-        let mut brk = hard | (sp & ((sp | hard) >> 8));
-        if sp & TOP != 0
-            && data
-                .get(base + 8)
-                .is_none_or(|&c| matches!(c, b' ' | b'\t' | b'\r'))
-        {
-            brk |= TOP;
-        }
+        let low = bytes_below_0x21(word);
+        // Among the bytes below 0x21 only SP has bit 5 set; `<< 2` moves
+        // each byte's bit 5 to its bit 7.
+        let sp = low & (word << 2);
+        // An SP breaks the run when the byte after it is low too; for the
+        // last byte of the word, that is the next byte (or the end).
+        let next_low = data.get(base + 8).is_none_or(|&c| c < 0x21);
+        let brk = (low ^ sp) | (sp & (low >> 8)) | (sp & TOP & (u64::from(next_low) << 63));
         if brk != 0 {
             return base + (brk.trailing_zeros() / 8) as usize;
         }
         base += 8;
     }
     while base < n {
-        match data[base] {
-            b'\t' | b'\r' => return base,
-            b' ' if data
-                .get(base + 1)
-                .is_none_or(|&c| matches!(c, b' ' | b'\t' | b'\r')) =>
-            {
-                return base;
-            }
-            _ => base += 1,
+        if breaks_run(data[base], data.get(base + 1).copied()) {
+            return base;
         }
+        base += 1;
     }
     n
 }
@@ -691,13 +695,7 @@ mod tests {
     fn relaxed_run_end_equals_naive() {
         let naive = |d: &[u8]| {
             (0..d.len())
-                .find(|&k| match d[k] {
-                    b'\t' | b'\r' => true,
-                    b' ' => d
-                        .get(k + 1)
-                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r')),
-                    _ => false,
-                })
+                .find(|&k| breaks_run(d[k], d.get(k + 1).copied()))
                 .unwrap_or(d.len())
         };
         // Every string over {a, SP, TAB, CR} up to 11 bytes, at offsets 0..3
@@ -712,6 +710,19 @@ mod tests {
                     let d = &s[off..];
                     assert_eq!(relaxed_run_end(d), naive(d), "{d:?}");
                 }
+            }
+        }
+        // Each byte value alone and beside SP, at every position of a word.
+        for b in 0..=255u8 {
+            for pos in 0..10 {
+                let mut d = vec![b'a'; 12];
+                d[pos] = b;
+                assert_eq!(relaxed_run_end(&d), naive(&d), "{d:?}");
+                d[pos + 1] = b' ';
+                assert_eq!(relaxed_run_end(&d), naive(&d), "{d:?}");
+                d[pos] = b' ';
+                d[pos + 1] = b;
+                assert_eq!(relaxed_run_end(&d), naive(&d), "{d:?}");
             }
         }
         let long = b"\xa0bc d\xc3\xa9f ghijklm nopq rstuvw\t  x";
