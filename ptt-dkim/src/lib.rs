@@ -15,7 +15,8 @@
 //! let key = SigningKey::from_ed25519_seed(&[7; 32]).unwrap();
 //! let message = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello.\r\n";
 //!
-//! let mut signer = Signer::new(&key, SignerConfig::new("example.com", "sel")).unwrap();
+//! let config = SignerConfig::new("example.com", "sel");
+//! let mut signer = Signer::new(&key, &config).unwrap();
 //! signer.update(message);
 //! let field = signer.finish().unwrap();
 //! let signed = [field.as_bytes(), message].concat();

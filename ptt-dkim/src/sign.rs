@@ -359,7 +359,7 @@ impl SignerConfig {
 /// `DKIM-Signature` field to put on top.
 pub struct Signer<'k> {
     key: &'k SigningKey,
-    config: SignerConfig,
+    config: &'k SignerConfig,
     head: HeadSplitter,
     body: BodyHasher,
     error: Option<SignError>,
@@ -375,8 +375,9 @@ impl core::fmt::Debug for Signer<'_> {
 
 impl<'k> Signer<'k> {
     /// Checks the key and the configuration. RSA keys of 1024 bits or less
-    /// are refused.
-    pub fn new(key: &'k SigningKey, config: SignerConfig) -> Result<Self, SignError> {
+    /// are refused. Both are borrowed: a signing service keeps one key and
+    /// one configuration per domain and signs every message with them.
+    pub fn new(key: &'k SigningKey, config: &'k SignerConfig) -> Result<Self, SignError> {
         if let Some(bits) = key.bits()
             && bits <= 1024
         {
@@ -444,7 +445,7 @@ impl<'k> Signer<'k> {
         if !fields.iter().any(|f| f.is("from")) {
             return Err(SignError::NoFrom);
         }
-        let cfg = &self.config;
+        let cfg = self.config;
         let mut names = Vec::with_capacity(cfg.headers.len() * 2);
         for name in &cfg.headers {
             let count = fields.iter().filter(|f| f.is(name)).count();

@@ -44,7 +44,7 @@ fn sign(
     cfg.header_canon = c.0;
     cfg.body_canon = c.1;
     cfg.timestamp = Some(now() - 10);
-    let mut s = Signer::new(key, cfg)?;
+    let mut s = Signer::new(key, &cfg)?;
     s.update(msg);
     let field = s.finish()?;
     Ok([field.as_bytes(), msg].concat())
@@ -324,7 +324,7 @@ fn dkimpy_testdata() {
     // with the tail reported unsigned; refused under the strict policy.
     let mut cfg = SignerConfig::new("example.com", "test");
     cfg.body_length = true;
-    let mut s = Signer::new(&key2048, cfg).unwrap();
+    let mut s = Signer::new(&key2048, &cfg).unwrap();
     s.update(&msg);
     let signed = [s.finish().unwrap().as_bytes(), &msg, b"appended\r\n"].concat();
     let recs = records(&[("test._domainkey.example.com", rec2048.clone())]);

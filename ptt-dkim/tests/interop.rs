@@ -305,7 +305,7 @@ fn ptt_signs_dkimpy_and_opendkim_verify() {
                 let mut cfg = SignerConfig::new("example.com", sel);
                 (cfg.header_canon, cfg.body_canon) = c;
                 cfg.timestamp = Some(now());
-                let mut s = Signer::new(key, cfg).unwrap();
+                let mut s = Signer::new(key, &cfg).unwrap();
                 // Feed in odd-sized pieces, as DATA arrives.
                 for chunk in msg.chunks(7) {
                     s.update(chunk);

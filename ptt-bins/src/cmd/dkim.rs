@@ -222,7 +222,7 @@ fn sign(a: SignArgs) -> Outcome {
     cfg.timestamp = Some(now);
     cfg.expiration = a.expire_after.map(|s| now + s);
     cfg.body_length = a.body_length;
-    let mut signer = Signer::new(&key, cfg).map_err(Failure::input)?;
+    let mut signer = Signer::new(&key, &cfg).map_err(Failure::input)?;
     let msg = read_stdin_crlf()?;
     signer.update(&msg);
     let field = signer.finish().map_err(Failure::input)?;

@@ -80,7 +80,8 @@ struct Site {
     domain: String,
     user: String,
     password: String,
-    selector: String,
+    /// What the signer signs with (`d=` the domain, `s=` the selector).
+    signing: SignerConfig,
     dkim: SigningKey,
     inbox: Maildir,
     outbound: Maildir,
@@ -174,7 +175,7 @@ async fn up(args: Args) -> Outcome {
     let site = Arc::new(Site {
         user: format!("{}@{domain}", args.user),
         password,
-        selector,
+        signing: SignerConfig::new(&domain, &selector),
         dkim: generated.key,
         inbox: Maildir::create(&inbox_path).map_err(io_failure("creating", &inbox_path))?,
         outbound: Maildir::create(&outbound_path)
@@ -394,11 +395,10 @@ impl Session {
     /// The signer's and the router's job for an authenticated message.
     async fn submit(&mut self, message: Vec<u8>) -> Answer {
         let site = self.site.clone();
-        let mut signer =
-            match Signer::new(&site.dkim, SignerConfig::new(&site.domain, &site.selector)) {
-                Ok(s) => s,
-                Err(e) => return Answer::Refuse(reply(451, 4, 3, 0, &format!("cannot sign: {e}"))),
-            };
+        let mut signer = match Signer::new(&site.dkim, &site.signing) {
+            Ok(s) => s,
+            Err(e) => return Answer::Refuse(reply(451, 4, 3, 0, &format!("cannot sign: {e}"))),
+        };
         signer.update(&message);
         let signature = match signer.finish() {
             Ok(field) => field,
