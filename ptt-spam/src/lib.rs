@@ -53,7 +53,7 @@ pub use db::{Counts, TokenDb};
 pub use hash::hash_bytes;
 pub use store::FormatError;
 #[cfg(feature = "std")]
-pub use tokenize::{Limits, Tokenizer, Tokens};
+pub use tokenize::{DEFAULT_OSB_WINDOW, Limits, Tokenizer, Tokens};
 
 /// What a message is trained as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

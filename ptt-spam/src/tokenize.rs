@@ -158,8 +158,13 @@ const SEED_BODY: u64 = 0x626f_6479; // "body"
 pub struct Tokenizer {
     limits: Limits,
     explain: bool,
+    osb_window: usize,
     parser: MessageParser,
 }
+
+/// The OSB window of [`Tokenizer::default`]: each body word is paired with
+/// each of the 4 words before it (rspamd's window).
+pub const DEFAULT_OSB_WINDOW: usize = 5;
 
 impl Default for Tokenizer {
     fn default() -> Self {
@@ -173,6 +178,7 @@ impl Tokenizer {
         Tokenizer {
             limits,
             explain: false,
+            osb_window: DEFAULT_OSB_WINDOW,
             parser: MessageParser::new()
                 .with_mime_headers()
                 .with_address_headers()
@@ -184,6 +190,23 @@ impl Tokenizer {
     /// (slower; off by default).
     pub fn explain(mut self, on: bool) -> Self {
         self.explain = on;
+        self
+    }
+
+    /// Sets the OSB window: each body word is paired with each of the
+    /// `window - 1` words before it (1: words alone; at most 5, the
+    /// default). A database must be classified with the window it was
+    /// trained with: pairs of a wider window are unknown to it.
+    ///
+    /// ```
+    /// use ptt_spam::Tokenizer;
+    /// let msg = b"Subject: x\r\n\r\none two three four five six\r\n";
+    /// let wide = Tokenizer::default().tokenize(msg).hashes().len();
+    /// let narrow = Tokenizer::default().osb_window(2).tokenize(msg).hashes().len();
+    /// assert_eq!(wide - narrow, 4 + 3 + 2); // the pairs at distances 2, 3 and 4
+    /// ```
+    pub fn osb_window(mut self, window: usize) -> Self {
+        self.osb_window = window.clamp(1, DEFAULT_OSB_WINDOW);
         self
     }
 
@@ -203,7 +226,7 @@ impl Tokenizer {
             };
         }
         let (head, tail) = raw.split_at(raw.len().min(self.limits.max_message_bytes));
-        let mut sink = Sink::new(self.limits, self.explain);
+        let mut sink = Sink::new(self.limits, self.explain, self.osb_window - 1);
         if !tail.is_empty() {
             sink.truncated = true;
             scan_attachment_names(tail, &mut sink);
@@ -247,6 +270,8 @@ struct Sink {
     truncated: bool,
     parts: usize,
     word: String,
+    /// How many of the words before a body word it is paired with (0..=4).
+    pairs: usize,
     /// Hashes (and, explaining, words) of the last 4 body words.
     window: [u64; 4],
     window_words: [String; 4],
@@ -254,10 +279,11 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(limits: Limits, explain: bool) -> Self {
+    fn new(limits: Limits, explain: bool, pairs: usize) -> Self {
         Sink {
             limits,
             explain,
+            pairs: pairs.min(4),
             raw: Vec::with_capacity(2048),
             seen: alloc::vec![0; 4096],
             emitted: 0,
@@ -365,7 +391,7 @@ impl Sink {
             }
             let h = hash_bytes(SEED_BODY, w.as_bytes());
             self.push_named(h, || String::from(w));
-            let n = self.window_len.min(4);
+            let n = self.window_len.min(self.pairs);
             for d in 0..n {
                 let prev = self.window[(self.window_len - 1 - d) % 4];
                 let ph = pair(prev, h, d as u32 + 1);

@@ -8,8 +8,6 @@
 mod harness;
 use harness as crossval;
 
-use ptt_spam::Params;
-
 #[test]
 fn beats_bogofilter_on_two_folds() {
     let Some(root) = ptt_testkit::shared_suite("corpora/spamassassin-public-corpus") else {
@@ -22,7 +20,8 @@ fn beats_bogofilter_on_two_folds() {
         "the corpus holds 2,750 ham and 500 spam"
     );
     let work = tempfile::tempdir().expect("temp dir");
-    let Some(results) = crossval::run(&messages, &[0, 1], &Params::default(), work.path()) else {
+    let Some(results) = crossval::run(&messages, &[0, 1], &crossval::Setup::default(), work.path())
+    else {
         println!("skipped: bogofilter is not installed (apt-get install bogofilter)");
         return;
     };

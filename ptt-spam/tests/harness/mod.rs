@@ -122,11 +122,23 @@ pub struct FoldResult {
     pub bogofilter_time: Duration,
 }
 
+/// How ptt is set up for a cross-validation.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// Classification parameters.
+    pub params: Params,
+    /// The tokenizer (its OSB window).
+    pub tokenizer: Tokenizer,
+    /// Drop the tokens seen in fewer training messages than this, as
+    /// `ptt spam train --prune` does.
+    pub prune: Option<u32>,
+}
+
 /// Runs ptt's library on the folds: tokenizes every message once, then for
 /// each fold in `folds` trains a fresh database on the other folds and
 /// classifies the fold.
-pub fn run_ptt(messages: &[Message], folds: &[usize], params: &Params) -> Vec<(Tally, Duration)> {
-    let tokenizer = Tokenizer::default();
+pub fn run_ptt(messages: &[Message], folds: &[usize], setup: &Setup) -> Vec<(Tally, Duration)> {
+    let tokenizer = &setup.tokenizer;
     let start = Instant::now();
     let tokens: Vec<_> = messages
         .iter()
@@ -147,10 +159,13 @@ pub fn run_ptt(messages: &[Message], folds: &[usize], params: &Params) -> Vec<(T
                     db.train(t.hashes(), m.class);
                 }
             }
+            if let Some(min) = setup.prune {
+                db.prune(min);
+            }
             let mut tally = Tally::default();
             for (m, t) in messages.iter().zip(&tokens) {
                 if m.fold == fold {
-                    tally.add(m.class, classify(&db, t, params).verdict);
+                    tally.add(m.class, classify(&db, t, &setup.params).verdict);
                 }
             }
             (tally, start.elapsed() + tokenize_time)
@@ -233,11 +248,11 @@ pub fn run_bogofilter(
 pub fn run(
     messages: &[Message],
     folds: &[usize],
-    params: &Params,
+    setup: &Setup,
     work: &Path,
 ) -> Option<Vec<FoldResult>> {
     let bogo = run_bogofilter(messages, folds, work)?;
-    let ptt = run_ptt(messages, folds, params);
+    let ptt = run_ptt(messages, folds, setup);
     Some(
         folds
             .iter()
