@@ -33,12 +33,39 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cmd::run(cli.verb) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Negative) => ExitCode::from(1),
-        Err(Failure::Input(message)) => {
+    // `println!` panics when standard output has been closed (`ptt … | head`).
+    // That is the reader's choice, not an error of ours: stop quietly with
+    // the status a shell gives a command killed by SIGPIPE (128 + 13), as C
+    // tools do, instead of printing a panic and a backtrace.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload_as_str().is_some_and(is_closed_stdout) {
+            report(info);
+        }
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cmd::run(cli.verb)));
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(Failure::Negative)) => ExitCode::from(1),
+        Ok(Err(Failure::Input(message))) => {
             eprintln!("ptt: {message}");
             ExitCode::from(2)
         }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            if message.is_some_and(is_closed_stdout) {
+                ExitCode::from(141)
+            } else {
+                std::panic::resume_unwind(payload)
+            }
+        }
     }
+}
+
+/// Whether a panic message is `print!`'s on a closed standard output.
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
 }

@@ -236,3 +236,30 @@ fn bad_input_is_exit_2() {
         assert!(text(&out).contains("1024 bits refused"), "{}", text(&out));
     }
 }
+
+/// A reader that stops early (`ptt … | head -0`) ends ptt quietly, with the
+/// status of a command killed by SIGPIPE, not with a panic.
+#[test]
+fn closed_standard_output_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
+        .args([
+            "dkim",
+            "keygen",
+            "--algorithm",
+            "ed25519",
+            "--selector",
+            "s",
+        ])
+        .args(["--domain", "example.com", "--out", key.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ptt");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
