@@ -324,3 +324,65 @@ fn hostile_messages_are_classified() {
         assert!(line.starts_with(&format!("{}: ", f.display())), "{line}");
     }
 }
+
+/// A database made with `--osb-window 2` keeps that window: `stats` shows
+/// it, `classify` tokenizes with it, and training it with another window is
+/// refused without touching it.
+#[test]
+fn osb_window_is_kept_with_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spam, ham) = corpus(dir.path());
+    let db = dir.path().join("narrow.db");
+    let dbs = db.to_str().unwrap();
+    let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
+    let o = ptt(&[
+        "spam",
+        "train",
+        "--db",
+        dbs,
+        "--osb-window",
+        "2",
+        "--spam",
+        spam,
+        "--ham",
+        ham,
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&ptt(&["spam", "stats", "--db", dbs]));
+    assert!(out.contains("window:   OSB 2"), "{out}");
+
+    let before = std::fs::read(&db).unwrap();
+    let o = ptt(&[
+        "spam",
+        "train",
+        "--db",
+        dbs,
+        "--osb-window",
+        "5",
+        "--spam",
+        spam,
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("OSB window 2, not 5"), "{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "refused training changed the database"
+    );
+    // Without --osb-window, more training keeps the database's window.
+    let o = ptt(&["spam", "train", "--db", dbs, "--ham", ham]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&ptt(&["spam", "stats", "--db", dbs]));
+    assert!(
+        out.contains("window:   OSB 2") && out.contains("ham:      80 messages"),
+        "{out}"
+    );
+
+    let new_spam = dir.path().join("new-spam.eml");
+    std::fs::write(&new_spam, message(1000, SPAM_WORDS, "other@deals.example")).unwrap();
+    let o = ptt(&["spam", "classify", "--db", dbs, new_spam.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains(": spam "), "{out}");
+}

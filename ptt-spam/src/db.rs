@@ -11,6 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::Class;
+use crate::DEFAULT_OSB_WINDOW;
 
 /// One slot of the table: a token hash and its spam and ham message counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Counts {
 
 /// A trained token database.
 pub struct TokenDb {
+    /// The OSB window of the tokens (see [`crate::Tokenizer::osb_window`]).
+    pub(crate) osb_window: u8,
     pub(crate) spam_messages: u64,
     pub(crate) ham_messages: u64,
     /// The slots, when in memory (a new or changed table); empty while
@@ -47,6 +50,7 @@ pub struct TokenDb {
 impl core::fmt::Debug for TokenDb {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TokenDb")
+            .field("osb_window", &self.osb_window)
             .field("spam_messages", &self.spam_messages)
             .field("ham_messages", &self.ham_messages)
             .field("capacity", &self.capacity())
@@ -60,6 +64,7 @@ impl Clone for TokenDb {
     /// A copy in memory (a mapped table is decoded).
     fn clone(&self) -> Self {
         TokenDb {
+            osb_window: self.osb_window,
             spam_messages: self.spam_messages,
             ham_messages: self.ham_messages,
             slots: (0..self.capacity()).map(|i| self.slot_at(i)).collect(),
@@ -73,7 +78,8 @@ impl Clone for TokenDb {
 impl PartialEq for TokenDb {
     /// The same counts in the same table layout, wherever the slots live.
     fn eq(&self, other: &Self) -> bool {
-        self.spam_messages == other.spam_messages
+        self.osb_window == other.osb_window
+            && self.spam_messages == other.spam_messages
             && self.ham_messages == other.ham_messages
             && self.len == other.len
             && self.capacity() == other.capacity()
@@ -149,6 +155,7 @@ impl TokenDb {
     /// An empty database.
     pub fn new() -> Self {
         TokenDb {
+            osb_window: DEFAULT_OSB_WINDOW as u8,
             spam_messages: 0,
             ham_messages: 0,
             slots: vec![Slot::default(); MIN_CAPACITY],
@@ -194,6 +201,20 @@ impl TokenDb {
                 .collect();
         }
         &mut self.slots
+    }
+
+    /// An empty database for tokens made with OSB window `window` (1 to 5;
+    /// [`TokenDb::new`] has the default, 5). The window is saved with the
+    /// store, so that classifying uses the window of the training.
+    pub fn with_osb_window(window: usize) -> Self {
+        let mut db = TokenDb::new();
+        db.osb_window = window.clamp(1, DEFAULT_OSB_WINDOW) as u8;
+        db
+    }
+
+    /// The OSB window the tokens were made with.
+    pub fn osb_window(&self) -> usize {
+        usize::from(self.osb_window)
     }
 
     /// Spam messages trained.

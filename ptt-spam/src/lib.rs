@@ -53,7 +53,11 @@ pub use db::{Counts, TokenDb};
 pub use hash::hash_bytes;
 pub use store::FormatError;
 #[cfg(feature = "std")]
-pub use tokenize::{DEFAULT_OSB_WINDOW, Limits, Tokenizer, Tokens};
+pub use tokenize::{Limits, Tokenizer, Tokens};
+
+/// The OSB window of a default tokenizer and a new database: each body word
+/// is paired with each of the 4 words before it (rspamd's window).
+pub const DEFAULT_OSB_WINDOW: usize = 5;
 
 /// What a message is trained as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,8 @@
 //! offset  size  field
 //!      0     8  magic "PTTSPAM\x1a"
 //!      8     4  format version, u32 LE (= 1)
-//!     12     4  flags, u32 LE (= 0, reserved)
+//!     12     4  flags, u32 LE: bits 0-3 the OSB window the tokens were
+//!               made with (0: the default, 5; else 1 to 4), others 0
 //!     16     8  spam messages trained, u64 LE
 //!     24     8  ham messages trained, u64 LE
 //!     32     8  table capacity in slots, u64 LE (a power of two)
@@ -24,6 +25,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::DEFAULT_OSB_WINDOW;
 use crate::db::{Slot, TokenDb};
 use crate::hash::{Stream, hash_bytes};
 
@@ -129,7 +131,7 @@ impl TokenDb {
         let mut out = Vec::with_capacity(HEADER + self.slots.len() * SLOT + 8);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&osb_window_flags(self.osb_window).to_le_bytes());
         out.extend_from_slice(&self.spam_messages.to_le_bytes());
         out.extend_from_slice(&self.ham_messages.to_le_bytes());
         out.extend_from_slice(&(self.capacity() as u64).to_le_bytes());
@@ -168,8 +170,43 @@ impl TokenDb {
     }
 }
 
+/// The flags word for a database of OSB window `window`: 0 for the
+/// default window (so that stores written before the field existed read as
+/// what they are), the window itself otherwise.
+fn osb_window_flags(window: u8) -> u32 {
+    if usize::from(window) == DEFAULT_OSB_WINDOW {
+        0
+    } else {
+        u32::from(window)
+    }
+}
+
+/// The OSB window a flags word records; `None` for undefined flags.
+fn osb_window_of_flags(flags: u32) -> Option<u8> {
+    match flags {
+        0 => u8::try_from(DEFAULT_OSB_WINDOW).ok(),
+        1..=4 => u8::try_from(flags).ok(),
+        _ => None,
+    }
+}
+
+/// The OSB window of the store at `path`, from its header alone: a
+/// classifier must tokenize with the window the store was trained with,
+/// and can start before the whole store is loaded. Any problem with the
+/// file is [`load`]'s to report; this answers `None` then.
+#[cfg(feature = "std")]
+pub fn peek_osb_window(path: &std::path::Path) -> Option<usize> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let mut head = [0u8; HEADER];
+    let got = read_full(&mut file, &mut head).ok()?;
+    let header = Header::parse(head.get(..got)?, file_len).ok()?;
+    Some(usize::from(header.osb_window))
+}
+
 /// The validated fixed header.
 struct Header {
+    osb_window: u8,
     spam_messages: u64,
     ham_messages: u64,
     capacity: u64,
@@ -210,13 +247,13 @@ impl Header {
             return Err(FormatError::Version { found: version });
         }
         let flags = u32_at(bytes, 12);
-        if flags != 0 {
+        let Some(osb_window) = osb_window_of_flags(flags) else {
             return Err(FormatError::Field {
                 field: "flags",
                 value: flags.into(),
-                why: "no flags are defined in version 1",
+                why: "version 1 defines only bits 0-3 (the OSB window, 0 to 4)",
             });
-        }
+        };
         let capacity = u64_at(bytes, 32);
         if capacity == 0 || !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
             return Err(FormatError::Field {
@@ -241,6 +278,7 @@ impl Header {
             });
         }
         Ok(Header {
+            osb_window,
             spam_messages: u64_at(bytes, 16),
             ham_messages: u64_at(bytes, 24),
             capacity,
@@ -259,6 +297,7 @@ impl Header {
             });
         }
         Ok(TokenDb {
+            osb_window: self.osb_window,
             spam_messages: self.spam_messages,
             ham_messages: self.ham_messages,
             slots,
@@ -315,6 +354,7 @@ fn from_map(map: memmap2::Mmap) -> Result<TokenDb, FormatError> {
         });
     }
     Ok(TokenDb {
+        osb_window: head.osb_window,
         spam_messages: head.spam_messages,
         ham_messages: head.ham_messages,
         slots: Vec::new(),
@@ -504,6 +544,44 @@ mod tests {
         let db = sample();
         let bytes = db.to_bytes();
         assert_eq!(TokenDb::from_bytes(&bytes), Ok(db));
+    }
+
+    /// The OSB window travels with the store; the default one is written as
+    /// flags 0, as every store was before the field existed; undefined flag
+    /// bits are refused.
+    #[test]
+    fn osb_window_in_the_flags() {
+        let db = sample();
+        let bytes = db.to_bytes();
+        assert_eq!(u32_at(&bytes, 12), 0);
+        assert_eq!(TokenDb::from_bytes(&bytes).map(|d| d.osb_window()), Ok(5));
+        for window in 1..=4 {
+            let mut narrow = TokenDb::with_osb_window(window);
+            narrow.train(&[7, 9], Class::Ham);
+            let bytes = narrow.to_bytes();
+            assert_eq!(u32_at(&bytes, 12), window as u32);
+            let back = TokenDb::from_bytes(&bytes).expect("reads");
+            assert_eq!(back.osb_window(), window);
+            assert_eq!(back, narrow);
+        }
+        let mut bad = bytes.clone();
+        bad[12] = 0x10;
+        // (the checksum would fail too; the header is checked first)
+        assert!(matches!(
+            TokenDb::from_bytes(&bad),
+            Err(FormatError::Field { field: "flags", .. })
+        ));
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn osb_window_peeked_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("narrow.db");
+        save(&TokenDb::with_osb_window(2), &path).expect("save");
+        assert_eq!(peek_osb_window(&path), Some(2));
+        assert_eq!(load(&path).map(|d| d.osb_window()).ok(), Some(2));
+        assert_eq!(peek_osb_window(&dir.path().join("absent.db")), None);
     }
 
     #[test]

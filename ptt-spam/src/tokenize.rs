@@ -27,6 +27,7 @@ use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
 };
 
+use crate::DEFAULT_OSB_WINDOW;
 use crate::hash::{hash_bytes, pair};
 
 /// Bounds on the work done for one message.
@@ -161,10 +162,6 @@ pub struct Tokenizer {
     osb_window: usize,
     parser: MessageParser,
 }
-
-/// The OSB window of [`Tokenizer::default`]: each body word is paired with
-/// each of the 4 words before it (rspamd's window).
-pub const DEFAULT_OSB_WINDOW: usize = 5;
 
 impl Default for Tokenizer {
     fn default() -> Self {

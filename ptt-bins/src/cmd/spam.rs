@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ptt_spam::{Class, Params, TokenDb, Tokenizer, Tokens, Verdict, store};
+use ptt_spam::{Class, DEFAULT_OSB_WINDOW, Params, TokenDb, Tokenizer, Tokens, Verdict, store};
 
 use crate::exit::{Failure, Outcome};
 
@@ -59,6 +59,11 @@ struct Train {
     /// counts dropped are lost to later training.
     #[arg(long, value_name = "MIN")]
     prune: Option<u32>,
+    /// The OSB window of a new database: each body word is paired with each
+    /// of the N-1 words before it (default 5). A database keeps the window
+    /// it was created with, and `classify` tokenizes with it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    osb_window: Option<u8>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -239,11 +244,24 @@ impl Progress {
 }
 
 fn train(args: Train) -> Outcome {
+    let window = args.osb_window.map(usize::from);
     let mut db = match std::fs::metadata(&args.db) {
         Ok(_) => load(&args.db)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenDb::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            TokenDb::with_osb_window(window.unwrap_or(DEFAULT_OSB_WINDOW))
+        }
         Err(e) => return Err(Failure::input(format!("{}: {e}", args.db.display()))),
     };
+    if let Some(w) = window
+        && w != db.osb_window()
+    {
+        return Err(Failure::input(format!(
+            "{} holds tokens of OSB window {}, not {w}: a database keeps the window it was \
+             created with (train a new one to change it)",
+            args.db.display(),
+            db.osb_window()
+        )));
+    }
     let mut jobs = Vec::new();
     for (class, paths) in [(Class::Spam, &args.spam), (Class::Ham, &args.ham)] {
         let mut files = Vec::new();
@@ -252,7 +270,7 @@ fn train(args: Train) -> Outcome {
     }
     let total = jobs.iter().map(|(_, f)| f.len()).sum();
     let mut progress = Progress::new(total);
-    let tokenizer = Tokenizer::default();
+    let tokenizer = Tokenizer::default().osb_window(db.osb_window());
     let mut counts = [0usize; 2];
     for (class, files) in &jobs {
         let label = match class {
@@ -260,10 +278,13 @@ fn train(args: Train) -> Outcome {
             Class::Ham => "ham",
         };
         for batch in files.chunks(256) {
-            for (path, tokens) in batch.iter().zip(tokenize_all(&tokenizer, batch)) {
+            for tokens in tokenize_all(&tokenizer, batch) {
                 let tokens = tokens.map_err(|e| {
                     progress.finish();
-                    Failure::input(format!("{e} (database {} left unchanged)", path.display()))
+                    Failure::input(format!(
+                        "{e} (database {} left unchanged)",
+                        args.db.display()
+                    ))
                 })?;
                 if args.untrain {
                     db.untrain(tokens.hashes(), *class);
@@ -316,7 +337,13 @@ fn classify(args: Classify) -> Outcome {
         },
         ..Params::default()
     };
-    let tokenizer = Tokenizer::default().explain(args.headers);
+    // The window the database was trained with, from its header, so that
+    // tokenizing can start while the rest loads (a bad file is load's to
+    // report).
+    let window = store::peek_osb_window(&args.db).unwrap_or(DEFAULT_OSB_WINDOW);
+    let tokenizer = Tokenizer::default()
+        .explain(args.headers)
+        .osb_window(window);
     let workers = args.jobs.map_or_else(default_workers, usize::from);
     // With several threads and no standard input to wait on, the database
     // loads on a thread of its own while the workers start reading and
@@ -423,5 +450,6 @@ fn stats(args: Stats) -> Outcome {
     println!("spam:     {} messages", db.spam_messages());
     println!("ham:      {} messages", db.ham_messages());
     println!("tokens:   {}", db.token_count());
+    println!("window:   OSB {}", db.osb_window());
     Ok(())
 }
