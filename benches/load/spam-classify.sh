@@ -19,7 +19,8 @@
 #   CORPUS: directories named spam* hold spam, the others ham, one message per
 #   file (default ../shared/corpora/spamassassin-public-corpus).
 #   N=1000 test messages; RUNS=10 timed runs per command; PTT=path/to/ptt to
-#   skip the build; PRUNE=MIN passes --prune MIN to ptt spam train; KEEP=1
+#   skip the build; PRUNE=MIN passes --prune MIN and OSB_WINDOW=N passes
+#   --osb-window N to ptt spam train (classify uses the database's); KEEP=1
 #   keeps the work directory (databases, file list, run-* scripts) for profiling.
 set -euo pipefail
 
@@ -67,7 +68,7 @@ xargs -d '\n' -a "$work/train-spam" bogofilter -d "$work/bogo" -s -B
 xargs -d '\n' -a "$work/train-ham" bogofilter -d "$work/bogo" -n -B
 mapfile -t tspam <"$work/train-spam"
 mapfile -t tham <"$work/train-ham"
-"$PTT" spam train --db "$work/ptt.db" ${PRUNE:+--prune "$PRUNE"} --spam "${tspam[@]}" --ham "${tham[@]}" >&2
+"$PTT" spam train --db "$work/ptt.db" ${PRUNE:+--prune "$PRUNE"} ${OSB_WINDOW:+--osb-window "$OSB_WINDOW"} --spam "${tspam[@]}" --ham "${tham[@]}" >&2
 echo "ptt db: $(stat -c %s "$work/ptt.db") bytes; bogofilter db: $(du -sb "$work/bogo" | cut -f1) bytes" >&2
 
 # Each command is a small bash script that reads the file list and execs the
