@@ -11,6 +11,13 @@ fn ptt(args: &[&str]) -> Output {
         .expect("ptt runs")
 }
 
+/// `ptt spam ACTION --db DB ARGS…`.
+fn ptt_spam(action: &str, db: &str, args: &[&str]) -> Output {
+    let mut all = vec!["spam", action, "--db", db];
+    all.extend_from_slice(args);
+    ptt(&all)
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -86,23 +93,23 @@ fn train_classify_stats_untrain() {
     let db = dir.path().join("spam.db");
     let dbs = db.to_str().unwrap();
 
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "train",
-        "--db",
         dbs,
-        "--spam",
-        spam.to_str().unwrap(),
-        "--ham",
-        ham.to_str().unwrap(),
-    ]);
+        &[
+            "--spam",
+            spam.to_str().unwrap(),
+            "--ham",
+            ham.to_str().unwrap(),
+        ],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("trained 40 spam and 40 ham"), "{out}");
     // No terminal here: no progress bar on standard error.
     assert!(!err.contains('['), "{err:?}");
 
-    let o = ptt(&["spam", "stats", "--db", dbs]);
+    let o = ptt_spam("stats", dbs, &[]);
     let (out, _) = text(&o);
     assert!(o.status.success());
     assert!(
@@ -114,14 +121,11 @@ fn train_classify_stats_untrain() {
     let new_ham = dir.path().join("new-ham.eml");
     std::fs::write(&new_spam, message(1000, SPAM_WORDS, "other@deals.example")).unwrap();
     std::fs::write(&new_ham, message(1001, HAM_WORDS, "carol@work.example")).unwrap();
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "classify",
-        "--db",
         dbs,
-        new_spam.to_str().unwrap(),
-        new_ham.to_str().unwrap(),
-    ]);
+        &[new_spam.to_str().unwrap(), new_ham.to_str().unwrap()],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -138,32 +142,25 @@ fn train_classify_stats_untrain() {
     let (v, score) = verdict(lines[1], &new_ham);
     assert!(v == "ham" && score <= 0.2, "{out}");
 
-    let o = ptt(&[
-        "spam",
-        "classify",
-        "--db",
-        dbs,
-        "--headers",
-        new_spam.to_str().unwrap(),
-    ]);
+    let o = ptt_spam("classify", dbs, &["--headers", new_spam.to_str().unwrap()]);
     let (out, _) = text(&o);
     assert!(out.starts_with("X-Spam-Status: Yes, score="), "{out}");
     assert!(out.contains("X-Spam-Flag: YES"), "{out}");
 
     // Untraining what was trained gives back an empty database.
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "train",
-        "--db",
         dbs,
-        "--untrain",
-        "--spam",
-        spam.to_str().unwrap(),
-        "--ham",
-        ham.to_str().unwrap(),
-    ]);
+        &[
+            "--untrain",
+            "--spam",
+            spam.to_str().unwrap(),
+            "--ham",
+            ham.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{:?}", text(&o));
-    let (out, _) = text(&ptt(&["spam", "stats", "--db", dbs]));
+    let (out, _) = text(&ptt_spam("stats", dbs, &[]));
     assert!(
         out.contains("spam:     0 messages") && out.contains("tokens:   0"),
         "{out}"
@@ -179,13 +176,11 @@ fn foreign_and_corrupt_databases_are_refused() {
     let mut page = vec![0u8; 4096];
     page[12..16].copy_from_slice(&0x0005_3162u32.to_le_bytes());
     std::fs::write(&foreign, &page).unwrap();
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "classify",
-        "--db",
         foreign.to_str().unwrap(),
-        msg.to_str().unwrap(),
-    ]);
+        &[msg.to_str().unwrap()],
+    );
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -194,52 +189,40 @@ fn foreign_and_corrupt_databases_are_refused() {
     );
 
     let db = dir.path().join("spam.db");
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "train",
-        "--db",
         db.to_str().unwrap(),
-        "--spam",
-        spam.to_str().unwrap(),
-    ]);
+        &["--spam", spam.to_str().unwrap()],
+    );
     assert!(o.status.success());
     let mut bytes = std::fs::read(&db).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(&db, &bytes).unwrap();
-    let o = ptt(&["spam", "stats", "--db", db.to_str().unwrap()]);
+    let o = ptt_spam("stats", db.to_str().unwrap(), &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(err.contains("checksum"), "{err}");
     // Training onto a corrupt database refuses too, and leaves it as it was.
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "train",
-        "--db",
         db.to_str().unwrap(),
-        "--spam",
-        spam.to_str().unwrap(),
-    ]);
+        &["--spam", spam.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
 
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "classify",
-        "--db",
         dir.path().join("missing.db").to_str().unwrap(),
-        msg.to_str().unwrap(),
-    ]);
+        &[msg.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(2));
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "classify",
-        "--db",
         db.to_str().unwrap(),
-        "--ham-cutoff",
-        "0.95",
-        msg.to_str().unwrap(),
-    ]);
+        &["--ham-cutoff", "0.95", msg.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -250,16 +233,16 @@ fn hostile_messages_are_classified() {
     let db = dir.path().join("spam.db");
     let dbs = db.to_str().unwrap();
     assert!(
-        ptt(&[
-            "spam",
+        ptt_spam(
             "train",
-            "--db",
             dbs,
-            "--spam",
-            spam.to_str().unwrap(),
-            "--ham",
-            ham.to_str().unwrap()
-        ])
+            &[
+                "--spam",
+                spam.to_str().unwrap(),
+                "--ham",
+                ham.to_str().unwrap()
+            ]
+        )
         .status
         .success()
     );
@@ -335,33 +318,17 @@ fn osb_window_is_kept_with_the_database() {
     let db = dir.path().join("narrow.db");
     let dbs = db.to_str().unwrap();
     let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
-    let o = ptt(&[
-        "spam",
+    let o = ptt_spam(
         "train",
-        "--db",
         dbs,
-        "--osb-window",
-        "2",
-        "--spam",
-        spam,
-        "--ham",
-        ham,
-    ]);
+        &["--osb-window", "2", "--spam", spam, "--ham", ham],
+    );
     assert!(o.status.success(), "{:?}", text(&o));
-    let (out, _) = text(&ptt(&["spam", "stats", "--db", dbs]));
+    let (out, _) = text(&ptt_spam("stats", dbs, &[]));
     assert!(out.contains("window:   OSB 2"), "{out}");
 
     let before = std::fs::read(&db).unwrap();
-    let o = ptt(&[
-        "spam",
-        "train",
-        "--db",
-        dbs,
-        "--osb-window",
-        "5",
-        "--spam",
-        spam,
-    ]);
+    let o = ptt_spam("train", dbs, &["--osb-window", "5", "--spam", spam]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("OSB window 2, not 5"), "{err}");
@@ -371,9 +338,9 @@ fn osb_window_is_kept_with_the_database() {
         "refused training changed the database"
     );
     // Without --osb-window, more training keeps the database's window.
-    let o = ptt(&["spam", "train", "--db", dbs, "--ham", ham]);
+    let o = ptt_spam("train", dbs, &["--ham", ham]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let (out, _) = text(&ptt(&["spam", "stats", "--db", dbs]));
+    let (out, _) = text(&ptt_spam("stats", dbs, &[]));
     assert!(
         out.contains("window:   OSB 2") && out.contains("ham:      80 messages"),
         "{out}"
@@ -381,7 +348,7 @@ fn osb_window_is_kept_with_the_database() {
 
     let new_spam = dir.path().join("new-spam.eml");
     std::fs::write(&new_spam, message(1000, SPAM_WORDS, "other@deals.example")).unwrap();
-    let o = ptt(&["spam", "classify", "--db", dbs, new_spam.to_str().unwrap()]);
+    let o = ptt_spam("classify", dbs, &[new_spam.to_str().unwrap()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains(": spam "), "{out}");
