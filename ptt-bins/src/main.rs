@@ -3,7 +3,8 @@
 //! Each verb lives in its own module under `cmd/`; this file only parses the
 //! command line and turns a verb's outcome into the exit code:
 //! 0 success, 1 a negative verdict from a check, 2 bad usage or bad input
-//! (one line on standard error, never a panic or a backtrace).
+//! (one line on standard error, never a panic or a backtrace), 141 when
+//! the reader of standard output went away (as a command killed by SIGPIPE).
 
 mod authn;
 mod cmd;
@@ -37,9 +38,13 @@ fn main() -> ExitCode {
     // That is the reader's choice, not an error of ours: stop quietly with
     // the status a shell gives a command killed by SIGPIPE (128 + 13), as C
     // tools do, instead of printing a panic and a backtrace.
+    // Only the main thread's: a panic elsewhere might not reach this
+    // function, and must then at least be reported.
     let report = std::panic::take_hook();
+    let main_thread = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
-        if !info.payload_as_str().is_some_and(is_closed_stdout) {
+        let closed = info.payload_as_str().is_some_and(is_closed_stdout);
+        if !closed || std::thread::current().id() != main_thread {
             report(info);
         }
     }));
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
             eprintln!("ptt: {message}");
             ExitCode::from(2)
         }
+        Ok(Err(Failure::OutputClosed)) => ExitCode::from(141),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<String>()

@@ -353,3 +353,38 @@ fn osb_window_is_kept_with_the_database() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains(": spam "), "{out}");
 }
+
+/// `ptt spam classify … | head -0`: the verdicts go to a reader already
+/// gone; ptt stops quietly with the status of a command killed by SIGPIPE.
+#[test]
+fn closed_standard_output_ends_classify_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spam, ham) = corpus(dir.path());
+    let db = dir.path().join("spam.db");
+    let dbs = db.to_str().unwrap();
+    let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
+    let o = ptt_spam("train", dbs, &["--spam", spam, "--ham", ham]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let files: Vec<PathBuf> = std::fs::read_dir(spam)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // One message from standard input, sent only once the reader is gone,
+    // so that ptt cannot have written before.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
+        .args(["spam", "classify", "--db", dbs])
+        .args(&files)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ptt");
+    drop(child.stdout.take());
+    let message = message(2000, SPAM_WORDS, "other@deals.example");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), message.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -32,7 +32,8 @@ fn main() {
     let t = Instant::now();
     let raws: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
     let read = t.elapsed();
-    let tokenizer = Tokenizer::default();
+    // Tokens as the database was trained (its OSB window).
+    let tokenizer = Tokenizer::default().osb_window(db.osb_window());
     // Each phase runs 5 times; the least time is reported (the machine may
     // be busy with other work).
     let mut tokenize = std::time::Duration::MAX;

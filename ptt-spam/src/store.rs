@@ -251,7 +251,7 @@ impl Header {
             return Err(FormatError::Field {
                 field: "flags",
                 value: flags.into(),
-                why: "version 1 defines only bits 0-3 (the OSB window, 0 to 4)",
+                why: "version 1 flags must be 0 to 4 (the OSB window; 0 for 5)",
             });
         };
         let capacity = u64_at(bytes, 32);

@@ -207,6 +207,11 @@ impl Tokenizer {
         self
     }
 
+    /// The OSB window in force (see [`Tokenizer::osb_window`]).
+    pub fn osb_window_size(&self) -> usize {
+        self.osb_window
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits

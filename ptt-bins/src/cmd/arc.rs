@@ -218,7 +218,5 @@ fn seal_message(args: &SealArgs) -> Outcome {
             stamped
         }
     };
-    std::io::stdout()
-        .write_all(&out)
-        .map_err(|e| Failure::input(format!("writing standard output: {e}")))
+    std::io::stdout().write_all(&out).map_err(Failure::stdout)
 }

@@ -230,7 +230,7 @@ fn sign(a: SignArgs) -> Outcome {
     out.write_all(field.as_bytes())
         .and_then(|()| out.write_all(&msg))
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::input(format!("writing standard output: {e}")))
+        .map_err(Failure::stdout)
 }
 
 fn verify(a: VerifyArgs) -> Outcome {

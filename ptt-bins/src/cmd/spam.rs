@@ -350,9 +350,22 @@ fn classify(args: Classify) -> Outcome {
     // tokenizing; messages tokenized before it is ready are classified once
     // it is, the others straight away.
     let overlap = workers > 1 && !args.files.iter().any(|f| f.as_os_str() == "-");
+    // The store is opened again to load it: if it was replaced in between
+    // (a retrained database renamed over it), its window may differ.
+    let load_for_window = || -> Result<TokenDb, String> {
+        let db = store::load(&args.db).map_err(|e| e.to_string())?;
+        if db.osb_window() != window {
+            return Err(format!(
+                "{} was replaced while it was read (OSB window {window}, now {}): run again",
+                args.db.display(),
+                db.osb_window()
+            ));
+        }
+        Ok(db)
+    };
     let db: std::sync::OnceLock<Result<TokenDb, String>> = std::sync::OnceLock::new();
     if !overlap {
-        let _ = db.set(Ok(load(&args.db)?));
+        let _ = db.set(Ok(load_for_window().map_err(Failure::input)?));
     }
     let line = |db: &TokenDb, tokens: &Tokens, path: &Path| {
         let result = ptt_spam::classify(db, tokens, &params);
@@ -377,7 +390,7 @@ fn classify(args: Classify) -> Outcome {
     // Read, tokenize, classify and format; print in order.
     let mut steps = std::thread::scope(|scope| {
         if overlap {
-            scope.spawn(|| db.set(store::load(&args.db).map_err(|e| e.to_string())));
+            scope.spawn(|| db.set(load_for_window()));
         }
         par_map(&args.files, workers, |path: &PathBuf| {
             let raw = match read_message(path) {
@@ -420,10 +433,8 @@ fn classify(args: Classify) -> Outcome {
     for line in lines {
         match line {
             Ok(line) => {
-                if out.write_all(line.as_bytes()).is_err() {
-                    // Standard output closed (e.g. piped into head): stop quietly.
-                    return Ok(());
-                }
+                // A closed output (piped into head) stops ptt quietly.
+                out.write_all(line.as_bytes()).map_err(Failure::stdout)?;
             }
             Err(e) => {
                 eprintln!("ptt: {e}");
@@ -431,7 +442,7 @@ fn classify(args: Classify) -> Outcome {
             }
         }
     }
-    let _ = out.flush();
+    out.flush().map_err(Failure::stdout)?;
     if failed > 0 {
         return Err(Failure::input(format!(
             "{failed} of {} messages could not be read",

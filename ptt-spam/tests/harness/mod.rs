@@ -153,7 +153,7 @@ pub fn run_ptt(messages: &[Message], folds: &[usize], setup: &Setup) -> Vec<(Tal
         .iter()
         .map(|&fold| {
             let start = Instant::now();
-            let mut db = TokenDb::new();
+            let mut db = TokenDb::with_osb_window(setup.tokenizer.osb_window_size());
             for (m, t) in messages.iter().zip(&tokens) {
                 if m.fold != fold {
                     db.train(t.hashes(), m.class);
