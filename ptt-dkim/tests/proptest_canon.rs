@@ -65,6 +65,8 @@ fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop::sample::select(vec![
             b'a', b'b', b' ', b' ', b'\t', b'\r', b'\n', b'\r', 0xc3, b'.',
+            // the edges of the relaxed run scanner's "below 0x21" test
+            0x00, 0x0c, 0x1f, 0x21, 0x7f, 0x80,
         ]),
         0..200,
     )
