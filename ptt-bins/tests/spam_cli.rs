@@ -18,6 +18,19 @@ fn ptt_spam(action: &str, db: &str, args: &[&str]) -> Output {
     ptt(&all)
 }
 
+/// The test corpus under `dir` and `dir/spam.db` trained on all of it with
+/// `args` added: (database, spam directory, ham directory).
+fn trained(dir: &Path, args: &[&str]) -> (PathBuf, String, String) {
+    let (spam, ham) = corpus(dir);
+    let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
+    let db = dir.join("spam.db");
+    let mut all = args.to_vec();
+    all.extend(["--spam", spam, "--ham", ham]);
+    let o = ptt_spam("train", db.to_str().unwrap(), &all);
+    assert!(o.status.success(), "{:?}", text(&o));
+    (db, spam.to_owned(), ham.to_owned())
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -314,16 +327,8 @@ fn hostile_messages_are_classified() {
 #[test]
 fn osb_window_is_kept_with_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let (spam, ham) = corpus(dir.path());
-    let db = dir.path().join("narrow.db");
-    let dbs = db.to_str().unwrap();
-    let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
-    let o = ptt_spam(
-        "train",
-        dbs,
-        &["--osb-window", "2", "--spam", spam, "--ham", ham],
-    );
-    assert!(o.status.success(), "{:?}", text(&o));
+    let (db, spam, ham) = trained(dir.path(), &["--osb-window", "2"]);
+    let (dbs, spam, ham) = (db.to_str().unwrap(), spam.as_str(), ham.as_str());
     let (out, _) = text(&ptt_spam("stats", dbs, &[]));
     assert!(out.contains("window:   OSB 2"), "{out}");
 
@@ -359,13 +364,9 @@ fn osb_window_is_kept_with_the_database() {
 #[test]
 fn closed_standard_output_ends_classify_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let (spam, ham) = corpus(dir.path());
-    let db = dir.path().join("spam.db");
+    let (db, spam, _) = trained(dir.path(), &[]);
     let dbs = db.to_str().unwrap();
-    let (spam, ham) = (spam.to_str().unwrap(), ham.to_str().unwrap());
-    let o = ptt_spam("train", dbs, &["--spam", spam, "--ham", ham]);
-    assert!(o.status.success(), "{:?}", text(&o));
-    let files: Vec<PathBuf> = std::fs::read_dir(spam)
+    let files: Vec<PathBuf> = std::fs::read_dir(&spam)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
