@@ -360,6 +360,9 @@ impl SignerConfig {
 pub struct Signer<'k> {
     key: &'k SigningKey,
     config: &'k SignerConfig,
+    /// `t=` and `x=` of this message (the config's unless set per message).
+    timestamp: Option<u64>,
+    expiration: Option<u64>,
     head: HeadSplitter,
     body: BodyHasher,
     error: Option<SignError>,
@@ -415,9 +418,31 @@ impl<'k> Signer<'k> {
             key,
             body: BodyHasher::new(config.body_canon, None),
             head: HeadSplitter::new(config.max_header_bytes),
+            timestamp: config.timestamp,
+            expiration: config.expiration,
             config,
             error: None,
         })
+    }
+
+    /// Sets `t=` and `x=` for this message, in place of the config's: the
+    /// caller's clock, read when the message is signed, while the config is
+    /// shared by every message.
+    ///
+    /// ```
+    /// use ptt_dkim::{Signer, SignerConfig, SigningKey};
+    /// let key = SigningKey::from_ed25519_seed(&[7; 32]).unwrap();
+    /// let config = SignerConfig::new("example.com", "sel");
+    /// let now = 1_700_000_000;
+    /// let mut signer = Signer::new(&key, &config).unwrap().at(Some(now), Some(now + 86_400));
+    /// signer.update(b"From: a@example.com\r\n\r\nHi.\r\n");
+    /// let field = signer.finish().unwrap();
+    /// assert!(field.contains("t=1700000000;") && field.contains("x=1700086400;"));
+    /// ```
+    pub fn at(mut self, timestamp: Option<u64>, expiration: Option<u64>) -> Self {
+        self.timestamp = timestamp;
+        self.expiration = expiration;
+        self
     }
 
     /// Feeds the next bytes of the message.
@@ -465,8 +490,8 @@ impl<'k> Signer<'k> {
             identity: cfg.identity.clone(),
             body_length: cfg.body_length.then_some(body.canonical_len),
             query_methods: None,
-            timestamp: cfg.timestamp,
-            expiration: cfg.expiration,
+            timestamp: self.timestamp,
+            expiration: self.expiration,
             copied_headers: None,
             unknown: Vec::new(),
         };
