@@ -177,6 +177,21 @@ fn submission_signs_and_the_receiver_authenticates() {
         "{queued}"
     );
     assert!(queued.contains("DKIM-Signature:"), "{queued}");
+    // Stamped with the signing time (t=), within this test's run.
+    let t: u64 = queued
+        .split_once("DKIM-Signature:")
+        .and_then(|(_, field)| {
+            field
+                .split(';')
+                .find_map(|tag| tag.trim().strip_prefix("t="))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no t= in {queued}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(t <= now && now - t < 600, "t={t}, now {now}");
     assert!(state_path(&up).join("ca.pem").exists());
 }
 

@@ -395,8 +395,12 @@ impl Session {
     /// The signer's and the router's job for an authenticated message.
     async fn submit(&mut self, message: Vec<u8>) -> Answer {
         let site = self.site.clone();
+        // t= (RFC 6376 §3.5): when it was signed, as OpenDKIM stamps too.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut signer = match Signer::new(&site.dkim, &site.signing) {
-            Ok(s) => s,
+            Ok(s) => s.at(Some(now), None),
             Err(e) => return Answer::Refuse(reply(451, 4, 3, 0, &format!("cannot sign: {e}"))),
         };
         signer.update(&message);
