@@ -289,6 +289,12 @@ impl Header {
     /// The database, once the slots are read and the checksum matched.
     fn finish(self, slots: Vec<Slot>) -> Result<TokenDb, FormatError> {
         let occupied = slots.iter().filter(|s| s.hash != 0).count() as u64;
+        self.into_db(occupied, slots)
+    }
+
+    /// The database of this header and `slots` (empty while a mapping holds
+    /// them), once `occupied` slots were counted and match the header.
+    fn into_db(self, occupied: u64, slots: Vec<Slot>) -> Result<TokenDb, FormatError> {
         if occupied != self.len {
             return Err(FormatError::Field {
                 field: "occupied",
@@ -346,21 +352,9 @@ fn from_map(map: memmap2::Mmap) -> Result<TokenDb, FormatError> {
     if found != computed {
         return Err(FormatError::Checksum { found, computed });
     }
-    if occupied != head.len {
-        return Err(FormatError::Field {
-            field: "occupied",
-            value: head.len,
-            why: "does not match the slots in use",
-        });
-    }
-    Ok(TokenDb {
-        osb_window: head.osb_window,
-        spam_messages: head.spam_messages,
-        ham_messages: head.ham_messages,
-        slots: Vec::new(),
-        mapped: Some(Mapped { map }),
-        len: head.len as usize,
-    })
+    let mut db = head.into_db(occupied, Vec::new())?;
+    db.mapped = Some(Mapped { map });
+    Ok(db)
 }
 
 fn decode_slots(bytes: &[u8], out: &mut Vec<Slot>) {
