@@ -142,15 +142,7 @@ fn bench(c: &mut Criterion) {
     let ma_sealer = ArcSealer::from_key(ma_key)
         .domain(hop2.domain)
         .selector(hop2.selector)
-        .headers([
-            "From",
-            "To",
-            "Subject",
-            "Date",
-            "Message-ID",
-            "MIME-Version",
-            "Content-Type",
-        ]);
+        .headers(ptt_testkit::bench_mail::SIGNED_HEADERS);
     let ma_hop = |msg: &[u8]| {
         rt.block_on(async {
             let parsed = AuthenticatedMessage::parse(msg).expect("parse");

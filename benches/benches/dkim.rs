@@ -34,6 +34,7 @@ use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Paramete
 use mail_auth_06 as mail_auth;
 use mail_auth_keys::TxtCache;
 use ptt_dkim::{KeyAnswer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
+use ptt_testkit::bench_mail::{SIGNED_HEADERS, dkim_message};
 
 #[cfg(feature = "aws-lc-rs")]
 use aws_lc_rs as raw;
@@ -58,35 +59,10 @@ const T: u64 = 1_763_769_600;
 const DOMAIN: &str = "example.com";
 const RSA_SEL: &str = "rsa";
 const ED_SEL: &str = "ed";
-const SIGNED: [&str; 7] = [
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "MIME-Version",
-    "Content-Type",
-];
-
-/// A message of about `size` bytes: a usual header and a plain-text body
-/// with some runs of spaces for relaxed canonicalization to fold.
-fn message(size: usize) -> Vec<u8> {
-    ptt_testkit::bench_mail::plain_text_message(
-        "From: Alice <alice@example.com>\r\n\
-         To: Bob <bob@example.net>\r\n\
-         Subject: DKIM benchmark message\r\n\
-         Date: Sun, 22 Nov 2026 00:00:00 +0000\r\n\
-         Message-ID: <bench@example.com>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\n\
-         \r\n",
-        size,
-    )
-}
 
 fn ptt_config(selector: &str) -> SignerConfig {
     let mut cfg = SignerConfig::new(DOMAIN, selector);
-    cfg.headers = SIGNED.iter().map(|h| h.to_string()).collect();
+    cfg.headers = SIGNED_HEADERS.iter().map(|h| h.to_string()).collect();
     // mail-auth does not over-sign; the same h= for both.
     cfg.oversign = false;
     cfg.timestamp = Some(T);
@@ -148,13 +124,13 @@ fn bench(c: &mut Criterion) {
     let ma_rsa_signer = DkimSigner::from_key(ma_rsa)
         .domain(DOMAIN)
         .selector(RSA_SEL)
-        .headers(SIGNED)
+        .headers(SIGNED_HEADERS)
         .header_canonicalization(MaCanon::Relaxed)
         .body_canonicalization(MaCanon::Relaxed);
     let ma_ed_signer = DkimSigner::from_key(ma_ed)
         .domain(DOMAIN)
         .selector(ED_SEL)
-        .headers(SIGNED)
+        .headers(SIGNED_HEADERS)
         .header_canonicalization(MaCanon::Relaxed)
         .body_canonicalization(MaCanon::Relaxed);
 
@@ -211,7 +187,7 @@ fn bench(c: &mut Criterion) {
     raw_ed_verify();
 
     for (size, label) in [(4096, "4k"), (100 * 1024, "100k")] {
-        let msg = message(size);
+        let msg = dkim_message(size);
         assert!(msg.len() <= size && msg.len() > size - 100, "{}", msg.len());
 
         // Every signer's output verifies with both verifiers; the messages

@@ -16,36 +16,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ptt_dkim::{BodyHasher, Canonicalization, Signer, SignerConfig, SigningKey};
+use ptt_testkit::bench_mail::{SIGNED_HEADERS, dkim_message};
 
-/// The bench's message (benches/benches/dkim.rs `message`).
-fn message(size: usize) -> Vec<u8> {
-    ptt_testkit::bench_mail::plain_text_message(
-        "From: Alice <alice@example.com>\r\n\
-         To: Bob <bob@example.net>\r\n\
-         Subject: DKIM benchmark message\r\n\
-         Date: Sun, 22 Nov 2026 00:00:00 +0000\r\n\
-         Message-ID: <bench@example.com>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\n\
-         \r\n",
-        size,
-    )
-}
-
+/// The DKIM bench's configuration: its `h=`, no over-signing, a fixed `t=`.
 fn config() -> SignerConfig {
     let mut cfg = SignerConfig::new("example.com", "ed");
-    cfg.headers = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "Content-Type",
-    ]
-    .iter()
-    .map(|h| h.to_string())
-    .collect();
+    cfg.headers = SIGNED_HEADERS.iter().map(|h| h.to_string()).collect();
     cfg.oversign = false;
     cfg.timestamp = Some(1_763_769_600);
     cfg
@@ -66,7 +42,7 @@ fn best(batches: usize, batch: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let arg = std::env::args().nth(1);
-    let msg = message(4096);
+    let msg = dkim_message(4096);
     let key = SigningKey::from_ed25519_seed(&[7; 32]).expect("key");
     let config = config();
     let sign = || {

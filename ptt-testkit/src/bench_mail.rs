@@ -21,3 +21,36 @@ pub fn plain_text_message(header: &str, size: usize) -> Vec<u8> {
     }
     m.into_bytes()
 }
+
+/// The header fields the DKIM and ARC benchmarks sign, in this order: the
+/// same `h=` for ptt and for mail-auth (which does not over-sign).
+pub const SIGNED_HEADERS: [&str; 7] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+];
+
+/// The DKIM benchmarks' message of about `size` bytes: a usual header with
+/// each of [`SIGNED_HEADERS`] once, and [`plain_text_message`]'s body.
+///
+/// ```
+/// let m = ptt_testkit::bench_mail::dkim_message(4096);
+/// assert!(m.starts_with(b"From: Alice <alice@example.com>\r\n"));
+/// ```
+pub fn dkim_message(size: usize) -> Vec<u8> {
+    plain_text_message(
+        "From: Alice <alice@example.com>\r\n\
+         To: Bob <bob@example.net>\r\n\
+         Subject: DKIM benchmark message\r\n\
+         Date: Sun, 22 Nov 2026 00:00:00 +0000\r\n\
+         Message-ID: <bench@example.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         \r\n",
+        size,
+    )
+}
