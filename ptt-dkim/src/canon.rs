@@ -288,6 +288,22 @@ impl BodyCanonicalizer {
         self.nonempty = true;
     }
 
+    /// Settles a CR held back from the byte before `next`: with an LF it is
+    /// a line end, held back in turn (and a WSP run before it is dropped);
+    /// before anything else it is content. Whether `next` was used up.
+    #[inline(always)]
+    fn settle_cr(&mut self, next: u8, sink: &mut impl BodySink) -> bool {
+        self.cr = false;
+        if next == b'\n' {
+            self.pending_wsp = false;
+            self.pending_crlf += 1;
+            true
+        } else {
+            self.content(b"\r", sink);
+            false
+        }
+    }
+
     /// Canonicalizes the next piece of the body.
     pub fn update(&mut self, data: &[u8], sink: &mut impl BodySink) {
         if self.canon == Canonicalization::Relaxed {
@@ -297,14 +313,9 @@ impl BodyCanonicalizer {
         let n = data.len();
         let mut i = 0;
         while i < n {
-            if self.cr {
-                self.cr = false;
-                if data[i] == b'\n' {
-                    self.pending_crlf += 1;
-                    i += 1;
-                    continue;
-                }
-                self.content(b"\r", sink);
+            if self.cr && self.settle_cr(data[i], sink) {
+                i += 1;
+                continue;
             }
             // Simple: everything up to the next CR passes unchanged.
             let j = memchr::memchr(b'\r', &data[i..]).map_or(n, |k| i + k);
@@ -324,15 +335,9 @@ impl BodyCanonicalizer {
         let n = data.len();
         let mut i = 0;
         while i < n {
-            if self.cr {
-                self.cr = false;
-                if data[i] == b'\n' {
-                    self.pending_wsp = false;
-                    self.pending_crlf += 1;
-                    i += 1;
-                    continue;
-                }
-                self.content(b"\r", sink);
+            if self.cr && self.settle_cr(data[i], sink) {
+                i += 1;
+                continue;
             }
             let b = data[i];
             if b == b'\r' {
