@@ -34,6 +34,7 @@ impl<'a> HeaderField<'a> {
     }
 
     /// True when the name matches `name`, ignoring ASCII case.
+    #[inline]
     pub fn is(&self, name: &str) -> bool {
         !self.name.is_empty() && self.name.eq_ignore_ascii_case(name.as_bytes())
     }
@@ -107,33 +108,27 @@ fn relaxed_value(value: &[u8], out: &mut Vec<u8>) {
     let mut wsp = false;
     let mut started = false;
     let mut i = 0;
-    while let Some(rest) = value.get(i..).filter(|r| !r.is_empty()) {
-        // Bytes other than WSP and CR are copied a run at a time.
-        let run = rest
-            .iter()
-            .position(|&b| matches!(b, b' ' | b'\t' | b'\r'))
-            .unwrap_or(rest.len());
-        let (content, step) = match rest.get(..run) {
-            Some(r) if !r.is_empty() => (r, run),
-            // A CR not before LF is content.
-            _ if rest.starts_with(b"\r") && !rest.starts_with(b"\r\n") => (&b"\r"[..], 1),
-            _ => {
-                if rest.starts_with(b"\r\n") {
-                    i += 2;
-                } else {
-                    wsp = true;
-                    i += 1;
-                }
-                continue;
+    while let Some(&b) = value.get(i) {
+        match b {
+            b' ' | b'\t' => {
+                wsp = true;
+                i += 1;
             }
-        };
-        if wsp && started {
-            out.push(b' ');
+            b'\r' if value.get(i + 1) == Some(&b'\n') => i += 2,
+            _ => {
+                // Content (a CR not before LF too), copied a run at a time:
+                // single SPs between other bytes pass unchanged, as in the
+                // body ([`relaxed_run_end`]).
+                let len = 1 + relaxed_run_end(value.get(i + 1..).unwrap_or_default());
+                if wsp && started {
+                    out.push(b' ');
+                }
+                wsp = false;
+                started = true;
+                out.extend_from_slice(value.get(i..i + len).unwrap_or_default());
+                i += len;
+            }
         }
-        wsp = false;
-        started = true;
-        out.extend_from_slice(content);
-        i += step;
     }
 }
 
