@@ -376,16 +376,35 @@ impl DkimSignature {
 
     /// Writes every tag but `b=`'s value: `...; bh=...; b=`.
     pub(crate) fn write_unsigned(&self, f: &mut impl fmt::Write) -> fmt::Result {
-        write!(
-            f,
-            "v=1; a={}; c={}/{}; d={}; s={};",
-            self.algorithm, self.header_canon, self.body_canon, self.domain, self.selector
-        )?;
+        // Piece by piece, with no formatting machinery or temporary
+        // strings: a signer writes this once per message.
+        for piece in [
+            "v=1; a=",
+            self.algorithm.as_str(),
+            "; c=",
+            self.header_canon.as_str(),
+            "/",
+            self.body_canon.as_str(),
+            "; d=",
+            &self.domain,
+            "; s=",
+            &self.selector,
+            ";",
+        ] {
+            f.write_str(piece)?;
+        }
+        let tag = |f: &mut dyn fmt::Write, name: &str, value: &str| {
+            f.write_str(" ")?;
+            f.write_str(name)?;
+            f.write_str("=")?;
+            f.write_str(value)?;
+            f.write_str(";")
+        };
         if let Some(i) = &self.identity {
-            write!(f, " i={i};")?;
+            tag(f, "i", i)?;
         }
         if let Some(q) = &self.query_methods {
-            write!(f, " q={q};")?;
+            tag(f, "q", q)?;
         }
         if let Some(t) = self.timestamp {
             write!(f, " t={t};")?;
@@ -396,14 +415,29 @@ impl DkimSignature {
         if let Some(l) = self.body_length {
             write!(f, " l={l};")?;
         }
-        write!(f, " h={};", self.headers.join(":"))?;
+        f.write_str(" h=")?;
+        for (k, name) in self.headers.iter().enumerate() {
+            if k > 0 {
+                f.write_str(":")?;
+            }
+            f.write_str(name)?;
+        }
+        f.write_str(";")?;
         if let Some(z) = &self.copied_headers {
-            write!(f, " z={z};")?;
+            tag(f, "z", z)?;
         }
         for (k, v) in &self.unknown {
-            write!(f, " {k}={v};")?;
+            tag(f, k, v)?;
         }
-        write!(f, " bh={}; b=", B64.encode(&self.body_hash))
+        // A SHA-256 digest is 44 base64 characters; a longer `bh=` (only
+        // from a parsed signature) takes the allocating way.
+        let mut bh = [0u8; 64];
+        f.write_str(" bh=")?;
+        match B64.encode_slice(&self.body_hash, &mut bh) {
+            Ok(n) => f.write_str(core::str::from_utf8(&bh[..n]).unwrap_or_default())?,
+            Err(_) => f.write_str(&B64.encode(&self.body_hash))?,
+        }
+        f.write_str("; b=")
     }
 }
 
