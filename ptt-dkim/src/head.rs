@@ -14,6 +14,21 @@ pub(crate) struct HeadSplitter {
 
 const TERM: &[u8] = b"\r\n\r\n";
 
+/// Where CRLF CRLF first starts in `data`: each LF is looked at (a memmem
+/// searcher would be built for every message, which costs more than this
+/// search over a usual header block).
+fn find_term(data: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(k) = memchr::memchr(b'\n', data.get(from..)?) {
+        let lf = from + k;
+        if lf >= 3 && data.get(lf - 3..=lf) == Some(TERM) {
+            return Some(lf - 3);
+        }
+        from = lf + 1;
+    }
+    None
+}
+
 impl HeadSplitter {
     pub(crate) fn new(limit: usize) -> Self {
         HeadSplitter {
@@ -48,7 +63,7 @@ impl HeadSplitter {
                 return Ok(Some(&data[used..]));
             }
         }
-        if let Some(p) = memchr::memmem::find(data, TERM) {
+        if let Some(p) = find_term(data) {
             self.buf.extend_from_slice(&data[..p + 2]);
             self.done = true;
             return Ok(Some(&data[p + 4..]));
@@ -100,5 +115,19 @@ mod tests {
         assert_eq!(h.head(), b"");
         let mut h = HeadSplitter::new(4);
         assert!(h.push(b"A: 12345").is_err());
+    }
+
+    #[test]
+    fn find_term_equals_memmem() {
+        // Every string over {CR, LF, a} up to 8 bytes.
+        let alphabet = [b'\r', b'\n', b'a'];
+        for len in 0..=8u32 {
+            for code in 0..3u32.pow(len) {
+                let s: Vec<u8> = (0..len)
+                    .map(|k| alphabet[(code / 3u32.pow(k) % 3) as usize])
+                    .collect();
+                assert_eq!(find_term(&s), memchr::memmem::find(&s, TERM), "{s:?}");
+            }
+        }
     }
 }
