@@ -603,7 +603,18 @@ pub fn sign_fields(
         raw: folded.as_bytes(),
     };
     let data = header_hash_input(sig.header_canon, fields, &sig.headers, &field, b_span);
-    let b = B64.encode(key.sign(&data)?);
+    let signature = key.sign(&data)?;
+    // Base64 into a stack buffer (room for keys up to 8192 bits), the
+    // allocating way for anything longer.
+    let mut stack = [0u8; 1368];
+    let heap;
+    let b: &[u8] = match B64.encode_slice(&signature, &mut stack) {
+        Ok(n) => stack.get(..n).unwrap_or_default(),
+        Err(_) => {
+            heap = B64.encode(&signature);
+            heap.as_bytes()
+        }
+    };
     let mut out = folded;
     out.truncate(folded_len);
     out.reserve(b.len() + b.len() / 32 + 8);
@@ -612,7 +623,7 @@ pub fn sign_fields(
         .iter()
         .rposition(|&c| c == b'\n')
         .map_or(out.len(), |p| out.len() - p - 1);
-    for chunk in b.as_bytes().chunks(64) {
+    for chunk in b.chunks(64) {
         if col + chunk.len() > 78 {
             out.push_str("\r\n\t");
             col = 1;
