@@ -13,7 +13,7 @@ use crate::crypto::{Backend, CryptoError, Selected};
 use crate::der;
 use crate::head::HeadSplitter;
 use crate::key::DkimKeyRecord;
-use crate::signature::{Algorithm, Canonicalization, DkimSignature, valid_domain};
+use crate::signature::{Algorithm, Canonicalization, DkimSignature, UnsignedTags, valid_domain};
 use crate::tag::parse_tag_list;
 
 /// Why a key cannot be loaded or a message cannot be signed.
@@ -471,31 +471,33 @@ impl<'k> Signer<'k> {
             return Err(SignError::NoFrom);
         }
         let cfg = self.config;
-        let mut names = Vec::with_capacity(cfg.headers.len() * 2);
+        // h=: each configured name once per field of that name, once more
+        // to over-sign; borrowed, written in lower case.
+        let mut names: Vec<&str> = Vec::with_capacity(cfg.headers.len() * 2);
         for name in &cfg.headers {
             let count = fields.iter().filter(|f| f.is(name)).count();
             let n = count + usize::from(cfg.oversign);
-            names.extend(core::iter::repeat_n(name.to_ascii_lowercase(), n));
+            names.extend(core::iter::repeat_n(name.as_str(), n));
         }
         let body = self.body.finish();
-        let sig = DkimSignature {
+        let tags = UnsignedTags {
             algorithm: self.key.algorithm(),
             header_canon: cfg.header_canon,
             body_canon: cfg.body_canon,
-            domain: cfg.domain.clone(),
-            selector: cfg.selector.clone(),
-            headers: names,
-            body_hash: body.hash.to_vec(),
-            signature: Vec::new(),
-            identity: cfg.identity.clone(),
-            body_length: cfg.body_length.then_some(body.canonical_len),
+            domain: &cfg.domain,
+            selector: &cfg.selector,
+            identity: cfg.identity.as_deref(),
             query_methods: None,
             timestamp: self.timestamp,
             expiration: self.expiration,
+            body_length: cfg.body_length.then_some(body.canonical_len),
+            headers: &names,
+            lowercase_headers: true,
             copied_headers: None,
-            unknown: Vec::new(),
+            unknown: &[],
+            body_hash: &body.hash,
         };
-        sign_fields(self.key, &sig, &fields)
+        sign_tags(self.key, &tags, &fields)
     }
 }
 
@@ -578,8 +580,18 @@ pub fn sign_fields(
     sig: &DkimSignature,
     fields: &[HeaderField<'_>],
 ) -> Result<String, SignError> {
+    sign_tags(key, &sig.unsigned_tags(), fields)
+}
+
+/// [`sign_fields`] over borrowed tags: `h=` selects the fields (names
+/// matched ignoring case) and is written as `tags` says.
+fn sign_tags<H: AsRef<str>>(
+    key: &SigningKey,
+    tags: &UnsignedTags<'_, H>,
+    fields: &[HeaderField<'_>],
+) -> Result<String, SignError> {
     let mut unsigned = String::with_capacity(256);
-    let _ = sig.write_unsigned(&mut unsigned);
+    let _ = tags.write(&mut unsigned);
     let mut folded = fold(&unsigned);
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
     // The fold ends with the empty `b=`, so there is nothing to blank (a
@@ -602,7 +614,7 @@ pub fn sign_fields(
         name: b"DKIM-Signature",
         raw: folded.as_bytes(),
     };
-    let data = header_hash_input(sig.header_canon, fields, &sig.headers, &field, b_span);
+    let data = header_hash_input(tags.header_canon, fields, tags.headers, &field, b_span);
     let signature = key.sign(&data)?;
     // Base64 into a stack buffer (room for keys up to 8192 bits), the
     // allocating way for anything longer.
@@ -701,8 +713,18 @@ mod tests {
     #[test]
     fn tags_split_as_str_split_does() {
         for list in [
-            "", ";", "; ", "a", "a;", "a; ", "a;; b", "a; ; b", ";; ;", "v=1; a=x; b=",
-            "x=a;b; y=; z", "; ; ",
+            "",
+            ";",
+            "; ",
+            "a",
+            "a;",
+            "a; ",
+            "a;; b",
+            "a; ; b",
+            ";; ;",
+            "v=1; a=x; b=",
+            "x=a;b; y=; z",
+            "; ; ",
         ] {
             let want: Vec<&str> = list.split("; ").collect();
             assert_eq!(tags(list).collect::<Vec<_>>(), want, "{list:?}");

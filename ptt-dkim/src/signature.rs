@@ -376,6 +376,55 @@ impl DkimSignature {
 
     /// Writes every tag but `b=`'s value: `...; bh=...; b=`.
     pub(crate) fn write_unsigned(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        self.unsigned_tags().write(f)
+    }
+
+    /// This signature's tags but `b=`'s value, borrowed.
+    pub(crate) fn unsigned_tags(&self) -> UnsignedTags<'_, String> {
+        UnsignedTags {
+            algorithm: self.algorithm,
+            header_canon: self.header_canon,
+            body_canon: self.body_canon,
+            domain: &self.domain,
+            selector: &self.selector,
+            identity: self.identity.as_deref(),
+            query_methods: self.query_methods.as_deref(),
+            timestamp: self.timestamp,
+            expiration: self.expiration,
+            body_length: self.body_length,
+            headers: &self.headers,
+            lowercase_headers: false,
+            copied_headers: self.copied_headers.as_deref(),
+            unknown: &self.unknown,
+            body_hash: &self.body_hash,
+        }
+    }
+}
+
+/// A signature's tags but `b=`'s value, borrowed: what a signer writes and
+/// signs, built from its configuration without copying it.
+pub(crate) struct UnsignedTags<'a, H> {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) header_canon: Canonicalization,
+    pub(crate) body_canon: Canonicalization,
+    pub(crate) domain: &'a str,
+    pub(crate) selector: &'a str,
+    pub(crate) identity: Option<&'a str>,
+    pub(crate) query_methods: Option<&'a str>,
+    pub(crate) timestamp: Option<u64>,
+    pub(crate) expiration: Option<u64>,
+    pub(crate) body_length: Option<u64>,
+    /// `h=`, as written or (with `lowercase_headers`) in lower case.
+    pub(crate) headers: &'a [H],
+    pub(crate) lowercase_headers: bool,
+    pub(crate) copied_headers: Option<&'a str>,
+    pub(crate) unknown: &'a [(String, String)],
+    pub(crate) body_hash: &'a [u8],
+}
+
+impl<H: AsRef<str>> UnsignedTags<'_, H> {
+    /// Writes `v=1; a=...; bh=...; b=` (the order ptt signs in).
+    pub(crate) fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
         // Piece by piece, with no formatting machinery or temporary
         // strings: a signer writes this once per message.
         for piece in [
@@ -386,9 +435,9 @@ impl DkimSignature {
             "/",
             self.body_canon.as_str(),
             "; d=",
-            &self.domain,
+            self.domain,
             "; s=",
-            &self.selector,
+            self.selector,
             ";",
         ] {
             f.write_str(piece)?;
@@ -400,10 +449,10 @@ impl DkimSignature {
             f.write_str(value)?;
             f.write_str(";")
         };
-        if let Some(i) = &self.identity {
+        if let Some(i) = self.identity {
             tag(f, "i", i)?;
         }
-        if let Some(q) = &self.query_methods {
+        if let Some(q) = self.query_methods {
             tag(f, "q", q)?;
         }
         if let Some(t) = self.timestamp {
@@ -420,22 +469,29 @@ impl DkimSignature {
             if k > 0 {
                 f.write_str(":")?;
             }
-            f.write_str(name)?;
+            let name = name.as_ref();
+            if self.lowercase_headers {
+                for c in name.chars() {
+                    f.write_char(c.to_ascii_lowercase())?;
+                }
+            } else {
+                f.write_str(name)?;
+            }
         }
         f.write_str(";")?;
-        if let Some(z) = &self.copied_headers {
+        if let Some(z) = self.copied_headers {
             tag(f, "z", z)?;
         }
-        for (k, v) in &self.unknown {
+        for (k, v) in self.unknown {
             tag(f, k, v)?;
         }
         // A SHA-256 digest is 44 base64 characters; a longer `bh=` (only
         // from a parsed signature) takes the allocating way.
         let mut bh = [0u8; 64];
         f.write_str(" bh=")?;
-        match B64.encode_slice(&self.body_hash, &mut bh) {
+        match B64.encode_slice(self.body_hash, &mut bh) {
             Ok(n) => f.write_str(core::str::from_utf8(&bh[..n]).unwrap_or_default())?,
-            Err(_) => f.write_str(&B64.encode(&self.body_hash))?,
+            Err(_) => f.write_str(&B64.encode(self.body_hash))?,
         }
         f.write_str("; b=")
     }
