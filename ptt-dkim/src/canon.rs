@@ -192,8 +192,12 @@ pub fn header_hash_input<S: AsRef<str>>(
     signature_field: &HeaderField<'_>,
     b_value: core::ops::Range<usize>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    for field in select_signed_headers(fields, names) {
+    let selected = select_signed_headers(fields, names);
+    // Canonical fields are never longer than they are written (plus a CRLF
+    // for a last field that has none): one allocation of the right size.
+    let room = selected.iter().map(|f| f.raw.len() + 2).sum::<usize>() + signature_field.raw.len();
+    let mut out = Vec::with_capacity(room);
+    for field in selected {
         canonicalize_header(canon, field, &mut out);
     }
     let value_start = signature_field.raw.len() - signature_field.value().len();

@@ -32,12 +32,8 @@ fn find_term(data: &[u8]) -> Option<usize> {
 impl HeadSplitter {
     pub(crate) fn new(limit: usize) -> Self {
         HeadSplitter {
-            buf: {
-                // Room for a usual header block without regrowth.
-                let mut buf = Vec::with_capacity(limit.clamp(2, 1024));
-                buf.extend_from_slice(b"\r\n");
-                buf
-            },
+            // Sized by the first piece (`push`).
+            buf: b"\r\n".to_vec(),
             done: false,
             limit,
         }
@@ -63,7 +59,13 @@ impl HeadSplitter {
                 return Ok(Some(&data[used..]));
             }
         }
-        if let Some(p) = find_term(data) {
+        let term = find_term(data);
+        if self.buf.len() == 2 {
+            // Room for the header block if it is all here, else for what is.
+            let head = term.map_or(data.len(), |p| p + 2);
+            self.buf.reserve(head.min(self.limit));
+        }
+        if let Some(p) = term {
             self.buf.extend_from_slice(&data[..p + 2]);
             self.done = true;
             return Ok(Some(&data[p + 4..]));

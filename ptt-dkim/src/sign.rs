@@ -523,10 +523,11 @@ fn tags(list: &str) -> impl Iterator<Item = &str> {
 
 /// Folds `DKIM-Signature: <tags>` (with `b=` empty at the end) at about 78
 /// columns; breaks only where RFC 6376 allows FWS.
-fn fold(unsigned: &str) -> String {
+/// `room` is what the caller will append (the folded `b=` value).
+fn fold(unsigned: &str, room: usize) -> String {
     // Written piece by piece into one buffer: a piece is " TAG;" (" b=" for
     // the last), wrapped onto a new line when it would pass column 78.
-    let mut out = String::with_capacity(unsigned.len() + 64);
+    let mut out = String::with_capacity(unsigned.len() + 64 + room);
     out.push_str("DKIM-Signature:");
     let mut col = out.len();
     for tag in tags(unsigned) {
@@ -592,7 +593,10 @@ fn sign_tags<H: AsRef<str>>(
 ) -> Result<String, SignError> {
     let mut unsigned = String::with_capacity(256);
     let _ = tags.write(&mut unsigned);
-    let mut folded = fold(&unsigned);
+    // The folded b= value: base64 of the signature (the modulus's length
+    // for RSA, 64 bytes for Ed25519), a CRLF TAB per 64 characters.
+    let b64_len = key.bits().map_or(64, |bits| bits.div_ceil(8)).div_ceil(3) * 4;
+    let mut folded = fold(&unsigned, b64_len + b64_len / 32 + 8);
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
     // The fold ends with the empty `b=`, so there is nothing to blank (a
     // tag list that did not would be looked up).
@@ -659,7 +663,7 @@ mod tests {
         sig.headers = core::iter::repeat_n("content-transfer-encoding".to_string(), 7).collect();
         let mut unsigned = String::new();
         sig.write_unsigned(&mut unsigned).unwrap();
-        let folded = fold(&unsigned);
+        let folded = fold(&unsigned, 0);
         assert!(folded.split("\r\n").all(|l| l.len() <= 78), "{folded}");
         let parsed = DkimSignature::parse(&folded.as_bytes()[15..]).unwrap();
         assert_eq!(parsed, sig);
@@ -764,7 +768,7 @@ mod tests {
                 sig.body_hash = vec![n as u8; 32];
                 let mut unsigned = String::new();
                 sig.write_unsigned(&mut unsigned).unwrap();
-                assert_eq!(fold(&unsigned), fold_reference(&unsigned), "{unsigned}");
+                assert_eq!(fold(&unsigned, 0), fold_reference(&unsigned), "{unsigned}");
             }
         }
     }
