@@ -262,10 +262,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(ma_rsa_signer.sign(black_box(&msg)).expect("sign")))
         });
         // The 4 KB target (ptt-dkim at 0.98 of the raw RSA sign rate) is a
-        // margin of 5 us in 235 us, well inside the drift between
-        // benchmarks that run one after the other on a shared machine. So
-        // each side is also timed alternating call for call with the other
-        // (`alternating`): the two numbers then come from one stretch of time.
+        // margin of 5 us in 235 us. Each side is also timed alternating
+        // call for call with the other (`alternating`), so that neither is
+        // measured after a different kind of work than the other; the two
+        // benchmarks still run one after the other.
         if label == "4k" {
             let ptt = || {
                 black_box(ptt_sign(&ptt_rsa, &rsa_config, black_box(&msg)));
