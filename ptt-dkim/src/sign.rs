@@ -712,8 +712,6 @@ mod tests {
         out
     }
 
-    /// The allocation-free fold writes what the earlier one (a format! per
-    /// piece) wrote, for tag lists of many shapes.
     #[test]
     fn tags_split_as_str_split_does() {
         for list in [
@@ -735,6 +733,8 @@ mod tests {
         }
     }
 
+    /// The allocation-free fold writes what the earlier one (a format! per
+    /// piece) wrote, for tag lists of many shapes.
     #[test]
     fn fold_equals_reference() {
         let names = [
