@@ -61,8 +61,10 @@ impl HeadSplitter {
         }
         let term = find_term(data);
         if self.buf.len() == 2 {
-            // Room for the header block if it is all here, else for what is.
-            let head = term.map_or(data.len(), |p| p + 2);
+            // Room for the header block if it is all here, else for what is
+            // and a usual header block besides (some callers feed a line at
+            // a time).
+            let head = term.map_or(data.len() + 512, |p| p + 2);
             self.buf.reserve(head.min(self.limit));
         }
         if let Some(p) = term {

@@ -596,7 +596,7 @@ fn sign_tags<H: AsRef<str>>(
     // The folded b= value: base64 of the signature (the modulus's length
     // for RSA, 64 bytes for Ed25519), a CRLF TAB per 64 characters.
     let b64_len = key.bits().map_or(64, |bits| bits.div_ceil(8)).div_ceil(3) * 4;
-    let mut folded = fold(&unsigned, b64_len + b64_len / 32 + 8);
+    let mut folded = fold(&unsigned, b64_len + (b64_len / 64 + 1) * 3 + 2);
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
     // The fold ends with the empty `b=`, so there is nothing to blank (a
     // tag list that did not would be looked up).

@@ -485,8 +485,9 @@ impl<H: AsRef<str>> UnsignedTags<'_, H> {
         for (k, v) in self.unknown {
             tag(f, k, v)?;
         }
-        // A SHA-256 digest is 44 base64 characters; a longer `bh=` (only
-        // from a parsed signature) takes the allocating way.
+        // A `bh=` of up to 48 bytes (a SHA-256 digest is 32) is encoded on
+        // the stack; a longer one (only from a parsed signature) takes the
+        // allocating way.
         let mut bh = [0u8; 64];
         f.write_str(" bh=")?;
         match B64.encode_slice(self.body_hash, &mut bh) {

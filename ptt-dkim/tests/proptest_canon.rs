@@ -7,6 +7,7 @@ use ptt_dkim::{
     Algorithm, BodyHasher, Canonicalization, DkimKeyRecord, DkimSignature, canonicalize_body,
     canonicalize_header, split_header_fields,
 };
+use sha2::Digest as _;
 
 /// Naive relaxed/simple body canonicalization straight from RFC 6376 §3.4.3/4:
 /// split into CRLF lines, transform each line, drop trailing empty lines.
@@ -77,8 +78,8 @@ fn canon() -> impl Strategy<Value = Canonicalization> {
 }
 
 /// Every body over {a, SP, TAB, CR, LF} up to 7 bytes, whole and cut in two
-/// at every place: the relaxed runs that pass unchanged (over single SPs,
-/// over line ends followed by text) start and end where the reference says.
+/// at every place: every placement of WSP runs, line ends and bare CR or LF
+/// at a piece boundary gives the reference's canonical form and its hash.
 #[test]
 fn every_short_body_matches_reference() {
     let alphabet = [b'a', b' ', b'\t', b'\r', b'\n'];
@@ -90,12 +91,7 @@ fn every_short_body_matches_reference() {
             for c in [Canonicalization::Relaxed, Canonicalization::Simple] {
                 let want = reference_body(c, &body);
                 assert_eq!(canonicalize_body(c, &body), want, "{c:?} {body:?}");
-                let want = {
-                    let mut one = BodyHasher::new(c, None);
-                    one.update(&want);
-                    // The canonical form is its own canonical form.
-                    one.finish().hash
-                };
+                let want: [u8; 32] = sha2::Sha256::digest(&want).into();
                 for cut in 0..=body.len() {
                     let mut h = BodyHasher::new(c, None);
                     h.update(&body[..cut]);
