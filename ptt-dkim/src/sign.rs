@@ -13,7 +13,9 @@ use crate::crypto::{Backend, CryptoError, Selected};
 use crate::der;
 use crate::head::HeadSplitter;
 use crate::key::DkimKeyRecord;
-use crate::signature::{Algorithm, Canonicalization, DkimSignature, UnsignedTags, valid_domain};
+use crate::signature::{
+    Algorithm, Canonicalization, DkimSignature, UnsignedTags, base64_in, valid_domain,
+};
 use crate::tag::parse_tag_list;
 
 /// Why a key cannot be loaded or a message cannot be signed.
@@ -573,6 +575,12 @@ fn fold(unsigned: &str, room: usize) -> String {
     out
 }
 
+/// Room for a folded `b=` value of `b64_len` characters after the field's
+/// text: a CRLF TAB before each 64-character piece, and the final CRLF.
+fn folded_b_room(b64_len: usize) -> usize {
+    b64_len + (b64_len / 64 + 1) * 3 + 2
+}
+
 /// Signs a prepared signature (every tag but `b=`) over `fields`: the header
 /// data is built exactly as a verifier will, then `b=` is appended, folded.
 /// Returns the whole field with its final CRLF.
@@ -593,10 +601,10 @@ fn sign_tags<H: AsRef<str>>(
 ) -> Result<String, SignError> {
     let mut unsigned = String::with_capacity(256);
     let _ = tags.write(&mut unsigned);
-    // The folded b= value: base64 of the signature (the modulus's length
-    // for RSA, 64 bytes for Ed25519), a CRLF TAB per 64 characters.
+    // Base64 of the signature: the modulus's length for RSA, 64 bytes for
+    // Ed25519.
     let b64_len = key.bits().map_or(64, |bits| bits.div_ceil(8)).div_ceil(3) * 4;
-    let mut folded = fold(&unsigned, b64_len + (b64_len / 64 + 1) * 3 + 2);
+    let mut folded = fold(&unsigned, folded_b_room(b64_len));
     let value = &folded.as_bytes()["DKIM-Signature:".len()..];
     // The fold ends with the empty `b=`, so there is nothing to blank (a
     // tag list that did not would be looked up).
@@ -620,20 +628,12 @@ fn sign_tags<H: AsRef<str>>(
     };
     let data = header_hash_input(tags.header_canon, fields, tags.headers, &field, b_span);
     let signature = key.sign(&data)?;
-    // Base64 into a stack buffer (room for keys up to 8192 bits), the
-    // allocating way for anything longer.
-    let mut stack = [0u8; 1368];
-    let heap;
-    let b: &[u8] = match B64.encode_slice(&signature, &mut stack) {
-        Ok(n) => stack.get(..n).unwrap_or_default(),
-        Err(_) => {
-            heap = B64.encode(&signature);
-            heap.as_bytes()
-        }
-    };
+    // Base64 on the stack for keys up to 8192 bits.
+    let (mut stack, mut heap) = ([0u8; 1368], String::new());
+    let b = base64_in(&signature, &mut stack, &mut heap).as_bytes();
     let mut out = folded;
     out.truncate(folded_len);
-    out.reserve(b.len() + b.len() / 32 + 8);
+    out.reserve(folded_b_room(b.len()));
     let mut col = out
         .as_bytes()
         .iter()

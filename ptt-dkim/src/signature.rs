@@ -488,13 +488,25 @@ impl<H: AsRef<str>> UnsignedTags<'_, H> {
         // A `bh=` of up to 48 bytes (a SHA-256 digest is 32) is encoded on
         // the stack; a longer one (only from a parsed signature) takes the
         // allocating way.
-        let mut bh = [0u8; 64];
+        let (mut stack, mut heap) = ([0u8; 64], String::new());
         f.write_str(" bh=")?;
-        match B64.encode_slice(self.body_hash, &mut bh) {
-            Ok(n) => f.write_str(core::str::from_utf8(&bh[..n]).unwrap_or_default())?,
-            Err(_) => f.write_str(&B64.encode(self.body_hash))?,
-        }
+        f.write_str(base64_in(self.body_hash, &mut stack, &mut heap))?;
         f.write_str("; b=")
+    }
+}
+
+/// Base64 of `data`, written into `stack` when it fits there, else into
+/// `heap`: a signer encodes `bh=` and `b=` once per message, and most fit.
+pub(crate) fn base64_in<'a>(data: &[u8], stack: &'a mut [u8], heap: &'a mut String) -> &'a str {
+    match B64.encode_slice(data, &mut *stack) {
+        Ok(n) => stack
+            .get(..n)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default(),
+        Err(_) => {
+            *heap = B64.encode(data);
+            heap
+        }
     }
 }
 
