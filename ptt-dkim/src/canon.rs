@@ -234,7 +234,21 @@ pub trait BodySink {
     fn put_prefix(&mut self, data: &[u8], len: usize) {
         self.put(data.get(..len).unwrap_or(data));
     }
+
+    /// Takes the bytes that `fill` writes at the start of a window of
+    /// [`SINK_WINDOW`] bytes, as many as it returns: a sink with room for a
+    /// window lets `fill` write in place.
+    #[inline(always)]
+    fn put_window(&mut self, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize) {
+        let mut window = [0u8; SINK_WINDOW];
+        let len = fill(&mut window);
+        self.put(window.get(..len).unwrap_or(&window));
+    }
 }
+
+/// The size of the window that [`BodySink::put_window`] hands out: a
+/// 64-byte block's kept bytes and room for a 32-byte copy past them.
+pub const SINK_WINDOW: usize = 64 + 32;
 
 impl BodySink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
@@ -327,15 +341,23 @@ impl BodyCanonicalizer {
         }
     }
 
-    /// Relaxed: bytes pass unchanged in runs that end at the next control
-    /// byte or SP ([`relaxed_run_end`], eight bytes at a time); a WSP run
-    /// becomes one pending SP, dropped at the end of the line.
+    /// Relaxed: 64 bytes at a time where the data has them
+    /// ([`Self::relaxed_block`]). The rest of a piece, shorter than that,
+    /// passes unchanged in runs that end at the next control byte or SP
+    /// ([`relaxed_run_end`], eight bytes at a time); a WSP run becomes one
+    /// pending SP, dropped at the end of the line.
     fn update_relaxed(&mut self, data: &[u8], sink: &mut impl BodySink) {
         let n = data.len();
         let mut i = 0;
         while i < n {
             if self.cr && self.settle_cr(data[i], sink) {
                 i += 1;
+                continue;
+            }
+            if !self.cr
+                && let Some(block) = data.get(i..i + 64)
+            {
+                i += self.relaxed_block(block, &data[i..], sink);
                 continue;
             }
             let b = data[i];
@@ -361,6 +383,74 @@ impl BodyCanonicalizer {
         }
     }
 
+    /// Relaxed, 64 bytes at a time: the bytes of `block` (the first 64 of
+    /// `data`) are classed with SIMD compares into one bit mask per class,
+    /// bit `i` standing for `block[i]`, and what the block puts out is
+    /// worked out on the masks: line ends (CRLF), WSP runs (the first byte
+    /// of a run becomes SP, the rest go; a run before a line end goes
+    /// whole), content (everything else, a bare CR or LF too). The kept
+    /// bytes go to the sink in as few runs as they form. A CR in the last
+    /// place is left for the next step (its LF is not in the block), so 63
+    /// or 64 bytes are used; their number is returned. The state carried
+    /// across is the scalar loop's: line ends and a WSP run held back until
+    /// content follows them. `self.cr` is false on entry.
+    #[inline(always)]
+    fn relaxed_block(&mut self, block: &[u8], data: &[u8], sink: &mut impl BodySink) -> usize {
+        let classes = ByteClasses::of(block);
+        // The bytes this step covers: a CR in the last place is left out.
+        let (len, all) = if classes.cr >> 63 != 0 {
+            (63, u64::MAX >> 1)
+        } else {
+            (64, u64::MAX)
+        };
+        let wsp = (classes.sp | classes.tab) & all;
+        let crlf = classes.cr & (classes.lf >> 1) & all;
+        let line_ends = crlf | (crlf << 1);
+        let content = all & !wsp & !line_ends;
+        // The first byte of each WSP run, and the byte after each run that
+        // ends inside the block (a run reaching the end carries out).
+        let run_starts = wsp & !(wsp << 1);
+        let after_runs = wsp.wrapping_add(run_starts) & all;
+        // Runs ended by a line end go whole.
+        let mut dropped = 0u64;
+        let mut ended = after_runs & crlf;
+        while ended != 0 {
+            let end = ended.trailing_zeros();
+            dropped |= run_before(wsp, end);
+            ended &= ended - 1;
+        }
+        // A run reaching the end of the block is held back: what follows
+        // it decides.
+        let held = if wsp >> (len - 1) & 1 != 0 {
+            run_before(wsp, len - 1) | 1 << (len - 1)
+        } else {
+            0
+        };
+        // A WSP run held back before the block: its SP goes out when content
+        // ends it here, and nothing of it when a line end does.
+        let first_other = (all & !wsp).trailing_zeros();
+        let lead_sp = self.pending_wsp && content.checked_shr(first_other).unwrap_or(0) & 1 != 0;
+        let continued = u64::from(self.pending_wsp) & wsp;
+        let kept_sp = run_starts & !dropped & !held & !continued;
+        let solid = content | kept_sp;
+        self.pending_wsp = lead_sp;
+        if solid == 0 {
+            // Nothing but line ends and WSP: all held back.
+            self.pending_crlf += u64::from(crlf.count_ones());
+            self.pending_wsp = held != 0;
+            return len as usize;
+        }
+        let last = 63 - solid.leading_zeros();
+        let upto_last = u64::MAX >> (63 - last);
+        self.before_content(sink);
+        let keep = (solid | line_ends) & upto_last;
+        let tabs = kept_sp & classes.tab;
+        sink.put_window(|out| gather(block, data, keep, tabs, out));
+        self.pending_crlf = u64::from((crlf & !upto_last).count_ones());
+        self.pending_wsp = held != 0;
+        len as usize
+    }
+
     /// Ends the body: trailing empty lines dropped, one CRLF at the end
     /// (`simple` turns an empty body into CRLF, `relaxed` leaves it empty).
     pub fn finish(&mut self, sink: &mut impl BodySink) {
@@ -373,6 +463,92 @@ impl BodyCanonicalizer {
         if self.nonempty || self.canon == Canonicalization::Simple {
             sink.put(b"\r\n");
         }
+    }
+}
+
+/// Writes the bytes of `block` whose bits are set in `keep` to the start of
+/// `out`, a TAB among them (its bit set in `tabs`) as SP, and returns their
+/// number. Runs of kept bytes are copied by fixed 32-byte copies where
+/// `data` (which starts with `block`) reaches that far; a longer run, or
+/// one at the end of the data, is copied exactly.
+#[inline(always)]
+fn gather(block: &[u8], data: &[u8], keep: u64, tabs: u64, out: &mut [u8; SINK_WINDOW]) -> usize {
+    let mut pos = 0;
+    let mut rest = keep;
+    while rest != 0 {
+        let start = rest.trailing_zeros();
+        let run = (!(rest >> start)).trailing_zeros();
+        let (from, to) = (start as usize, (start + run) as usize);
+        match (data.get(from..from + 32), out.get_mut(pos..pos + 32)) {
+            (Some(src), Some(dst)) if run <= 32 => dst.copy_from_slice(src),
+            _ => {
+                if let (Some(src), Some(dst)) =
+                    (block.get(from..to), out.get_mut(pos..pos + (to - from)))
+                {
+                    dst.copy_from_slice(src);
+                }
+            }
+        }
+        pos += run as usize;
+        rest &= !((u64::MAX >> (64 - run)) << start);
+    }
+    // A kept TAB (the first byte of its run) becomes SP; its place in the
+    // output is the number of kept bytes before it.
+    let mut tabs = tabs;
+    while tabs != 0 {
+        let at = (keep & ((1u64 << tabs.trailing_zeros()) - 1)).count_ones() as usize;
+        if let Some(b) = out.get_mut(at) {
+            *b = b' ';
+        }
+        tabs &= tabs - 1;
+    }
+    pos
+}
+
+/// The bits of the WSP run that ends just below bit `end` (`end` < 64):
+/// from the highest non-WSP bit below `end` (exclusive) up to `end`
+/// (exclusive).
+#[inline(always)]
+fn run_before(wsp: u64, end: u32) -> u64 {
+    let below = (1u64 << end) - 1;
+    let other = !wsp & below;
+    let start = if other == 0 {
+        0
+    } else {
+        64 - other.leading_zeros()
+    };
+    below & !((1u64 << start) - 1)
+}
+
+/// Bit masks of the SP, TAB, CR and LF bytes of a 64-byte block.
+struct ByteClasses {
+    sp: u64,
+    tab: u64,
+    cr: u64,
+    lf: u64,
+}
+
+impl ByteClasses {
+    #[inline(always)]
+    fn of(block: &[u8]) -> Self {
+        use wide::u8x16;
+        let mut classes = ByteClasses {
+            sp: 0,
+            tab: 0,
+            cr: 0,
+            lf: 0,
+        };
+        for (k, chunk) in block.chunks_exact(16).take(4).enumerate() {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(chunk);
+            let v = u8x16::new(bytes);
+            let mask = |b: u8| u64::from(v.simd_eq(u8x16::splat(b)).to_bitmask()) << (16 * k);
+            classes.sp |= mask(b' ');
+            classes.tab |= mask(b'\t');
+            classes.cr |= mask(b'\r');
+            classes.lf |= mask(b'\n');
+        }
+        classes
     }
 }
 
@@ -471,6 +647,19 @@ impl HashSink {
 
 impl BodySink for HashSink {
     #[inline(always)]
+    fn put_window(&mut self, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize) {
+        let Some(window) = self.window() else {
+            let mut window = [0u8; SINK_WINDOW];
+            let len = fill(&mut window);
+            self.put(window.get(..len).unwrap_or(&window));
+            return;
+        };
+        let len = fill(window);
+        self.len += len;
+        self.total += len as u64;
+    }
+
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         // The usual case: no l=, room in the buffer.
         if self.limit.is_none()
@@ -504,6 +693,22 @@ impl BodySink for HashSink {
 }
 
 impl HashSink {
+    /// The window of [`BodySink::put_window`] in the buffer, flushing it
+    /// first when it lacks the room; `None` with an `l=` limit.
+    #[inline(always)]
+    fn window(&mut self) -> Option<&mut [u8; SINK_WINDOW]> {
+        if self.limit.is_some() {
+            return None;
+        }
+        if self.len + SINK_WINDOW > HASH_CHUNK {
+            self.flush();
+        }
+        self.buf
+            .get_mut(self.len..self.len + SINK_WINDOW)?
+            .try_into()
+            .ok()
+    }
+
     #[inline(never)]
     fn put_slow(&mut self, bytes: &[u8]) {
         let take = match self.limit {

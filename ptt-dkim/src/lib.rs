@@ -56,7 +56,7 @@ mod tag;
 mod verify;
 
 pub use canon::{
-    BodyCanonicalizer, BodyHash, BodyHasher, BodySink, CrlfNormalizer, HeaderField,
+    BodyCanonicalizer, BodyHash, BodyHasher, BodySink, CrlfNormalizer, HeaderField, SINK_WINDOW,
     canonicalize_body, canonicalize_header, header_hash_input, select_signed_headers,
     split_header_fields,
 };

@@ -103,6 +103,38 @@ fn every_short_body_matches_reference() {
     }
 }
 
+/// Relaxed bodies take 64 bytes at a time where the data has them: every
+/// string over {a, SP, TAB, CR, LF} of 5 bytes, placed across the end of
+/// the first 64-byte block (starting 58 to 66 bytes in) after a filler of
+/// content, WSP, line ends or a mix, with a second block of filler after
+/// it, whole and cut at the string and at 64: every state a block can end
+/// in and the next one start with gives the reference's canonical form and
+/// its hash.
+#[test]
+fn relaxed_block_boundaries_match_reference() {
+    let c = Canonicalization::Relaxed;
+    let alphabet = [b'a', b' ', b'\t', b'\r', b'\n'];
+    let fillers: [&[u8]; 4] = [b"a", b" ", b"\r\n", b"a \t\r\n"];
+    for filler in fillers {
+        for at in 58..=66 {
+            for code in 0..5u32.pow(5) {
+                let mut body: Vec<u8> = filler.iter().copied().cycle().take(at).collect();
+                body.extend((0..5).map(|k| alphabet[(code / 5u32.pow(k) % 5) as usize]));
+                body.extend(filler.iter().copied().cycle().take(70));
+                let want = reference_body(c, &body);
+                assert_eq!(canonicalize_body(c, &body), want, "{body:?}");
+                let want: [u8; 32] = sha2::Sha256::digest(&want).into();
+                for cut in [at, 64] {
+                    let mut h = BodyHasher::new(c, None);
+                    h.update(&body[..cut]);
+                    h.update(&body[cut..]);
+                    assert_eq!(h.finish().hash, want, "{body:?} cut at {cut}");
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
