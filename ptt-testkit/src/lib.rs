@@ -27,6 +27,7 @@ mod process;
 pub mod python;
 pub mod shared;
 mod smtp;
+pub mod stack_offset;
 mod tls;
 
 pub use bind::{Bind, TsigKey};
