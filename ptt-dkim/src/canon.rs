@@ -239,11 +239,20 @@ pub trait BodySink {
     /// [`SINK_WINDOW`] bytes, as many as it returns: a sink with room for a
     /// window lets `fill` write in place.
     #[inline(always)]
-    fn put_window(&mut self, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize) {
-        let mut window = [0u8; SINK_WINDOW];
-        let len = fill(&mut window);
-        self.put(window.get(..len).unwrap_or(&window));
+    fn put_window(&mut self, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize)
+    where
+        Self: Sized,
+    {
+        put_window_copied(self, fill);
     }
+}
+
+/// [`BodySink::put_window`] through a window on the stack, then `put`.
+#[inline(always)]
+fn put_window_copied(sink: &mut impl BodySink, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize) {
+    let mut window = [0u8; SINK_WINDOW];
+    let len = fill(&mut window);
+    sink.put(window.get(..len).unwrap_or(&window));
 }
 
 /// The size of the window that [`BodySink::put_window`] hands out: a
@@ -389,7 +398,8 @@ impl BodyCanonicalizer {
     /// worked out on the masks: line ends (CRLF), WSP runs (the first byte
     /// of a run becomes SP, the rest go; a run before a line end goes
     /// whole), content (everything else, a bare CR or LF too). The kept
-    /// bytes go to the sink in as few runs as they form. A CR in the last
+    /// bytes are gathered run by run ([`gather`]) into one
+    /// [`BodySink::put_window`]. A CR in the last
     /// place is left for the next step (its LF is not in the block), so 63
     /// or 64 bytes are used; their number is returned. The state carried
     /// across is the scalar loop's: line ends and a WSP run held back until
@@ -649,12 +659,10 @@ impl BodySink for HashSink {
     #[inline(always)]
     fn put_window(&mut self, fill: impl FnOnce(&mut [u8; SINK_WINDOW]) -> usize) {
         let Some(window) = self.window() else {
-            let mut window = [0u8; SINK_WINDOW];
-            let len = fill(&mut window);
-            self.put(window.get(..len).unwrap_or(&window));
+            put_window_copied(self, fill);
             return;
         };
-        let len = fill(window);
+        let len = fill(window).min(SINK_WINDOW);
         self.len += len;
         self.total += len as u64;
     }

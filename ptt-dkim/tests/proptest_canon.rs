@@ -108,8 +108,10 @@ fn every_short_body_matches_reference() {
 /// the first 64-byte block (starting 58 to 66 bytes in) after a filler of
 /// content, WSP, line ends or a mix, with a second block of filler after
 /// it, whole and cut at the string and at 64: every state a block can end
-/// in and the next one start with gives the reference's canonical form and
-/// its hash.
+/// in and the next one start with (a CR, a WSP run, held line ends) gives
+/// the reference's canonical form and its hash. The hash buffer's flush
+/// and the `l=` path past a block are left to
+/// `long_bodies_with_limit_match_reference`.
 #[test]
 fn relaxed_block_boundaries_match_reference() {
     let c = Canonicalization::Relaxed;
@@ -159,7 +161,7 @@ proptest! {
         prop_assert_eq!(one.finish(), streamed.finish());
     }
 
-    /// Bodies past the hasher's internal buffer (8 KB), cut anywhere, with
+    /// Bodies past the hasher's internal buffer (512 bytes), cut anywhere, with
     /// and without an `l=` limit: the hash is SHA-256 of the reference
     /// canonical body up to the limit. `plain` drops CR (and for 2 also
     /// WSP) from the unit so that single runs longer than the buffer occur.
