@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
-use ptt_testkit::stack_offset::at_stack_offset;
+use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset};
 // mail-auth 0.6: 0.15 needs mail-parser 1.0 (rustc 1.98), and 0.7 pins a
 // hickory-resolver alpha that clashes with ptt-bins' 0.26.
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
@@ -81,18 +81,25 @@ fn ptt_config(selector: &str) -> SignerConfig {
 /// else the process has called, so a bench run at one fixed depth is a
 /// lottery. Every function here, ptt-dkim, mail-auth and the floors, gets
 /// the same even mix of depths.
+/// A sample runs whole cycles of depths (the time is scaled back to the
+/// calls criterion asked for), so that no sample has more or fewer slow
+/// depths than another.
 fn cycled<O>(b: &mut Bencher<'_>, mut f: impl FnMut() -> O) {
-    let mut depth = 0;
     b.iter_custom(|iters| {
+        let calls = whole_cycles(iters);
         let start = Instant::now();
-        for _ in 0..iters {
-            at_stack_offset(depth, &mut || {
+        for depth in 0..calls {
+            at_stack_offset(depth as usize, &mut || {
                 black_box(f());
             });
-            depth += 1;
         }
-        start.elapsed()
+        start.elapsed().mul_f64(iters as f64 / calls as f64)
     })
+}
+
+/// `iters` rounded up to whole cycles of [`STACK_OFFSETS`] depths.
+fn whole_cycles(iters: u64) -> u64 {
+    iters.div_ceil(STACK_OFFSETS as u64) * STACK_OFFSETS as u64
 }
 
 /// Times `measured` while it alternates call for call with `other`, which
@@ -100,11 +107,13 @@ fn cycled<O>(b: &mut Bencher<'_>, mut f: impl FnMut() -> O) {
 /// each side follows itself and the other equally often; each pair runs at
 /// the next stack depth, as in [`cycled`].
 fn alternating(b: &mut Bencher<'_>, measured: impl Fn(), other: impl Fn()) {
-    let mut k = 0usize;
     b.iter_custom(|iters| {
+        // Whole cycles of depths, each depth once with `other` before and
+        // once with it after.
+        let calls = 2 * whole_cycles(iters.div_ceil(2));
         let mut timed = Duration::ZERO;
-        for _ in 0..iters {
-            let depth = k / 2;
+        for k in 0..calls {
+            let depth = (k / 2) as usize;
             if k % 2 == 0 {
                 at_stack_offset(depth, &mut || other());
             }
@@ -114,9 +123,8 @@ fn alternating(b: &mut Bencher<'_>, measured: impl Fn(), other: impl Fn()) {
             if k % 2 == 1 {
                 at_stack_offset(depth, &mut || other());
             }
-            k += 1;
         }
-        timed
+        timed.mul_f64(iters as f64 / calls as f64)
     })
 }
 

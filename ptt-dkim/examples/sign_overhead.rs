@@ -3,11 +3,13 @@
 //! the field), without the RSA operation: an Ed25519 key signs the message,
 //! and the bare Ed25519 operation (the same key signing the 32-byte digest)
 //! is subtracted. Best of many batches, so that other load on the machine
-//! shows as little as possible. With aws-lc-rs it also signs with a fresh
+//! shows as little as possible; a batch calls once at each of 64 stack
+//! depths (`ptt_testkit::stack_offset`), so that where the stack happens
+//! to sit does not decide the figure. With aws-lc-rs it also signs with a fresh
 //! RSA-2048 key beside the raw RSA operation on 32 bytes and on the whole
 //! message (the criterion bench's two floors), in interleaved rounds, which
 //! drift less than criterion runs one after the other, each call at the
-//! next of 64 stack depths, as in the criterion bench.
+//! next depth, as in the criterion bench.
 //!
 //! `cargo run --release -p ptt-dkim --example sign_overhead [iterations]`
 //! (with `loop` as the argument it signs forever, with `body-loop` it hashes
@@ -18,8 +20,7 @@ use std::time::Instant;
 
 use ptt_dkim::{BodyHasher, Canonicalization, Signer, SignerConfig, SigningKey};
 use ptt_testkit::bench_mail::{SIGNED_HEADERS, dkim_message};
-#[cfg(feature = "aws-lc-rs")]
-use ptt_testkit::stack_offset::at_stack_offset;
+use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset};
 
 /// The DKIM bench's configuration: its `h=`, no over-signing, a fixed `t=`.
 fn config() -> SignerConfig {
@@ -30,15 +31,16 @@ fn config() -> SignerConfig {
     cfg
 }
 
-/// Nanoseconds per call of `f`: the best batch of `batch` calls.
-fn best(batches: usize, batch: usize, mut f: impl FnMut()) -> f64 {
+/// Nanoseconds per call of `f`: the best of `batches` batches, each a call
+/// at every stack depth of [`at_stack_offset`] in turn.
+fn best(batches: usize, mut f: impl FnMut()) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..batches {
         let t = Instant::now();
-        for _ in 0..batch {
-            f();
+        for depth in 0..STACK_OFFSETS {
+            at_stack_offset(depth, &mut f);
         }
-        best = best.min(t.elapsed().as_nanos() as f64 / batch as f64);
+        best = best.min(t.elapsed().as_nanos() as f64 / STACK_OFFSETS as f64);
     }
     best
 }
@@ -74,18 +76,18 @@ fn main() {
         .map_or(0, |p| p + 4);
     let body = &msg[body_start..];
 
-    let full = best(batches, 50, sign);
+    let full = best(batches, sign);
     // The bare operation: SigningKey::sign hashes its input, so give it 32
     // bytes (one SHA-256 block, as the digest it stands for).
-    let raw = best(batches, 50, || {
+    let raw = best(batches, || {
         black_box(key.sign(black_box(&[1u8; 32])).expect("sign"));
     });
-    let body_hash = best(batches, 50, || {
+    let body_hash = best(batches, || {
         let mut h = BodyHasher::new(Canonicalization::Relaxed, None);
         h.update(black_box(body));
         black_box(h.finish());
     });
-    let sha = best(batches, 50, || {
+    let sha = best(batches, || {
         use sha2::Digest as _;
         black_box(sha2::Sha256::digest(black_box(body)));
     });
@@ -158,7 +160,7 @@ fn main() {
     }
     #[cfg(feature = "aws-lc-rs")]
     {
-        let aws = best(batches, 50, || {
+        let aws = best(batches, || {
             black_box(aws_lc_rs::digest::digest(
                 &aws_lc_rs::digest::SHA256,
                 black_box(body),
