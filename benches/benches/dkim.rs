@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
-use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset};
+use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset, time_at_depths};
 // mail-auth 0.6: 0.15 needs mail-parser 1.0 (rustc 1.98), and 0.7 pins a
 // hickory-resolver alpha that clashes with ptt-bins' 0.26.
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
@@ -81,19 +81,17 @@ fn ptt_config(selector: &str) -> SignerConfig {
 /// else the process has called, so a bench run at one fixed depth is a
 /// lottery. Every function here, ptt-dkim, mail-auth and the floors, gets
 /// the same even mix of depths.
+///
 /// A sample runs whole cycles of depths (the time is scaled back to the
 /// calls criterion asked for), so that no sample has more or fewer slow
 /// depths than another.
 fn cycled<O>(b: &mut Bencher<'_>, mut f: impl FnMut() -> O) {
     b.iter_custom(|iters| {
         let calls = whole_cycles(iters);
-        let start = Instant::now();
-        for depth in 0..calls {
-            at_stack_offset(depth as usize, &mut || {
-                black_box(f());
-            });
-        }
-        start.elapsed().mul_f64(iters as f64 / calls as f64)
+        time_at_depths(0, calls as usize, &mut || {
+            black_box(f());
+        })
+        .mul_f64(iters as f64 / calls as f64)
     })
 }
 

@@ -16,11 +16,10 @@
 //! the body forever, for `perf record`).
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use ptt_dkim::{BodyHasher, Canonicalization, Signer, SignerConfig, SigningKey};
 use ptt_testkit::bench_mail::{SIGNED_HEADERS, dkim_message};
-use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset};
+use ptt_testkit::stack_offset::{STACK_OFFSETS, time_at_depths};
 
 /// The DKIM bench's configuration: its `h=`, no over-signing, a fixed `t=`.
 fn config() -> SignerConfig {
@@ -32,15 +31,12 @@ fn config() -> SignerConfig {
 }
 
 /// Nanoseconds per call of `f`: the best of `batches` batches, each a call
-/// at every stack depth of [`at_stack_offset`] in turn.
+/// at every stack depth of `ptt_testkit::stack_offset` in turn.
 fn best(batches: usize, mut f: impl FnMut()) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..batches {
-        let t = Instant::now();
-        for depth in 0..STACK_OFFSETS {
-            at_stack_offset(depth, &mut f);
-        }
-        best = best.min(t.elapsed().as_nanos() as f64 / STACK_OFFSETS as f64);
+        let t = time_at_depths(0, STACK_OFFSETS, &mut f);
+        best = best.min(t.as_nanos() as f64 / STACK_OFFSETS as f64);
     }
     best
 }
@@ -125,11 +121,8 @@ fn main() {
         for round in 0..rounds {
             for k in 0..3 {
                 let which = (round + k) % 3;
-                let start = Instant::now();
-                for call in 0..BATCH {
-                    at_stack_offset(round * BATCH + call, &mut *runs[which]);
-                }
-                times[which].push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+                let t = time_at_depths(round * BATCH, BATCH, &mut *runs[which]);
+                times[which].push(t.as_nanos() as f64 / BATCH as f64);
             }
         }
         let [p, r, m] = &times;

@@ -36,6 +36,16 @@ fn at_depth<const PAD: usize>(f: &mut dyn FnMut()) {
     black_box(&pad);
 }
 
+/// Times `calls` calls of `f`, the `i`-th at depth `first + i` (as
+/// [`at_stack_offset`] counts them).
+pub fn time_at_depths(first: usize, calls: usize, f: &mut dyn FnMut()) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    for depth in first..first + calls {
+        at_stack_offset(depth, f);
+    }
+    start.elapsed()
+}
+
 /// Calls `f` with the stack `64 * (k % 64)` bytes deeper than `k = 0` does
 /// (every depth has a pad, of 32 to 4,064 bytes, so that all have one
 /// frame layout and none needs a stack probe).
