@@ -8,8 +8,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::{RData, RecordType};
-use ptt_dkim::{SignatureResult, Verifier, VerifyPolicy};
+use ptt_dkim::SignatureResult;
 use ptt_dmarc::authres::{AuthenticationResults, MethodResult, claims_authserv_id, items};
 use ptt_dmarc::eval::{
     self as dmarc, AuthInput, DkimOutcome, DkimResult, Evaluation, SpfOutcome, Verdict,
@@ -17,7 +16,7 @@ use ptt_dmarc::eval::{
 use ptt_dmarc::psl::PublicSuffixList;
 use ptt_spf::{Identity, Request, SpfOutput};
 
-use crate::dns::{Lookup, Resolver, key_answer, txt_joined};
+use crate::dns::{Resolver, evaluate};
 
 /// What the SMTP session knows about the sender.
 #[derive(Debug, Clone)]
@@ -96,8 +95,8 @@ pub(crate) async fn authenticate(
     .with_receiver(receiver)
     .with_timestamp(now);
     let (spf, dkim) = tokio::join!(
-        crate::cmd::spf::evaluate(resolver, request.clone()),
-        verify_dkim(resolver, message, now),
+        evaluate::spf(resolver, request.clone()),
+        evaluate::dkim(resolver, message, now),
     );
     let mut received_spf = ptt_spf::ReceivedSpf::new(&request, &spf).to_string();
     if !received_spf.ends_with("\r\n") {
@@ -109,7 +108,7 @@ pub(crate) async fn authenticate(
     };
     let (dmarc, from_problem) = match from_domain(message) {
         Ok(domain) => match Evaluation::new(psl, &domain, input, sample) {
-            Ok(evaluation) => (evaluate_dmarc(resolver, evaluation).await, None),
+            Ok(evaluation) => (evaluate::dmarc(resolver, evaluation).await, None),
             Err(e) => (Evaluation::permerror(&domain), Some(e.to_string())),
         },
         Err(why) => (Evaluation::permerror(""), Some(why)),
@@ -120,67 +119,6 @@ pub(crate) async fn authenticate(
         dkim,
         dmarc,
         from_problem,
-    }
-}
-
-/// Verifies every DKIM-Signature, answering the key questions as they come.
-pub(crate) async fn verify_dkim(
-    resolver: &Resolver,
-    message: &[u8],
-    now: u64,
-) -> Vec<SignatureResult> {
-    let mut verifier = Verifier::new(VerifyPolicy::default(), now);
-    verifier.update(message);
-    verifier.end();
-    let mut asked = Vec::new();
-    loop {
-        match verifier.poll() {
-            ptt_dkim::Output::NeedTxt(query) => asked.push(query.name),
-            ptt_dkim::Output::Wait if !asked.is_empty() => {
-                let lookups = asked.iter().map(|n| resolver.lookup(n, RecordType::TXT));
-                let answers = futures_util::future::join_all(lookups).await;
-                for (name, lookup) in asked.drain(..).zip(answers) {
-                    verifier.answer(&name, key_answer(lookup));
-                }
-            }
-            ptt_dkim::Output::Wait | ptt_dkim::Output::Done => {
-                return verifier.into_results();
-            }
-        }
-    }
-}
-
-async fn evaluate_dmarc(resolver: &Resolver, mut evaluation: Evaluation) -> Verdict {
-    loop {
-        match evaluation.poll() {
-            dmarc::Step::Done(verdict) => return *verdict,
-            dmarc::Step::Query(query) => {
-                let rtype = match query.kind {
-                    dmarc::QueryKind::Txt => RecordType::TXT,
-                    dmarc::QueryKind::A => RecordType::A,
-                };
-                let answer = match resolver.lookup(&query.name, rtype).await {
-                    Lookup::Found(records) => dmarc::Answer::Txt(
-                        records
-                            .iter()
-                            .map(|r| match r {
-                                RData::TXT(txt) => {
-                                    String::from_utf8_lossy(&txt_joined(txt)).into_owned()
-                                }
-                                other => other.to_string(),
-                            })
-                            .collect(),
-                    ),
-                    Lookup::NoRecords => dmarc::Answer::NoRecords,
-                    Lookup::NxDomain => dmarc::Answer::NxDomain,
-                    Lookup::Failed(_) => dmarc::Answer::TempError,
-                };
-                if evaluation.handle_answer(answer).is_err() {
-                    // Cannot happen: a question is pending after Step::Query.
-                    return Evaluation::permerror(evaluation.organizational_domain());
-                }
-            }
-        }
     }
 }
 
@@ -219,9 +157,10 @@ pub(crate) fn header_block(message: &[u8]) -> &[u8] {
     }
 }
 
-/// The domain of the single address in the single From field (RFC 7489
-/// 6.6.1): anything else is an error saying what was wrong.
-pub(crate) fn from_domain(message: &[u8]) -> Result<String, String> {
+/// The addresses of the single From field (RFC 5322 §3.6.2: exactly one
+/// From field), lowercase-domain as written otherwise; an error says what
+/// was wrong.
+pub(crate) fn from_addresses(message: &[u8]) -> Result<Vec<String>, String> {
     let fields = ptt_dkim::split_header_fields(header_block(message));
     let mut froms = fields
         .iter()
@@ -231,21 +170,69 @@ pub(crate) fn from_domain(message: &[u8]) -> Result<String, String> {
         return Err("the message has more than one From field".into());
     }
     let value = String::from_utf8_lossy(field.value()).replace(['\r', '\n'], "");
-    let value = strip_comments(&value);
-    let addresses: Vec<&str> = value.split(',').filter(|a| a.contains('@')).collect();
+    let addresses = address_list(&strip_comments(&value));
+    if addresses.is_empty() {
+        return Err(format!("no address in From: {:?}", value.trim()));
+    }
+    Ok(addresses)
+}
+
+/// The addr-specs of an address list (RFC 5322 §3.4), comments already
+/// removed: commas inside quoted strings or angle brackets do not split,
+/// `<…>` wins over the display name, and groups (`name: a@b, c@d;`) give
+/// their members.
+fn address_list(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut current, mut quoted, mut escaped, mut angle) = (String::new(), false, false, false);
+    for c in value.chars() {
+        if escaped {
+            escaped = false;
+            current.push(c);
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' | ';' if !quoted && !angle => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            ':' if !quoted && !angle => {
+                // A group's display name ends here.
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+        .iter()
+        .filter_map(|part| {
+            let spec = match (part.rfind('<'), part.rfind('>')) {
+                (Some(open), Some(close)) if open < close => &part[open + 1..close],
+                _ => part.trim(),
+            };
+            let spec = spec.trim().trim_matches('"');
+            let (local, domain) = spec.rsplit_once('@')?;
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace))
+                .then(|| format!("{}@{domain}", local.trim()))
+        })
+        .collect()
+}
+
+/// The domain of the single address in the single From field (RFC 7489
+/// 6.6.1): anything else is an error saying what was wrong.
+pub(crate) fn from_domain(message: &[u8]) -> Result<String, String> {
+    let addresses = from_addresses(message)?;
     let [address] = addresses.as_slice() else {
         return Err(format!("From holds {} addresses, not one", addresses.len()));
     };
-    let spec = match (address.rfind('<'), address.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &address[open + 1..close],
-        _ => address.trim(),
-    };
-    let domain = spec
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
-        .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace))
-        .ok_or_else(|| format!("no domain in From address {spec:?}"))?;
-    Ok(domain)
+    Ok(address.rsplit_once('@').map_or("", |(_, d)| d).to_string())
 }
 
 /// Removes RFC 5322 comments (nested parentheses) outside quoted strings.
@@ -317,6 +304,20 @@ mod tests {
         assert!(from_domain(&m("undisclosed")).is_err());
         assert!(from_domain(b"From: a@x.test\r\nFrom: b@y.test\r\n\r\n").is_err());
         assert!(from_domain(b"To: a@x.test\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn from_addresses_reads_lists_quotes_and_groups() {
+        let m = |from: &str| format!("From: {from}\r\n\r\n").into_bytes();
+        assert_eq!(
+            from_addresses(&m("\"a@b, c\" <j@Example.org>, k@x.test")).unwrap(),
+            ["j@example.org", "k@x.test"]
+        );
+        assert_eq!(
+            from_addresses(&m("team: a@x.test, b@y.test;")).unwrap(),
+            ["a@x.test", "b@y.test"]
+        );
+        assert!(from_addresses(&m("nobody")).is_err());
     }
 
     #[test]

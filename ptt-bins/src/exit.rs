@@ -10,6 +10,9 @@ pub(crate) enum Failure {
     /// Bad usage or bad input (exit 2), with one line saying what was wrong.
     #[error("{0}")]
     Input(String),
+    /// Bad input (exit 2) whose explanation is already on standard error.
+    #[error("reported")]
+    Printed,
     /// Standard output was closed by its reader (`ptt … | head`): stop
     /// quietly with 141, the status of a command killed by SIGPIPE.
     #[error("standard output closed")]

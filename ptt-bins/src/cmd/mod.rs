@@ -10,19 +10,34 @@ use crate::exit::Outcome;
 
 pub(crate) mod arc;
 pub(crate) mod auth;
+pub(crate) mod check_config;
 pub(crate) mod dkim;
 pub(crate) mod list;
 pub(crate) mod send;
+pub(crate) mod serve;
 pub(crate) mod smtp_sink;
 pub(crate) mod spam;
 pub(crate) mod spf;
 pub(crate) mod up;
+pub(crate) mod users;
 
 /// Every verb `ptt` knows.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Verb {
     /// Run every service on loopback with generated keys (a local demo).
     Up(up::Args),
+    /// Run some or all services of a configuration file.
+    Serve(serve::Args),
+    /// Check a configuration file.
+    CheckConfig(check_config::Args),
+    /// Add a user to the user database (a Git repository).
+    Adduser(users::AddArgs),
+    /// Change a user's password.
+    Passwd(users::PasswdArgs),
+    /// Remove a user from the user database.
+    Deluser(users::DelArgs),
+    /// List the users of the user database.
+    Users(users::ListArgs),
     /// Make an empty mailing-list state: a FAT32 image (or a directory).
     Create(list::CreateArgs),
     /// Add a mailing list.
@@ -57,6 +72,12 @@ pub(crate) enum Verb {
 pub(crate) fn run(verb: Verb) -> Outcome {
     match verb {
         Verb::Up(args) => up::run(args),
+        Verb::Serve(args) => serve::run(args),
+        Verb::CheckConfig(args) => check_config::run(args),
+        Verb::Adduser(args) => users::add(args),
+        Verb::Passwd(args) => users::passwd(args),
+        Verb::Deluser(args) => users::del(args),
+        Verb::Users(args) => users::list(args),
         Verb::Create(args) => list::create(args),
         Verb::Add(args) => list::add(args),
         Verb::AddModerator(args) => list::add_moderator(args),

@@ -12,7 +12,8 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::exit::{Failure, Outcome};
-use crate::smtp_io::{self, Conn};
+use crate::net::smtp::Conn;
+use crate::net::{smtp, tls};
 
 /// Send a message from standard input to an SMTP server.
 #[derive(Debug, clap::Args)]
@@ -95,7 +96,7 @@ pub(crate) fn run(args: Args) -> Outcome {
     let name = ServerName::try_from(host.clone())
         .map_err(|e| Failure::input(format!("--server {host:?}: {e}")))?;
     let connector = if args.starttls || args.tls {
-        Some(smtp_io::tls::connector(args.tls_ca.as_deref()).map_err(Failure::Input)?)
+        Some(tls::connector(args.tls_ca.as_deref()).map_err(Failure::Input)?)
     } else {
         None
     };
@@ -146,7 +147,7 @@ pub(crate) fn run(args: Args) -> Outcome {
         let mut failure = None;
         let mut out = std::io::stdout().lock();
         let tls = connector.as_ref().map(|c| (c, name.clone()));
-        smtp_io::drive_client(conn, &mut client, tls, |e| match e {
+        smtp::drive_client(conn, &mut client, tls, |e| match e {
             ClientEvent::Reply(r) => {
                 let _ = out.write_all(r.to_string().as_bytes());
             }

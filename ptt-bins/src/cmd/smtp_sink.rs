@@ -12,8 +12,9 @@ use ptt_smtp::{EnhancedCode, Reply};
 use tokio::net::TcpListener;
 
 use crate::exit::{Failure, Outcome};
-use crate::maildir::Maildir;
-use crate::smtp_io::{self, Answer, SessionHandler};
+use crate::net::smtp::{Answer, SessionHandler};
+use crate::net::{smtp, tls};
+use crate::store::maildir::Maildir;
 
 /// Run an SMTP server that stores each accepted message in a Maildir.
 #[derive(Debug, clap::Args)]
@@ -62,7 +63,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> Outcome {
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => Some(smtp_io::tls::acceptor(c, k).map_err(Failure::Input)?),
+        (Some(c), Some(k)) => Some(tls::acceptor(c, k).map_err(Failure::Input)?),
         _ => None,
     };
     let mut users = Vec::new();
@@ -103,7 +104,7 @@ pub(crate) fn run(args: Args) -> Outcome {
             .map_err(|e| Failure::input(format!("local address: {e}")))?;
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
-        smtp_io::listen(listener, config, tls, args.implicit_tls, move |_peer| {
+        smtp::listen(listener, config, tls, args.implicit_tls, move |_peer| {
             SinkSession::new(sink.clone())
         })
         .await;

@@ -4,15 +4,10 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hickory_proto::rr::RData;
-use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::TXT;
-use ptt_spf::{
-    Answer, Evaluator, Query, QueryType, ReceivedSpf, Request, SpfOutput, SpfRecord, SpfResult,
-    Step, is_spf_record,
-};
+use ptt_spf::{ReceivedSpf, Request, SpfRecord, SpfResult, is_spf_record};
 
-use crate::dns::{self, Lookup, Resolver, TsigKey, Updater};
+use crate::dns::{self, Resolver, TsigKey, Updater};
 use crate::exit::{Failure, Outcome};
 
 /// Check a client against SPF, or publish a domain's SPF record.
@@ -103,102 +98,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Turns a resolver outcome into the evaluator's answer.
-pub(crate) fn spf_answer(qtype: QueryType, lookup: Lookup) -> Answer {
-    let records = match lookup {
-        Lookup::Found(records) => records,
-        Lookup::NoRecords => return Answer::NoRecords,
-        Lookup::NxDomain => return Answer::NxDomain,
-        Lookup::Failed(_) => return Answer::Error,
-    };
-    let name = |n: &hickory_proto::rr::Name| {
-        let s = n.to_ascii();
-        s.strip_suffix('.').unwrap_or(&s).to_string()
-    };
-    match qtype {
-        QueryType::Txt => Answer::Txt(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::TXT(t) => Some(dns::txt_joined(t)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        QueryType::A => Answer::A(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::A(a) => Some(a.0),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        QueryType::Aaaa => Answer::Aaaa(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::AAAA(a) => Some(a.0),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        QueryType::Mx => {
-            let mut mx: Vec<_> = records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::MX(m) => Some((m.preference, name(&m.exchange))),
-                    _ => None,
-                })
-                .collect();
-            mx.sort();
-            Answer::Mx(mx.into_iter().map(|(_, n)| n).collect())
-        }
-        QueryType::Ptr => Answer::Ptr(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::PTR(p) => Some(name(&p.0)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-    }
-}
-
-fn record_type(qtype: QueryType) -> RecordType {
-    match qtype {
-        QueryType::Txt => RecordType::TXT,
-        QueryType::A => RecordType::A,
-        QueryType::Aaaa => RecordType::AAAA,
-        QueryType::Mx => RecordType::MX,
-        QueryType::Ptr => RecordType::PTR,
-    }
-}
-
-/// Drives an evaluation with the resolver, asking each round's questions
-/// concurrently.
-pub(crate) async fn evaluate(resolver: &Resolver, request: Request) -> SpfOutput {
-    let mut ev = Evaluator::new(request);
-    let mut open: Vec<Query> = Vec::new();
-    loop {
-        match ev.poll() {
-            Step::Query(q) => open.push(q),
-            Step::Wait => {
-                let lookups = open
-                    .iter()
-                    .map(|q| resolver.lookup(&q.name, record_type(q.qtype)));
-                let results = futures_util::future::join_all(lookups).await;
-                for (q, lookup) in open.drain(..).zip(results) {
-                    let answer = spf_answer(q.qtype, lookup);
-                    ev.answer(&q, answer);
-                }
-            }
-            Step::Done(out) => return out,
-        }
-    }
-}
-
 async fn check(args: CheckArgs) -> Outcome {
     let ip: IpAddr = args
         .ip
@@ -226,7 +125,7 @@ async fn check(args: CheckArgs) -> Outcome {
     }
     .with_receiver(&receiver)
     .with_timestamp(now);
-    let out = evaluate(&resolver, request.clone()).await;
+    let out = crate::dns::evaluate::spf(&resolver, request.clone()).await;
     let header = ReceivedSpf::new(&request, &out);
     println!("result: {}", out.result);
     println!("reason: {}", header.reason());

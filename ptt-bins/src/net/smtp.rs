@@ -13,8 +13,6 @@
 //! listen(listener, config, Some(acceptor), false, move |peer| MyHandler::new(peer, shared.clone())).await;
 //! ```
 
-pub(crate) mod tls;
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;

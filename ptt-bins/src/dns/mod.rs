@@ -12,6 +12,8 @@
 //! - [`txt_strings`]: a long text split into the at most 255-byte strings a
 //!   TXT record is made of.
 
+pub(crate) mod evaluate;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
@@ -425,5 +427,34 @@ mod tests {
         assert!("upd-key:hmac-md5:c2VjcmV0".parse::<TsigKey>().is_err());
         assert!("upd-key:hmac-sha256:!!".parse::<TsigKey>().is_err());
         assert!("upd-key".parse::<TsigKey>().is_err());
+    }
+}
+
+/// Records answered before the resolver is asked, from a TOML file:
+///
+/// ```toml
+/// # the zones answered only from here (other names go to the resolver)
+/// zones = ["example.test"]
+/// [txt]
+/// "example.test" = ["v=spf1 ip4:127.0.0.0/8 -all"]
+/// "_dmarc.example.test" = ["v=DMARC1; p=reject"]
+/// ```
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LocalRecords {
+    /// Zones answered only from this file.
+    #[serde(default)]
+    pub(crate) zones: Vec<String>,
+    /// TXT records by name.
+    #[serde(default)]
+    pub(crate) txt: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl LocalRecords {
+    /// Reads a records file.
+    pub(crate) fn load(path: &std::path::Path) -> Result<LocalRecords, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
     }
 }

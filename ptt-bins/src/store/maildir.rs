@@ -26,11 +26,6 @@ impl Maildir {
         })
     }
 
-    /// The folder.
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// A name no other delivery of this process or another one uses; names
     /// sort in arrival order (seconds, then zero-padded microseconds).
     pub(crate) fn unique_name(&self) -> String {

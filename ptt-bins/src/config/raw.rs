@@ -1,0 +1,617 @@
+//! The file as written (serde with spans), and the checks that turn it
+//! into a [`Config`] or a list of [`Problem`]s with their places.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, Signer, Submission, Tls,
+    Users,
+};
+
+/// The example configuration shipped in the repository, every key
+/// documented (`deploy/ptt.example.toml`).
+pub const EXAMPLE: &str = include_str!("../../../deploy/ptt.example.toml");
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    domain: S<String>,
+    hostname: S<String>,
+    state: S<String>,
+    #[serde(default)]
+    dns: Option<S<DnsSection>>,
+    #[serde(default)]
+    users: Option<S<UsersSection>>,
+    #[serde(default)]
+    tls: Option<S<TlsSection>>,
+    #[serde(default)]
+    log: Option<S<LogSection>>,
+    #[serde(default)]
+    submission: Option<S<SubmissionSection>>,
+    #[serde(default)]
+    signer: Option<S<SignerSection>>,
+    #[serde(default)]
+    relay: Option<S<RelaySection>>,
+    #[serde(default)]
+    receiver: Option<S<ReceiverSection>>,
+    #[serde(default)]
+    lists: Option<S<ListsSection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsSection {
+    resolver: Option<S<String>>,
+    primary: Option<S<String>>,
+    tsig_key: Option<S<String>>,
+    records: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersSection {
+    repo: S<String>,
+    poll_seconds: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<S<String>>,
+    key: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    format: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmissionSection {
+    #[serde(default)]
+    listen: Vec<S<String>>,
+    #[serde(default)]
+    listen_tls: Vec<S<String>>,
+    max_message_size: Option<S<u64>>,
+    auth_concurrency: Option<S<u64>>,
+    max_failures_per_ip: Option<S<u32>>,
+    max_failures_per_user: Option<S<u32>>,
+    block_seconds: Option<S<u64>>,
+    #[serde(default)]
+    allow: Vec<S<String>>,
+    max_sessions: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignerSection {
+    listen: S<Vec<S<String>>>,
+    address: Option<S<String>>,
+    selector: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelaySection {
+    listen: S<Vec<S<String>>>,
+    address: Option<S<String>>,
+    port: Option<S<u16>>,
+    smarthost: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverSection {
+    listen: S<Vec<S<String>>>,
+    address: Option<S<String>>,
+    max_message_size: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListsSection {
+    listen: S<Vec<S<String>>>,
+    state: S<String>,
+    domain: Option<S<String>>,
+}
+
+/// Collects problems against one file's text.
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, span: Range<usize>, what: impl Into<String>, fix: impl Into<String>) {
+        let (line, column) = line_column(self.text, span.start);
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            what: what.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn domain(&mut self, value: &S<String>, key: &str) -> String {
+        let d = value.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        if ptt_smtp::Domain::parse(&d, false).is_err() || !d.contains('.') {
+            self.at(
+                value.span(),
+                format!("{key} = {:?} is not a domain name", value.get_ref()),
+                format!("write a fully qualified name, e.g. {key} = \"example.org\""),
+            );
+        }
+        d
+    }
+
+    fn addr(&mut self, value: &S<String>, key: &str, example: &str) -> Option<SocketAddr> {
+        match value.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.at(
+                    value.span(),
+                    format!("{key}: {:?} is not IP:PORT", value.get_ref()),
+                    format!("write an address and a port, e.g. \"{example}\" (IPv6: \"[::1]:25\")"),
+                );
+                None
+            }
+        }
+    }
+
+    fn addrs(&mut self, values: &[S<String>], key: &str, example: &str) -> Vec<SocketAddr> {
+        values
+            .iter()
+            .filter_map(|v| self.addr(v, key, example))
+            .collect()
+    }
+
+    /// A listen list that must not be empty.
+    fn listen(
+        &mut self,
+        list: &S<Vec<S<String>>>,
+        section: &str,
+        example: &str,
+    ) -> Vec<SocketAddr> {
+        if list.get_ref().is_empty() {
+            self.at(
+                list.span(),
+                format!("[{section}] listen is empty"),
+                format!("give at least one address, e.g. listen = [\"{example}\"]"),
+            );
+        }
+        self.addrs(list.get_ref(), &format!("[{section}] listen"), example)
+    }
+
+    /// Where other services dial a service: `address`, or the first
+    /// listen address (an unspecified one becomes loopback).
+    fn dial(
+        &mut self,
+        address: Option<&S<String>>,
+        listen: &[SocketAddr],
+        section: &str,
+    ) -> SocketAddr {
+        if let Some(a) = address {
+            return self
+                .addr(a, &format!("[{section}] address"), "127.0.0.1:10465")
+                .unwrap_or_else(unspecified);
+        }
+        let Some(first) = listen.first() else {
+            return unspecified();
+        };
+        let ip = match first.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, first.port())
+    }
+
+    fn positive(&mut self, value: Option<&S<u64>>, key: &str, default: u64) -> u64 {
+        match value {
+            Some(v) if *v.get_ref() == 0 => {
+                self.at(
+                    v.span(),
+                    format!("{key} = 0 is not allowed"),
+                    format!("write a positive number (default {default})"),
+                );
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        }
+    }
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// What to write instead, for serde's and toml's own messages.
+fn fix_for(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let expected = rest.split_once("expected ").map_or("", |(_, e)| e);
+        return if expected.is_empty() {
+            format!("remove `{name}`; deploy/ptt.example.toml lists every key")
+        } else {
+            format!("remove `{name}` or write one of {expected}")
+        };
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let example = match name {
+            "domain" => "domain = \"example.org\"",
+            "hostname" => "hostname = \"mx.example.org\"",
+            "state" => "state = \"/var/lib/ptt\"",
+            "repo" => "repo = \"/var/lib/ptt/users.git\"",
+            "listen" => "listen = [\"127.0.0.1:10465\"]",
+            _ => "",
+        };
+        return if example.is_empty() {
+            format!("add `{name}`; deploy/ptt.example.toml shows it")
+        } else {
+            format!("add `{example}`")
+        };
+    }
+    if message.contains("invalid type") && message.contains("expected a string") {
+        return "write the value in double quotes".into();
+    }
+    if message.contains("invalid type") && message.contains("expected a sequence") {
+        return "write a list in brackets, e.g. [\"127.0.0.1:587\"]".into();
+    }
+    if message.contains("invalid type") || message.contains("invalid value") {
+        return "write a value of the type deploy/ptt.example.toml shows for this key".into();
+    }
+    "write valid TOML (key = \"value\", [section]); deploy/ptt.example.toml is a complete example"
+        .into()
+}
+
+fn path_in(base: &Path, value: &str) -> PathBuf {
+    let p = PathBuf::from(value);
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+/// Parses and checks the whole file.
+pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
+    let mut c = Checker {
+        text,
+        file,
+        problems: Vec::new(),
+    };
+    let raw: File = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let message = e.message().trim().to_string();
+            c.at(e.span().unwrap_or(0..0), message.clone(), fix_for(&message));
+            return Err(Problems(c.problems));
+        }
+    };
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+
+    let domain = c.domain(&raw.domain, "domain");
+    let hostname = c.domain(&raw.hostname, "hostname");
+    if raw.state.get_ref().is_empty() {
+        c.at(
+            raw.state.span(),
+            "state is empty",
+            "name the folder the services keep their files in, e.g. state = \"/var/lib/ptt\"",
+        );
+    }
+    let state = path_in(&base, raw.state.get_ref());
+
+    let dns = match &raw.dns {
+        None => Dns::default(),
+        Some(d) => {
+            let d = d.get_ref();
+            let mut file = |v: &Option<S<String>>, key: &str, fix: &str| {
+                v.as_ref().map(|k| {
+                    let p = path_in(&base, k.get_ref());
+                    if !p.is_file() {
+                        c.at(
+                            k.span(),
+                            format!("[dns] {key}: {} does not exist", p.display()),
+                            fix,
+                        );
+                    }
+                    p
+                })
+            };
+            let tsig_key = file(
+                &d.tsig_key,
+                "tsig_key",
+                "name a key file made by `tsig-keygen -a hmac-sha256 NAME`",
+            );
+            let records = file(
+                &d.records,
+                "records",
+                "name a records file (zones = [\"example.test\"] and a [txt] table), or leave the key out",
+            );
+            Dns {
+                resolver: d
+                    .resolver
+                    .as_ref()
+                    .and_then(|r| c.addr(r, "[dns] resolver", "127.0.0.1:53")),
+                primary: d
+                    .primary
+                    .as_ref()
+                    .and_then(|r| c.addr(r, "[dns] primary", "192.0.2.53:53")),
+                tsig_key,
+                records,
+            }
+        }
+    };
+
+    let users = raw.users.as_ref().map(|u| {
+        let u = u.get_ref();
+        let repo = u.repo.get_ref();
+        let repo = if crate::userdb::is_remote(repo) {
+            repo.clone()
+        } else {
+            path_in(&base, repo).display().to_string()
+        };
+        Users {
+            repo,
+            poll: Duration::from_secs(c.positive(
+                u.poll_seconds.as_ref(),
+                "[users] poll_seconds",
+                2,
+            )),
+        }
+    });
+
+    let tls = match &raw.tls {
+        None => Tls::default(),
+        Some(t) => {
+            let span = t.span();
+            let t = t.get_ref();
+            if t.cert.is_some() != t.key.is_some() {
+                c.at(
+                    span,
+                    "[tls] has only one of cert and key",
+                    "give both cert = \"FILE\" and key = \"FILE\", or neither (the private CA then issues one)",
+                );
+            }
+            let mut file_of = |v: &Option<S<String>>, key: &str| {
+                v.as_ref().map(|v| {
+                    let p = path_in(&base, v.get_ref());
+                    if !p.is_file() {
+                        c.at(
+                            v.span(),
+                            format!("[tls] {key}: {} does not exist", p.display()),
+                            "name a PEM file",
+                        );
+                    }
+                    p
+                })
+            };
+            Tls {
+                cert: file_of(&t.cert, "cert"),
+                key: file_of(&t.key, "key"),
+            }
+        }
+    };
+
+    let log = match raw.log.as_ref().and_then(|l| l.get_ref().format.as_ref()) {
+        None => Log::default(),
+        Some(f) => match f.get_ref().as_str() {
+            "text" => Log { json: false },
+            "json" => Log { json: true },
+            other => {
+                c.at(
+                    f.span(),
+                    format!("[log] format = {other:?} is not a log format"),
+                    "write format = \"text\" or format = \"json\"",
+                );
+                Log::default()
+            }
+        },
+    };
+
+    let signer = raw.signer.as_ref().map(|s| {
+        let s = s.get_ref();
+        let listen = c.listen(&s.listen, "signer", "127.0.0.1:10465");
+        let address = c.dial(s.address.as_ref(), &listen, "signer");
+        let selector = match &s.selector {
+            Some(sel) => {
+                let ok = !sel.get_ref().is_empty()
+                    && sel
+                        .get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !ok {
+                    c.at(
+                        sel.span(),
+                        format!("[signer] selector = {:?} is not a DNS label", sel.get_ref()),
+                        "write letters, digits and '-', e.g. selector = \"ptt\"",
+                    );
+                }
+                sel.get_ref().to_ascii_lowercase()
+            }
+            None => "ptt".into(),
+        };
+        Signer {
+            listen,
+            address,
+            selector,
+        }
+    });
+
+    let relay = raw.relay.as_ref().map(|r| {
+        let r = r.get_ref();
+        let listen = c.listen(&r.listen, "relay", "127.0.0.1:10025");
+        let address = c.dial(r.address.as_ref(), &listen, "relay");
+        let port = match &r.port {
+            Some(p) if *p.get_ref() == 0 => {
+                c.at(
+                    p.span(),
+                    "[relay] port = 0",
+                    "write the port dialled on MX hosts, e.g. port = 25",
+                );
+                25
+            }
+            Some(p) => *p.get_ref(),
+            None => 25,
+        };
+        Relay {
+            listen,
+            address,
+            port,
+            smarthost: r.smarthost.as_ref().map(|s| s.get_ref().clone()),
+        }
+    });
+
+    let receiver = raw.receiver.as_ref().map(|r| {
+        let r = r.get_ref();
+        let listen = c.listen(&r.listen, "receiver", "0.0.0.0:25");
+        let address = c.dial(r.address.as_ref(), &listen, "receiver");
+        Receiver {
+            listen,
+            address,
+            max_message_size: c.positive(
+                r.max_message_size.as_ref(),
+                "[receiver] max_message_size",
+                36_700_160,
+            ),
+        }
+    });
+
+    let lists = raw.lists.as_ref().map(|l| {
+        let l = l.get_ref();
+        Lists {
+            listen: c.listen(&l.listen, "lists", "127.0.0.1:10026"),
+            state: path_in(&base, l.state.get_ref()),
+            domain: l
+                .domain
+                .as_ref()
+                .map_or_else(|| domain.clone(), |d| c.domain(d, "[lists] domain")),
+        }
+    });
+
+    let submission = raw.submission.as_ref().map(|s| {
+        let span = s.span();
+        let s = s.get_ref();
+        let listen = c.addrs(&s.listen, "[submission] listen", "0.0.0.0:587");
+        let listen_tls = c.addrs(&s.listen_tls, "[submission] listen_tls", "0.0.0.0:465");
+        if s.listen.is_empty() && s.listen_tls.is_empty() {
+            c.at(
+                span.clone(),
+                "[submission] has no listener",
+                "add listen = [\"0.0.0.0:587\"] (STARTTLS) and/or listen_tls = [\"0.0.0.0:465\"] (implicit TLS)",
+            );
+        }
+        let allow = s
+            .allow
+            .iter()
+            .filter_map(|a| {
+                let n = Network::parse(a.get_ref());
+                if n.is_none() {
+                    c.at(
+                        a.span(),
+                        format!("[submission] allow: {:?} is not a network", a.get_ref()),
+                        "write ADDRESS/PREFIX, e.g. \"10.0.0.0/8\" or \"fd00::/8\"",
+                    );
+                }
+                n
+            })
+            .collect();
+        if raw.signer.is_none() {
+            c.at(
+                span,
+                "[submission] hands every message to the signer, and there is no [signer]",
+                "add a [signer] section with its listen address (each process reads the same file)",
+            );
+        }
+        Submission {
+            listen,
+            listen_tls,
+            max_message_size: c.positive(
+                s.max_message_size.as_ref(),
+                "[submission] max_message_size",
+                36_700_160,
+            ),
+            auth_concurrency: c.positive(
+                s.auth_concurrency.as_ref(),
+                "[submission] auth_concurrency",
+                4,
+            ) as usize,
+            max_failures_per_ip: s.max_failures_per_ip.as_ref().map_or(10, |v| *v.get_ref()),
+            max_failures_per_user: s.max_failures_per_user.as_ref().map_or(10, |v| *v.get_ref()),
+            block: Duration::from_secs(c.positive(
+                s.block_seconds.as_ref(),
+                "[submission] block_seconds",
+                900,
+            )),
+            allow,
+            max_sessions: c.positive(s.max_sessions.as_ref(), "[submission] max_sessions", 4096)
+                as usize,
+        }
+    });
+
+    // The services that read the user repository need one.
+    if users.is_none() {
+        for (present, name) in [
+            (raw.submission.as_ref().map(Spanned::span), "submission"),
+            (raw.receiver.as_ref().map(Spanned::span), "receiver"),
+        ] {
+            if let Some(span) = present {
+                c.at(
+                    span,
+                    format!("[{name}] needs the user repository, and there is no [users]"),
+                    "add [users] with repo = \"PATH\" (make one with `ptt adduser --users PATH …`)",
+                );
+            }
+        }
+    }
+    if let (Some(s), None) = (&raw.signer, &raw.relay) {
+        c.at(
+            s.span(),
+            "[signer] hands every signed message to the relay, and there is no [relay]",
+            "add a [relay] section with its listen address",
+        );
+    }
+
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    Ok(Config {
+        path: file.to_path_buf(),
+        domain,
+        hostname,
+        state,
+        dns,
+        users,
+        tls,
+        log,
+        submission,
+        signer,
+        relay,
+        receiver,
+        lists,
+    })
+}

@@ -1,0 +1,158 @@
+//! Handing a message to the next service (or host) over SMTP: one
+//! connection, one transaction, with the answer sorted into what the
+//! caller must do: the next hop has it, refused it for good, or try later.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ptt_smtp::{
+    Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
+};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::net::smtp::{Conn, drive_client};
+
+/// How long a whole hand-off may take.
+const HOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A next hop: where, and how to speak TLS to it.
+#[derive(Clone)]
+pub(crate) struct Hop {
+    /// Its address.
+    pub(crate) addr: SocketAddr,
+    /// TLS (with our client certificate for internal hops).
+    pub(crate) connector: TlsConnector,
+    /// The name its certificate must carry.
+    pub(crate) name: ServerName<'static>,
+    /// Implicit TLS (internal hops) or STARTTLS required.
+    pub(crate) mode: TlsMode,
+    /// Our EHLO name.
+    pub(crate) hello: String,
+}
+
+/// What came of a hand-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Handoff {
+    /// The next hop took the message for these recipients (with its final
+    /// reply); the others it refused for good, with its reply.
+    Taken {
+        /// Its reply to the end of data.
+        reply: Reply,
+        /// Recipients it refused permanently.
+        refused: Vec<(String, Reply)>,
+        /// Recipients it refused for now (to be tried again).
+        deferred: Vec<(String, Reply)>,
+    },
+    /// Refused for good (a 5xx to MAIL, to every RCPT, or to the data).
+    Refused(Reply),
+    /// Not taken now (4xx, connection trouble): try again later.
+    Deferred(String),
+}
+
+impl Hop {
+    /// Sends one message.
+    pub(crate) async fn send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
+        match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Handoff::Deferred(format!("{}: timed out", self.addr)),
+        }
+    }
+
+    async fn try_send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
+        let parse_rcpt = |a: &str| {
+            ptt_smtp::ForwardPath::parse(&format!("<{a}>"), true).map_err(|e| format!("<{a}>: {e}"))
+        };
+        let to = match rcpts
+            .iter()
+            .map(|r| Ok((parse_rcpt(r)?, RcptParams::default())))
+            .collect::<Result<Vec<_>, String>>()
+        {
+            Ok(to) => to,
+            Err(e) => return Handoff::Refused(Reply::new(553, None, &e)),
+        };
+        let from_path = match ptt_smtp::ReversePath::parse(&format!("<{from}>"), true) {
+            Ok(f) => f,
+            Err(e) => return Handoff::Refused(Reply::new(553, None, &format!("<{from}>: {e}"))),
+        };
+        let tcp = match TcpStream::connect(self.addr).await {
+            Ok(t) => t,
+            Err(e) => return Handoff::Deferred(format!("connecting to {}: {e}", self.addr)),
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Conn::Plain(tcp);
+        if self.mode == TlsMode::Implicit
+            && let Err(e) = conn.connect_tls(&self.connector, self.name.clone()).await
+        {
+            return Handoff::Deferred(format!("TLS with {}: {e}", self.addr));
+        }
+        let config = ClientConfig {
+            hello_name: self.hello.clone(),
+            tls: self.mode,
+            credentials: None,
+            pipelining: true,
+            chunking: false,
+            timeout: Duration::from_secs(60),
+        };
+        let mut client = Client::new(config, Duration::ZERO);
+        client.send(Message {
+            from: from_path,
+            params: MailParams::default(),
+            to,
+            data: data.to_vec(),
+        });
+        client.finish();
+        let (mut result, mut failure) = (None, None);
+        let driven = drive_client(
+            conn,
+            &mut client,
+            Some((&self.connector, self.name.clone())),
+            |e| match e {
+                ClientEvent::Transaction(t) => result = Some(t.clone()),
+                ClientEvent::Failed(f) => failure = Some(f.to_string()),
+                _ => {}
+            },
+        )
+        .await;
+        let Some(t) = result else {
+            let why = failure
+                .or_else(|| driven.err().map(|e| e.to_string()))
+                .unwrap_or_else(|| "the session ended before the message was sent".into());
+            return Handoff::Deferred(format!("{}: {why}", self.addr));
+        };
+        if !t.mail.is_positive() {
+            return classify(t.mail);
+        }
+        let (mut refused, mut deferred) = (Vec::new(), Vec::new());
+        for (path, reply) in &t.rcpts {
+            let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
+            if reply.code() >= 500 {
+                refused.push((address, reply.clone()));
+            } else if !reply.is_positive() {
+                deferred.push((address, reply.clone()));
+            }
+        }
+        match t.data {
+            Some(reply) if reply.is_positive() => Handoff::Taken {
+                reply,
+                refused,
+                deferred,
+            },
+            Some(reply) => classify(reply),
+            None => match (deferred.into_iter().next(), refused.into_iter().next()) {
+                (Some((_, reply)), _) => Handoff::Deferred(format!("{}: {reply}", self.addr)),
+                (None, Some((_, reply))) => Handoff::Refused(reply),
+                (None, None) => Handoff::Deferred(format!("{}: no data reply", self.addr)),
+            },
+        }
+    }
+}
+
+fn classify(reply: Reply) -> Handoff {
+    if reply.code() >= 500 {
+        Handoff::Refused(reply)
+    } else {
+        Handoff::Deferred(reply.to_string())
+    }
+}

@@ -1,0 +1,167 @@
+//! The services of a ptt site, each in its own module: a config section, a
+//! session handler and a `start` that binds its listeners and spawns its
+//! tasks. [`run`] starts the services asked for in one process, reloads
+//! the users on SIGHUP, and on SIGTERM or SIGINT stops them in pipeline
+//! order (submission and the receiver first, the relay last), each after
+//! its sessions in flight have finished, so that nothing that got a `250`
+//! is lost and a message in flight always finds its next hop listening.
+//!
+//! Services only ever talk to each other over SMTP with TLS and client
+//! certificates from the private CA, so running each in its own process
+//! (`ptt serve --config F signer`) works the same as all in one.
+
+pub(crate) mod hop;
+pub(crate) mod listener;
+pub(crate) mod receiver;
+pub(crate) mod relay;
+pub(crate) mod signer;
+pub(crate) mod submission;
+pub(crate) mod trace;
+pub(crate) mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use self::listener::Listener;
+use self::users::Users;
+use crate::config::{Config, ServiceName};
+use crate::net::tls::Identity;
+
+/// How long a stopping service waits for its sessions in flight.
+pub(crate) const GRACE: Duration = Duration::from_secs(30);
+
+/// A started service.
+pub(crate) struct Running {
+    /// Which.
+    pub(crate) name: ServiceName,
+    /// Its listeners.
+    pub(crate) listeners: Vec<Listener>,
+    /// Its background tasks (retries, watchers), stopped last.
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The addresses it listens on.
+    pub(crate) fn addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners.iter().map(Listener::addr).collect()
+    }
+
+    /// Stops accepting, waits for the sessions in flight, stops the tasks.
+    pub(crate) async fn shutdown(self) {
+        let mut left = 0;
+        for listener in self.listeners {
+            left += listener.shutdown(GRACE).await;
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        if left > 0 {
+            tracing::warn!(service = %self.name, sessions = left, "stopped with sessions still open");
+        } else {
+            tracing::info!(service = %self.name, "stopped");
+        }
+    }
+}
+
+/// The acceptor of a listener that faces users or the Internet: `[tls]`'s
+/// certificate, or the service's own from the private CA.
+pub(crate) fn public_acceptor(config: &Config, identity: &Identity) -> Result<TlsAcceptor, String> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => crate::net::tls::acceptor(cert, key),
+        _ => identity.public_acceptor(),
+    }
+}
+
+/// Services started by [`start`], and the user database they share.
+pub(crate) struct Site {
+    /// Each service, in pipeline order.
+    pub(crate) running: Vec<Running>,
+    /// The users, when a started service reads them.
+    pub(crate) users: Option<Users>,
+}
+
+/// Starts `names` (in pipeline order whatever the order given).
+pub(crate) async fn start(config: &Arc<Config>, names: &[ServiceName]) -> Result<Site, String> {
+    let mut users: Option<Users> = None;
+    let mut running = Vec::new();
+    for name in ServiceName::ALL.into_iter().filter(|n| names.contains(n)) {
+        let needs_users = matches!(name, ServiceName::Submission | ServiceName::Receiver);
+        if needs_users && users.is_none() {
+            let loaded = Users::load(config, name.as_str()).await?;
+            if let Some(u) = &config.users {
+                running.push(Running {
+                    name,
+                    listeners: Vec::new(),
+                    tasks: vec![loaded.watch(u.poll)],
+                });
+            }
+            users = Some(loaded);
+        }
+        let started = match name {
+            ServiceName::Submission => {
+                submission::start(config, users.clone().ok_or("no users")?).await
+            }
+            ServiceName::Receiver => {
+                receiver::start(config, users.clone().ok_or("no users")?).await
+            }
+            ServiceName::Signer => signer::start(config).await,
+            ServiceName::Relay => relay::start(config).await,
+            ServiceName::Lists => Err(
+                "[lists]: the list server is not built yet; run `ptt serve` without it".to_string(),
+            ),
+        };
+        match started {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                stop(running).await;
+                return Err(format!("{name}: {e}"));
+            }
+        }
+    }
+    Ok(Site { running, users })
+}
+
+/// Runs `names` until SIGTERM or SIGINT; SIGHUP reloads the users.
+pub(crate) async fn run(config: Arc<Config>, names: &[ServiceName]) -> Result<(), String> {
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP: {e}"))?;
+    let site = start(&config, names).await?;
+    tracing::info!(
+        services = names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        "ready"
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Some(users) = &site.users {
+                    tracing::info!("SIGHUP: reading the user database again");
+                    if let Err(e) = users.reload().await {
+                        tracing::warn!("reading the user repository: {e}");
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("stopping");
+    stop(site.running).await;
+    Ok(())
+}
+
+/// Stops services in pipeline order.
+pub(crate) async fn stop(mut running: Vec<Running>) {
+    running.sort_by_key(|r| ServiceName::ALL.iter().position(|n| *n == r.name));
+    for r in running {
+        r.shutdown().await;
+    }
+}

@@ -1,0 +1,279 @@
+//! The receiver: mail from the Internet for the domain's users.
+//!
+//! STARTTLS offered; RCPT accepted only for users and aliases of the user
+//! repository (and `postmaster`), `550 5.1.1` for anyone else, `554 5.7.1`
+//! for other domains (never an open relay). Forged `Authentication-Results`
+//! claiming our host name are removed; SPF, DKIM and DMARC are checked;
+//! `Received-SPF` and `Authentication-Results` stamped; DMARC `p=reject`
+//! failures refused. Each message is stored in the Maildir of each
+//! recipient's user, `state/receiver/mail/ADDRESS/`, fsynced before the `250`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ptt_dmarc::Policy;
+use ptt_dmarc::psl::PublicSuffixList;
+use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::{EnhancedCode, Reply};
+
+use super::listener::{Listener, Spec, bind};
+use super::trace::{received_field, unix_now};
+use super::users::Users;
+use super::{Running, public_acceptor};
+use crate::authn::{Envelope, authenticate, strip_forged_results};
+use crate::config::{Config, ServiceName};
+use crate::dns::Resolver;
+use crate::net::smtp::{Answer, SessionHandler};
+use crate::store::maildir::Maildir;
+use crate::store::spool::new_id;
+
+struct Shared {
+    domain: String,
+    hostname: String,
+    users: Users,
+    resolver: Resolver,
+    psl: PublicSuffixList,
+    mail: std::path::PathBuf,
+}
+
+fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
+    Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+/// The resolver of `[dns]`, with the local records file answered first.
+pub(crate) fn resolver(config: &Config) -> Result<Resolver, String> {
+    let mut resolver = match Resolver::new(config.dns.resolver) {
+        Ok(r) => r,
+        // No system resolver configured: only the local records answer.
+        Err(_) if config.dns.records.is_some() => {
+            Resolver::new(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))))?
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(path) = &config.dns.records {
+        let records = crate::dns::LocalRecords::load(path)?;
+        for zone in &records.zones {
+            resolver.add_local_zone(zone);
+        }
+        for (name, texts) in &records.txt {
+            for text in texts {
+                resolver.add_local_txt(name, text);
+            }
+        }
+    }
+    Ok(resolver)
+}
+
+/// Starts `[receiver]`.
+pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, String> {
+    let Some(section) = &config.receiver else {
+        return Err("no [receiver] section".into());
+    };
+    let identity = crate::net::pki::identity(config, ServiceName::Receiver)?;
+    let acceptor = public_acceptor(config, &identity)?;
+    let shared = Arc::new(Shared {
+        domain: config.domain.clone(),
+        hostname: config.hostname.clone(),
+        users,
+        resolver: resolver(config)?,
+        psl: PublicSuffixList::builtin(),
+        mail: config.state_of(ServiceName::Receiver).join("mail"),
+    });
+    let smtp = Arc::new(ServerConfig {
+        hostname: config.hostname.clone(),
+        banner: "ESMTP ptt receiver".into(),
+        starttls: true,
+        max_message_size: section.max_message_size,
+        ..ServerConfig::default()
+    });
+    let mut listeners = Vec::new();
+    for addr in &section.listen {
+        let shared = shared.clone();
+        let listener = Listener::spawn(
+            bind(*addr)?,
+            Spec {
+                service: "receiver",
+                config: smtp.clone(),
+                tls: Some(acceptor.clone()),
+                implicit: false,
+                max_sessions: 4096,
+            },
+            move |peer| Session::new(shared.clone(), peer.ip()),
+        );
+        tracing::info!(service = "receiver", addr = %listener.addr(), "listening");
+        listeners.push(listener);
+    }
+    Ok(Running {
+        name: ServiceName::Receiver,
+        listeners,
+        tasks: Vec::new(),
+    })
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    helo: String,
+    from: String,
+    /// The users (own addresses) the message is for.
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+        Session {
+            shared,
+            peer,
+            helo: String::new(),
+            from: String::new(),
+            rcpts: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.from.clear();
+        self.rcpts.clear();
+        self.data = Vec::new();
+    }
+
+    async fn end_of_data(&mut self, tls: bool) -> Answer {
+        let shared = self.shared.clone();
+        let message = strip_forged_results(&std::mem::take(&mut self.data), &shared.hostname);
+        let envelope = Envelope {
+            ip: self.peer,
+            helo: self.helo.clone(),
+            mail_from: self.from.clone(),
+        };
+        let id = new_id();
+        let auth = authenticate(
+            &shared.resolver,
+            &shared.psl,
+            &message,
+            &envelope,
+            &shared.hostname,
+            unix_now(),
+            crate::random::below(100),
+        )
+        .await;
+        if auth.dmarc.disposition == Policy::Reject {
+            tracing::info!(
+                service = "receiver",
+                id,
+                from_domain = auth.dmarc.from_domain,
+                "refused by DMARC"
+            );
+            return Answer::Refuse(reply(
+                550,
+                5,
+                7,
+                1,
+                &format!("rejected by the DMARC policy of {}", auth.dmarc.from_domain),
+            ));
+        }
+        let results = match auth.header_field(&shared.hostname) {
+            Ok(field) => field,
+            Err(e) => {
+                return Answer::Refuse(reply(451, 4, 3, 0, &format!("cannot record results: {e}")));
+            }
+        };
+        let quarantine = if auth.dmarc.disposition == Policy::Quarantine {
+            "X-Ptt-Quarantine: DMARC\r\n"
+        } else {
+            ""
+        };
+        let protocol = if tls { "ESMTPS" } else { "ESMTP" };
+        let trace = received_field(&self.helo, self.peer, &shared.hostname, protocol, &id);
+        let head = [
+            results,
+            auth.received_spf.clone(),
+            quarantine.to_string(),
+            trace,
+        ]
+        .concat();
+        let rcpts = std::mem::take(&mut self.rcpts);
+        let root = shared.mail.clone();
+        let to = rcpts.clone();
+        let stored = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for user in &to {
+                let dir = Maildir::create(&root.join(user))?;
+                dir.deliver(&[head.as_bytes(), &message])?;
+            }
+            Ok(())
+        })
+        .await;
+        match stored {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    service = "receiver", id, peer = %self.peer, from = self.from,
+                    to = rcpts.join(","), dmarc = auth.dmarc.result.as_str(), "stored"
+                );
+                Answer::AcceptWith(reply(250, 2, 0, 0, &format!("stored as {id}")))
+            }
+            _ => Answer::Refuse(reply(451, 4, 3, 0, "cannot store the message now")),
+        }
+    }
+}
+
+impl SessionHandler for Session {
+    async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        match event {
+            Event::Hello { name, .. } => {
+                self.helo = name;
+                self.reset();
+                Answer::Accept
+            }
+            Event::Auth { .. } => Answer::Refuse(reply(502, 5, 5, 1, "AUTH is for submission")),
+            Event::Mail { from, .. } => {
+                self.reset();
+                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
+                Answer::Accept
+            }
+            Event::Rcpt { to, .. } => {
+                let domain = &self.shared.domain;
+                let mailbox = match to.mailbox() {
+                    Some(m) => m.to_string(),
+                    None => format!("postmaster@{domain}"),
+                };
+                if crate::userdb::domain_of(&mailbox) != *domain {
+                    return Answer::Refuse(reply(554, 5, 7, 1, "relay access denied"));
+                }
+                let db = self.shared.users.get();
+                let user = match db.owner(&mailbox) {
+                    Some((user, _)) => user.to_string(),
+                    None if mailbox.to_ascii_lowercase().starts_with("postmaster@") => {
+                        format!("postmaster@{domain}")
+                    }
+                    None => return Answer::Refuse(reply(550, 5, 1, 1, "no such user here")),
+                };
+                if !self.rcpts.contains(&user) {
+                    self.rcpts.push(user);
+                }
+                Answer::Accept
+            }
+            Event::DataStart { .. } => {
+                self.data.clear();
+                Answer::Accept
+            }
+            Event::DataChunk(bytes) => {
+                if (self.data.len() + bytes.len()) as u64 <= session.config().max_message_size {
+                    self.data.extend_from_slice(&bytes);
+                }
+                Answer::Accept
+            }
+            Event::DataEnd { .. } => self.end_of_data(session.is_tls()).await,
+            Event::Vrfy(_) => Answer::Refuse(reply(
+                252,
+                2,
+                5,
+                0,
+                "Cannot VRFY, but will accept the message",
+            )),
+            _ => {
+                self.reset();
+                Answer::Accept
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The relay: the only service that talks to the Internet, and that only
+//! the signer may hand mail to (its client certificate is checked during
+//! the handshake).
+//!
+//! Today it delivers the domain's own mail to the receiver (over SMTP with
+//! STARTTLS, as any MTA would) and keeps the rest, fsynced, in
+//! `state/relay/outbound/` (one `.eml` and one `.env` per message) for the
+//! delivery to MX hosts that comes next. The `250` comes only once the
+//! receiver has the message or it is on disk.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+
+use super::Running;
+use super::hop::{Handoff, Hop};
+use super::listener::{Listener, Spec, bind};
+use crate::config::{Config, ServiceName};
+use crate::net::smtp::{Answer, SessionHandler};
+use crate::store::spool::{Envelope, Spool, new_id};
+
+struct Shared {
+    domain: String,
+    receiver: Option<Hop>,
+    outbound: Spool,
+}
+
+fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
+    Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+/// Starts `[relay]`.
+pub(crate) async fn start(config: &Config) -> Result<Running, String> {
+    let Some(section) = &config.relay else {
+        return Err("no [relay] section".into());
+    };
+    let identity = crate::net::pki::identity(config, ServiceName::Relay)?;
+    let acceptor = identity.internal_acceptor(&[ServiceName::Signer.internal_name()])?;
+    let outbound_dir = config.state_of(ServiceName::Relay).join("outbound");
+    let receiver = match &config.receiver {
+        Some(r) => Some(Hop {
+            addr: r.address,
+            connector: identity.ca_connector()?,
+            name: rustls::pki_types::ServerName::try_from(config.hostname.clone())
+                .map_err(|e| e.to_string())?,
+            mode: TlsMode::Required,
+            hello: config.hostname.clone(),
+        }),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        domain: config.domain.clone(),
+        receiver,
+        outbound: Spool::open(&outbound_dir)
+            .map_err(|e| format!("creating {}: {e}", outbound_dir.display()))?,
+    });
+    let smtp = Arc::new(ServerConfig {
+        hostname: config.hostname.clone(),
+        banner: "ESMTP ptt relay".into(),
+        ..ServerConfig::default()
+    });
+    let mut listeners = Vec::new();
+    for addr in &section.listen {
+        let shared = shared.clone();
+        let listener = Listener::spawn(
+            bind(*addr)?,
+            Spec {
+                service: "relay",
+                config: smtp.clone(),
+                tls: Some(acceptor.clone()),
+                implicit: true,
+                max_sessions: 4096,
+            },
+            move |peer| Session::new(shared.clone(), peer.ip()),
+        );
+        tracing::info!(service = "relay", addr = %listener.addr(), "listening");
+        listeners.push(listener);
+    }
+    Ok(Running {
+        name: ServiceName::Relay,
+        listeners,
+        tasks: Vec::new(),
+    })
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    _peer: IpAddr,
+    from: String,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+        Session {
+            shared,
+            _peer: peer,
+            from: String::new(),
+            rcpts: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    fn is_local(&self, address: &str) -> bool {
+        crate::userdb::domain_of(address) == self.shared.domain
+    }
+
+    async fn end_of_data(&mut self) -> Answer {
+        let message = std::mem::take(&mut self.data);
+        let id = new_id();
+        let (local, remote): (Vec<String>, Vec<String>) = std::mem::take(&mut self.rcpts)
+            .into_iter()
+            .partition(|r| self.is_local(r));
+        if !local.is_empty() {
+            let Some(receiver) = &self.shared.receiver else {
+                return Answer::Refuse(reply(
+                    451,
+                    4,
+                    3,
+                    0,
+                    "no receiver configured for local mail",
+                ));
+            };
+            match receiver.send(&self.from, &local, &message).await {
+                Handoff::Taken {
+                    reply: next,
+                    refused,
+                    deferred,
+                } => {
+                    if !refused.is_empty() || !deferred.is_empty() {
+                        tracing::warn!(
+                            service = "relay",
+                            id,
+                            ?refused,
+                            ?deferred,
+                            "local recipients not delivered"
+                        );
+                    }
+                    tracing::info!(service = "relay", id, from = self.from, to = local.join(","), next = "receiver", reply = %next, "delivered");
+                }
+                Handoff::Refused(why) => return Answer::Refuse(why),
+                Handoff::Deferred(why) => {
+                    tracing::warn!(service = "relay", id, "local delivery deferred: {why}");
+                    return Answer::Refuse(reply(
+                        451,
+                        4,
+                        4,
+                        0,
+                        "local delivery deferred; try again later",
+                    ));
+                }
+            }
+        }
+        if !remote.is_empty() {
+            let spool = self.shared.outbound.clone();
+            let envelope = Envelope {
+                from: self.from.clone(),
+                to: remote.clone(),
+                user: None,
+            };
+            let key = id.clone();
+            let stored =
+                tokio::task::spawn_blocking(move || spool.put(&key, &envelope, &message)).await;
+            if !matches!(stored, Ok(Ok(()))) {
+                return Answer::Refuse(reply(452, 4, 3, 1, "cannot queue the message now"));
+            }
+            tracing::info!(
+                service = "relay",
+                id,
+                from = self.from,
+                to = remote.join(","),
+                "queued in outbound/ (delivery to MX hosts is not built yet)"
+            );
+        }
+        Answer::AcceptWith(reply(250, 2, 0, 0, &format!("queued as {id}")))
+    }
+}
+
+impl SessionHandler for Session {
+    async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        match event {
+            Event::Mail { from, .. } => {
+                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
+                self.rcpts.clear();
+                Answer::Accept
+            }
+            Event::Rcpt { to, .. } => {
+                match to.mailbox() {
+                    Some(m) => self.rcpts.push(m.to_string()),
+                    None => self
+                        .rcpts
+                        .push(format!("postmaster@{}", self.shared.domain)),
+                }
+                Answer::Accept
+            }
+            Event::DataStart { .. } => {
+                self.data.clear();
+                Answer::Accept
+            }
+            Event::DataChunk(bytes) => {
+                if (self.data.len() + bytes.len()) as u64 <= session.config().max_message_size {
+                    self.data.extend_from_slice(&bytes);
+                }
+                Answer::Accept
+            }
+            Event::DataEnd { .. } => self.end_of_data().await,
+            Event::Auth { .. } | Event::Vrfy(_) => Answer::Refuse(reply(502, 5, 5, 1, "not here")),
+            Event::Hello { .. } => Answer::Accept,
+            _ => {
+                self.rcpts.clear();
+                self.data = Vec::new();
+                Answer::Accept
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The signer: the only holder of the private keys. It accepts mail only
+//! from ptt's own services (a client certificate of the private CA naming
+//! submission, the receiver, the list server or the relay, checked during
+//! the handshake), signs every message of its domain with two DKIM
+//! signatures (Ed25519 and RSA-2048, RFC 8463 §4, relaxed/relaxed, `t=`
+//! stamped), and hands it to the relay; the `250` to its client comes only
+//! once the relay has it. A message whose `From:` domain it has no key for
+//! is refused (`550 5.7.1`), never passed on unsigned.
+//!
+//! Keys are PEM files in `state/signer/keys/` (mode 0600), made at first
+//! start; no other service's configuration names them.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use ptt_dkim::{KeyKind, Signer, SignerConfig, SigningKey};
+use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+
+use super::Running;
+use super::hop::{Handoff, Hop};
+use super::listener::{Listener, Spec, bind};
+use super::trace::{received_field, unix_now};
+use crate::config::{Config, ServiceName};
+use crate::net::smtp::{Answer, SessionHandler};
+use crate::store::spool::new_id;
+use crate::store::write_private;
+
+/// One DKIM key of the signer.
+pub(crate) struct DkimKey {
+    /// Its selector.
+    pub(crate) selector: String,
+    /// The key.
+    pub(crate) key: SigningKey,
+}
+
+impl DkimKey {
+    /// The TXT record to publish at `SELECTOR._domainkey.DOMAIN`.
+    pub(crate) fn record(&self) -> String {
+        self.key.key_record().to_string()
+    }
+}
+
+/// The signer's keys, in `state/signer/keys/`: `SELECTOR-ed25519.pem` and
+/// `SELECTOR-rsa.pem`, made (mode 0600) when missing.
+pub(crate) fn keys(config: &Config) -> Result<Vec<DkimKey>, String> {
+    let base = config
+        .signer
+        .as_ref()
+        .map_or("ptt", |s| s.selector.as_str());
+    let dir = config.state_of(ServiceName::Signer).join("keys");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    [("ed25519", KeyKind::Ed25519), ("rsa", KeyKind::Rsa2048)]
+        .into_iter()
+        .map(|(suffix, kind)| {
+            let selector = format!("{base}-{suffix}");
+            let path = dir.join(format!("{selector}.pem"));
+            let key = load_or_make(&path, kind)?;
+            Ok(DkimKey { selector, key })
+        })
+        .collect()
+}
+
+fn load_or_make(path: &Path, kind: KeyKind) -> Result<SigningKey, String> {
+    if path.exists() {
+        let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        return SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let seed = crate::random::bytes32()?;
+    let made = ptt_dkim::generate_key(kind, seed).map_err(|e| format!("making a key: {e}"))?;
+    write_private(path, made.pem.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tracing::info!(service = "signer", key = %path.display(), "made a new DKIM key");
+    Ok(made.key)
+}
+
+struct Shared {
+    domain: String,
+    hostname: String,
+    keys: Vec<DkimKey>,
+    relay: Hop,
+}
+
+fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
+    Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+/// Starts `[signer]`.
+pub(crate) async fn start(config: &Config) -> Result<Running, String> {
+    let (Some(section), Some(relay)) = (&config.signer, &config.relay) else {
+        return Err("[signer] needs [signer] and [relay] sections".into());
+    };
+    let identity = crate::net::pki::identity(config, ServiceName::Signer)?;
+    let clients: Vec<String> = [
+        ServiceName::Submission,
+        ServiceName::Receiver,
+        ServiceName::Lists,
+        ServiceName::Relay,
+    ]
+    .iter()
+    .map(|s| s.internal_name())
+    .collect();
+    let acceptor = identity.internal_acceptor(&clients)?;
+    let shared = Arc::new(Shared {
+        domain: config.domain.clone(),
+        hostname: config.hostname.clone(),
+        keys: keys(config)?,
+        relay: Hop {
+            addr: relay.address,
+            connector: identity.internal_connector()?,
+            name: rustls::pki_types::ServerName::try_from(ServiceName::Relay.internal_name())
+                .map_err(|e| e.to_string())?,
+            mode: TlsMode::Implicit,
+            hello: config.hostname.clone(),
+        },
+    });
+    for key in &shared.keys {
+        tracing::info!(
+            service = "signer",
+            selector = key.selector,
+            "publish {}._domainkey.{} TXT \"{}\"",
+            key.selector,
+            config.domain,
+            key.record()
+        );
+    }
+    let smtp = Arc::new(ServerConfig {
+        hostname: config.hostname.clone(),
+        banner: "ESMTP ptt signer".into(),
+        ..ServerConfig::default()
+    });
+    let mut listeners = Vec::new();
+    for addr in &section.listen {
+        let shared = shared.clone();
+        let listener = Listener::spawn(
+            bind(*addr)?,
+            Spec {
+                service: "signer",
+                config: smtp.clone(),
+                tls: Some(acceptor.clone()),
+                implicit: true,
+                max_sessions: 4096,
+            },
+            move |peer| Session::new(shared.clone(), peer.ip()),
+        );
+        tracing::info!(service = "signer", addr = %listener.addr(), "listening");
+        listeners.push(listener);
+    }
+    Ok(Running {
+        name: ServiceName::Signer,
+        listeners,
+        tasks: Vec::new(),
+    })
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    helo: String,
+    from: String,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+        Session {
+            shared,
+            peer,
+            helo: String::new(),
+            from: String::new(),
+            rcpts: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// The DKIM-Signature fields for `message`, one per key.
+    fn sign(&self, message: &[u8]) -> Result<String, Reply> {
+        let now = unix_now();
+        let mut fields = String::new();
+        for key in &self.shared.keys {
+            let config = SignerConfig::new(&self.shared.domain, &key.selector);
+            let mut signer = Signer::new(&key.key, &config)
+                .map_err(|e| reply(451, 4, 3, 0, &format!("cannot sign: {e}")))?
+                .at(Some(now), None);
+            signer.update(message);
+            let field = signer
+                .finish()
+                .map_err(|e| reply(554, 5, 6, 0, &format!("cannot sign this message: {e}")))?;
+            fields.push_str(&field);
+        }
+        Ok(fields)
+    }
+
+    async fn end_of_data(&mut self) -> Answer {
+        let message = std::mem::take(&mut self.data);
+        let id = new_id();
+        let domain = match crate::authn::from_domain(&message) {
+            Ok(d) => d,
+            Err(why) => return Answer::Refuse(reply(550, 5, 7, 1, &format!("cannot sign: {why}"))),
+        };
+        if !domain.eq_ignore_ascii_case(&self.shared.domain) {
+            tracing::info!(
+                service = "signer",
+                id,
+                from_domain = domain,
+                "refused: no key for the From domain"
+            );
+            return Answer::Refuse(reply(
+                550,
+                5,
+                7,
+                1,
+                &format!(
+                    "no signing key for {domain}; only {} is signed here",
+                    self.shared.domain
+                ),
+            ));
+        }
+        let signatures = match self.sign(&message) {
+            Ok(s) => s,
+            Err(r) => return Answer::Refuse(r),
+        };
+        let trace = received_field(&self.helo, self.peer, &self.shared.hostname, "ESMTPS", &id);
+        let signed = [trace.as_bytes(), signatures.as_bytes(), &message].concat();
+        let rcpts = std::mem::take(&mut self.rcpts);
+        match self.shared.relay.send(&self.from, &rcpts, &signed).await {
+            Handoff::Taken { reply: next, .. } => {
+                tracing::info!(
+                    service = "signer", id, from = self.from, to = rcpts.join(","),
+                    size = signed.len(), next = "relay", reply = %next, "signed"
+                );
+                Answer::AcceptWith(reply(250, 2, 0, 0, &format!("signed, queued as {id}")))
+            }
+            Handoff::Refused(why) => {
+                tracing::info!(service = "signer", id, %why, "refused by the relay");
+                Answer::Refuse(why)
+            }
+            Handoff::Deferred(why) => {
+                tracing::warn!(
+                    service = "signer",
+                    id,
+                    "the relay cannot take it now: {why}"
+                );
+                Answer::Refuse(reply(
+                    451,
+                    4,
+                    4,
+                    0,
+                    "the relay cannot take the message now; try again later",
+                ))
+            }
+        }
+    }
+}
+
+impl SessionHandler for Session {
+    async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        match event {
+            Event::Hello { name, .. } => {
+                self.helo = name;
+                Answer::Accept
+            }
+            Event::Mail { from, .. } => {
+                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
+                self.rcpts.clear();
+                Answer::Accept
+            }
+            Event::Rcpt { to, .. } => {
+                match to.mailbox() {
+                    Some(m) => self.rcpts.push(m.to_string()),
+                    None => self
+                        .rcpts
+                        .push(format!("postmaster@{}", self.shared.domain)),
+                }
+                Answer::Accept
+            }
+            Event::DataStart { .. } => {
+                self.data.clear();
+                Answer::Accept
+            }
+            Event::DataChunk(bytes) => {
+                if (self.data.len() + bytes.len()) as u64 <= session.config().max_message_size {
+                    self.data.extend_from_slice(&bytes);
+                }
+                Answer::Accept
+            }
+            Event::DataEnd { .. } => self.end_of_data().await,
+            Event::Auth { .. } | Event::Vrfy(_) => Answer::Refuse(reply(502, 5, 5, 1, "not here")),
+            _ => {
+                self.from.clear();
+                self.rcpts.clear();
+                self.data = Vec::new();
+                Answer::Accept
+            }
+        }
+    }
+}
