@@ -1,7 +1,8 @@
 //! `ptt up` end to end: swaks submits over STARTTLS and implicit TLS with
-//! AUTH, the message is DKIM-signed, handed to the receiver, authenticated
-//! and stored; dkimpy independently verifies what landed in the inbox; the
-//! open-relay, spoofing and forged-results probes are refused.
+//! AUTH, the message goes submission → signer (two DKIM signatures) →
+//! relay → receiver, is authenticated and stored; dkimpy independently
+//! verifies both signatures of what landed in the mailbox; the open-relay,
+//! spoofing and forged-results probes are refused.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ptt_testkit::python::{PyDns, dkimpy_verify};
+use ptt_testkit::python::{PyDns, dkimpy_verify_each};
 use ptt_testkit::{Peer, free_port, swaks, wait_for_tcp};
 
 struct Up {
@@ -19,13 +20,15 @@ struct Up {
     submissions: u16,
     receiver: u16,
     password: String,
-    key_record: String,
+    key_records: BTreeMap<String, String>,
+    config: PathBuf,
 }
 
 impl Up {
     fn start() -> Up {
         let state = tempfile::tempdir().unwrap();
         let (submission, submissions, receiver) = (free_port(), free_port(), free_port());
+        let (signer, relay) = (free_port(), free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
             .arg("up")
             .arg("--state")
@@ -33,26 +36,37 @@ impl Up {
             .args(["--submission-port", &submission.to_string()])
             .args(["--submissions-port", &submissions.to_string()])
             .args(["--receiver-port", &receiver.to_string()])
+            .args(["--signer-port", &signer.to_string()])
+            .args(["--relay-port", &relay.to_string()])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn ptt up");
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let process = Peer::new("ptt up", child);
-        let (mut password, mut key_record) = (String::new(), String::new());
+        let (mut password, mut key_records, mut config) =
+            (String::new(), BTreeMap::new(), PathBuf::new());
         for line in stdout.lines() {
             let line = line.unwrap();
             if let Some(rest) = line.trim().strip_prefix("user") {
                 password = rest.split_whitespace().last().unwrap().to_string();
             }
             if line.contains("._domainkey.") {
-                key_record = line.split('"').nth(1).unwrap().to_string();
+                let name = line.split_whitespace().next().unwrap();
+                key_records.insert(
+                    name.trim_end_matches('.').to_string(),
+                    line.split('"').nth(1).unwrap().to_string(),
+                );
+            }
+            if let Some(path) = line.strip_prefix("Go on later with: ptt serve --config ") {
+                config = PathBuf::from(path.trim());
             }
             if line.starts_with("Stop with") {
                 break;
             }
         }
         assert!(!password.is_empty(), "ptt up printed no password");
+        assert!(config.is_file(), "ptt up printed no config path");
         for port in [submission, submissions, receiver] {
             wait_for_tcp(
                 ([127, 0, 0, 1], port).into(),
@@ -67,15 +81,27 @@ impl Up {
             submissions,
             receiver,
             password,
-            key_record,
+            key_records,
+            config,
         }
     }
 
+    /// The messages of the demo user's mailbox (`inbox`) or the relay's
+    /// outbound queue (`outbound`).
     fn folder(&self, name: &str) -> Vec<Vec<u8>> {
-        let dir: PathBuf = self.state.path().join(name).join("new");
+        let (dir, ext) = match name {
+            "inbox" => (
+                self.state
+                    .path()
+                    .join("receiver/mail/demo@example.test/new"),
+                "ptt",
+            ),
+            _ => (self.state.path().join("relay/outbound"), "eml"),
+        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == ext));
         files.sort();
         files.iter().map(|p| std::fs::read(p).unwrap()).collect()
     }
@@ -159,22 +185,47 @@ fn submission_signs_and_the_receiver_authenticates() {
     assert!(text.contains("Received-SPF: pass"), "{text}");
     assert!(text.contains("Received: from"), "{text}");
 
-    // An independent implementation agrees with the signature.
-    let mut txt = BTreeMap::new();
-    txt.insert(
-        "ptt._domainkey.example.test".to_string(),
-        up.key_record.clone(),
-    );
-    assert!(dkimpy_verify(&inbox[0], &PyDns::Txt(txt.clone())));
+    // Two signatures (Ed25519 and RSA), each verified by an independent
+    // implementation on its own: with only its key published.
+    assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
+    assert!(text.contains("a=ed25519-sha256") && text.contains("a=rsa-sha256"));
+    assert_eq!(up.key_records.len(), 2, "{:?}", up.key_records);
+    let txt = PyDns::Txt(up.key_records.clone());
+    assert_eq!(dkimpy_verify_each(&inbox[0], &txt), [true, true]);
     let tampered = String::from_utf8_lossy(&inbox[0]).replace("hello", "hellO");
-    assert!(!dkimpy_verify(tampered.as_bytes(), &PyDns::Txt(txt)));
+    assert_eq!(
+        dkimpy_verify_each(tampered.as_bytes(), &txt),
+        [false, false]
+    );
+    // Each signature rests on its own key: with one key alone, only its
+    // signature verifies.
+    for (i, (name, record)) in up.key_records.iter().enumerate() {
+        let alone = PyDns::Txt([(name.clone(), record.clone())].into());
+        let verdicts = dkimpy_verify_each(&inbox[0], &alone);
+        assert_eq!(
+            verdicts.iter().filter(|v| **v).count(),
+            1,
+            "{name}: {verdicts:?} ({i})"
+        );
+    }
 
     // The remote recipient waits on disk for the relay, signed.
     let outbound = up.wait_for("outbound", 1);
     let queued = String::from_utf8_lossy(&outbound[0]);
+    let envelopes: Vec<String> = std::fs::read_dir(state_path(&up).join("relay/outbound"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(envelopes.len(), 1);
     assert!(
-        queued.contains("X-Ptt-Envelope-To: <friend@example.net>"),
-        "{queued}"
+        envelopes[0].contains("\"friend@example.net\""),
+        "{envelopes:?}"
+    );
+    assert!(
+        !envelopes[0].contains("demo@example.test\"]"),
+        "{envelopes:?}"
     );
     assert!(queued.contains("DKIM-Signature:"), "{queued}");
     // Stamped with the signing time (t=), within this test's run.
@@ -192,7 +243,24 @@ fn submission_signs_and_the_receiver_authenticates() {
         .unwrap()
         .as_secs();
     assert!(t <= now && now - t < 600, "t={t}, now {now}");
-    assert!(state_path(&up).join("ca.pem").exists());
+    assert!(state_path(&up).join("ca/ca.pem").exists());
+    // The configuration it wrote passes check-config and spells out the
+    // services it ran.
+    let check = Command::new(env!("CARGO_BIN_EXE_ptt"))
+        .arg("check-config")
+        .arg(&up.config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        summary.contains("services: submission, receiver, signer, relay"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -87,6 +87,31 @@ pub fn dkimpy_verify(message: &[u8], dns: &PyDns) -> bool {
     python_verdict(&out, "dkimpy verify")
 }
 
+/// dkimpy's verdict on each DKIM signature of `message`, in order (a
+/// message signed twice, Ed25519 and RSA, gives two verdicts).
+pub fn dkimpy_verify_each(message: &[u8], dns: &PyDns) -> Vec<bool> {
+    require_dkimpy();
+    let out = run(
+        "import dkim
+m = sys.stdin.buffer.read()
+d = dkim.DKIM(m)
+n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
+def one(i):\n    try:\n        return dkim.DKIM(m).verify(idx=i, **dns_kw())\n    except dkim.DKIMException:\n        return False\n\
+print(' '.join('pass' if one(i) else 'fail' for i in range(n)))",
+        dns_config(dns),
+        message,
+    );
+    assert!(
+        out.status.success(),
+        "dkimpy verify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v == "pass")
+        .collect()
+}
+
 /// dkimpy's ARC verdict: the `cv` value (`pass`, `fail` or `none`).
 pub fn dkimpy_arc_verify(message: &[u8], dns: &PyDns) -> String {
     require_dkimpy();

@@ -77,10 +77,26 @@ fn services(config: &Config, words: &[String]) -> Result<Vec<ServiceName>, Failu
         .collect()
 }
 
-/// Builds the runtime every server verb runs on.
+/// Keeps the heap small under load: large blocks (argon2's 19 MiB per
+/// password check) always come from `mmap` and go back to the kernel when
+/// freed (glibc would otherwise raise its threshold after the first one and
+/// keep them), and few arenas.
+fn tune_allocator() {
+    // SAFETY: mallopt only sets glibc allocator parameters; called before
+    // any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Builds the runtime every server verb runs on: two workers, and a small
+/// pool for blocking work (password checks, fsyncs).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(32)
         .enable_all()
         .build()
         .map_err(|e| Failure::input(format!("starting the runtime: {e}")))

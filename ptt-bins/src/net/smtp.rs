@@ -23,6 +23,7 @@ use ptt_smtp::server::{self, Event, Server, ServerConfig};
 use ptt_smtp::{Client, ClientEvent, Reply, client};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// A connection that may be upgraded to TLS in the middle.
@@ -176,7 +177,7 @@ pub(crate) async fn listen<H, F>(
         let mut handler = make(peer);
         let (config, tls) = (config.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve(tcp, config, tls, implicit, &mut handler).await {
+            if let Err(e) = serve(tcp, config, tls, implicit, &mut handler, None).await {
                 eprintln!("smtp: session with {peer}: {e}");
             }
         });
@@ -186,13 +187,16 @@ pub(crate) async fn listen<H, F>(
 /// Drives one server session over `tcp` until it closes.
 ///
 /// `tls` makes STARTTLS possible (when `config.starttls`) or, with
-/// `implicit`, runs the handshake before the greeting (RFC 8314).
+/// `implicit`, runs the handshake before the greeting (RFC 8314). Once
+/// `stop` says true, the next MAIL is answered `421 4.3.2` and the session
+/// ends: a transaction under way finishes, no new one starts.
 pub(crate) async fn serve<H: SessionHandler>(
     tcp: TcpStream,
     config: Arc<ServerConfig>,
     tls: Option<TlsAcceptor>,
     implicit: bool,
     handler: &mut H,
+    stop: Option<watch::Receiver<bool>>,
 ) -> io::Result<()> {
     let _ = tcp.set_nodelay(true);
     let mut conn = Conn::Plain(tcp);
@@ -207,7 +211,7 @@ pub(crate) async fn serve<H: SessionHandler>(
     let start = Instant::now();
     let now = move || start.elapsed();
     let mut session = Server::new(config, now(), conn.is_tls());
-    let result = drive_server(&mut conn, &mut session, tls.as_ref(), handler, now).await;
+    let result = drive_server(&mut conn, &mut session, tls.as_ref(), handler, now, stop).await;
     if result.is_err() {
         // Let the machine drop the transaction and tell the handler.
         session.handle_input(server::Input::Closed(now()));
@@ -240,8 +244,10 @@ async fn drive_server<H: SessionHandler>(
     tls: Option<&TlsAcceptor>,
     handler: &mut H,
     now: impl Fn() -> Duration,
+    stop: Option<watch::Receiver<bool>>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; 32 * 1024];
+    // Small: a thousand sessions at once each hold one.
+    let mut buf = vec![0u8; 8 * 1024];
     loop {
         match session.poll_output() {
             server::Output::Transmit(bytes) => {
@@ -249,6 +255,16 @@ async fn drive_server<H: SessionHandler>(
                 conn.flush().await?;
             }
             server::Output::Event(event) => {
+                if matches!(event, Event::Mail { .. }) && stop.as_ref().is_some_and(|s| *s.borrow())
+                {
+                    let reply = Reply::new(
+                        421,
+                        Some(ptt_smtp::EnhancedCode::new(4, 3, 2)),
+                        "shutting down; try again later",
+                    );
+                    session.refuse(reply).map_err(io::Error::other)?;
+                    continue;
+                }
                 let ask = event.needs_answer();
                 let answer = handler.event(event, session).await;
                 if ask {

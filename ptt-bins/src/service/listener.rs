@@ -101,8 +101,11 @@ impl Listener {
                 let (config, tls, implicit) =
                     (spec.config.clone(), spec.tls.clone(), spec.implicit);
                 let service = spec.service;
+                let stop = stopped.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(tcp, config, tls, implicit, &mut handler).await {
+                    if let Err(e) =
+                        serve(tcp, config, tls, implicit, &mut handler, Some(stop)).await
+                    {
                         tracing::debug!(service, %peer, "session ended: {e}");
                     }
                     drop(permit);

@@ -7,11 +7,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Deliveries made by this process, across every [`Maildir`] value: two
+/// values for the same folder (the receiver opens one per delivery) must
+/// never make the same name in the same microsecond.
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
 /// One folder with `tmp/`, `new/` and `cur/`.
 #[derive(Debug)]
 pub(crate) struct Maildir {
     root: PathBuf,
-    counter: AtomicU64,
 }
 
 impl Maildir {
@@ -22,14 +26,13 @@ impl Maildir {
         }
         Ok(Maildir {
             root: root.to_path_buf(),
-            counter: AtomicU64::new(0),
         })
     }
 
     /// A name no other delivery of this process or another one uses; names
     /// sort in arrival order (seconds, then zero-padded microseconds).
     pub(crate) fn unique_name(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -47,16 +50,18 @@ impl Maildir {
     }
 
     /// Publishes the message written to [`tmp_path`](Self::tmp_path)`(name)`
-    /// as `file`: fsyncs it, renames it into `new/` and fsyncs the folder;
-    /// without `fsync`, the same minus both fsyncs (benchmarks only).
-    /// Blocking.
+    /// as `file`: fsyncs it, links it into `new/` (which fails rather than
+    /// replace a message already there), removes the temporary name and
+    /// fsyncs the folder; without `fsync`, the same minus both fsyncs
+    /// (benchmarks only). Blocking.
     pub(crate) fn publish(&self, name: &str, file: File, fsync: bool) -> std::io::Result<()> {
         if fsync {
             file.sync_all()?;
         }
         drop(file);
         let new = self.root.join("new");
-        std::fs::rename(self.tmp_path(name), new.join(name))?;
+        std::fs::hard_link(self.tmp_path(name), new.join(name))?;
+        std::fs::remove_file(self.tmp_path(name))?;
         if fsync {
             File::open(&new)?.sync_all()?;
         }
@@ -69,7 +74,10 @@ impl Maildir {
         let name = self.unique_name();
         let tmp = self.tmp_path(&name);
         let result = (|| {
-            let mut file = File::create(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             for part in parts {
                 file.write_all(part)?;
             }
@@ -101,5 +109,28 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn many_values_for_one_folder_never_overwrite_each_other() {
+        // The receiver opens a Maildir value per delivery; a lost message
+        // in a SIGTERM test came from two of them naming a file alike.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let md = Maildir::create(&root).unwrap();
+                        md.deliver(&[format!("{t}-{i}").as_bytes()]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(std::fs::read_dir(root.join("new")).unwrap().count(), 800);
     }
 }
