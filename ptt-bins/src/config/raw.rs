@@ -558,7 +558,7 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             auth_concurrency: c.positive(
                 s.auth_concurrency.as_ref(),
                 "[submission] auth_concurrency",
-                2,
+                1,
             ) as usize,
             max_failures_per_ip: s.max_failures_per_ip.as_ref().map_or(10, |v| *v.get_ref()),
             max_failures_per_user: s.max_failures_per_user.as_ref().map_or(10, |v| *v.get_ref()),

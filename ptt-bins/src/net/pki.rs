@@ -42,30 +42,50 @@ impl LocalCa {
     }
 
     /// The CA kept in `dir` (`ca.pem`, `ca-key.pem` mode 0600), made there
-    /// first if there is none.
+    /// first if there is none. Services started at the same moment agree
+    /// on one CA: a new one is written in a folder of its own and renamed
+    /// to `dir` in one step, and whoever loses that race reads the winner's.
     pub(crate) fn load_or_create(dir: &Path, domain: &str) -> Result<LocalCa, String> {
-        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
-        if cert_path.exists() {
-            let cert_pem = std::fs::read_to_string(&cert_path)
-                .map_err(|e| format!("reading {}: {e}", cert_path.display()))?;
-            let key_pem = std::fs::read_to_string(&key_path)
-                .map_err(|e| format!("reading {}: {e}", key_path.display()))?;
-            let key =
-                KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", key_path.display()))?;
-            // The issuer needs only the CA's name and key: the same name
-            // and key sign certificates that chain to the stored one.
-            return Ok(LocalCa {
-                cert_pem,
-                issuer: Issuer::new(ca_params(domain), key),
-            });
+        if !dir.join("ca.pem").exists() {
+            let ca =
+                LocalCa::generate(domain).map_err(|e| format!("making the private CA: {e}"))?;
+            let parent = dir.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            let mut nonce = [0u8; 8];
+            let _ = crate::random::fill(&mut nonce);
+            let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+            let tmp = parent.join(format!(".ca.{}.{nonce}.tmp", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+            write_private(
+                &tmp.join("ca-key.pem"),
+                ca.issuer.key().serialize_pem().as_bytes(),
+            )
+            .map_err(|e| format!("writing the CA key: {e}"))?;
+            write_private(&tmp.join("ca.pem"), ca.cert_pem.as_bytes())
+                .map_err(|e| format!("writing the CA: {e}"))?;
+            // rename(2) of a folder onto a missing or empty one is atomic;
+            // onto a full one it fails, and the CA there wins.
+            let won = std::fs::rename(&tmp, dir).is_ok();
+            let _ = std::fs::remove_dir_all(&tmp);
+            if won {
+                return Ok(ca);
+            }
         }
-        let ca = LocalCa::generate(domain).map_err(|e| format!("making the private CA: {e}"))?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        write_private(&key_path, ca.issuer.key().serialize_pem().as_bytes())
-            .map_err(|e| format!("writing {}: {e}", key_path.display()))?;
-        write_private(&cert_path, ca.cert_pem.as_bytes())
-            .map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
-        Ok(ca)
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        let cert_pem = std::fs::read_to_string(&cert_path)
+            .map_err(|e| format!("reading {}: {e}", cert_path.display()))?;
+        let key_pem = std::fs::read_to_string(&key_path)
+            .map_err(|e| format!("reading {}: {e}", key_path.display()))?;
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", key_path.display()))?;
+        // The issuer needs only the CA's name and key: the same name and
+        // key sign certificates that chain to the stored one.
+        Ok(LocalCa {
+            cert_pem,
+            issuer: Issuer::new(ca_params(domain), key),
+        })
     }
 
     /// The CA certificate clients should trust (PEM).
@@ -143,6 +163,41 @@ pub(crate) fn identity(config: &Config, service: ServiceName) -> Result<Identity
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_starting_together_agree_on_one_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_dir = dir.path().join("ca");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let ca_dir = ca_dir.clone();
+                std::thread::spawn(move || {
+                    let ca = LocalCa::load_or_create(&ca_dir, "example.test").unwrap();
+                    let leaf = ca.issue(&["x.ptt.internal"]).unwrap();
+                    (ca.cert_pem.clone(), leaf.cert_pem)
+                })
+            })
+            .collect();
+        let results: Vec<(String, String)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let stored = std::fs::read_to_string(ca_dir.join("ca.pem")).unwrap();
+        for (i, (ca, leaf)) in results.iter().enumerate() {
+            assert_eq!(ca, &stored, "thread {i} uses another CA");
+            std::fs::write(dir.path().join("leaf.pem"), leaf).unwrap();
+            let out = std::process::Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(ca_dir.join("ca.pem"))
+                .arg(dir.path().join("leaf.pem"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "thread {i}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
 
     #[test]
     fn issued_certificate_chains_to_the_ca() {

@@ -247,7 +247,7 @@ async fn drive_server<H: SessionHandler>(
     stop: Option<watch::Receiver<bool>>,
 ) -> io::Result<()> {
     // Small: a thousand sessions at once each hold one.
-    let mut buf = vec![0u8; 8 * 1024];
+    let mut buf = vec![0u8; 4 * 1024];
     loop {
         match session.poll_output() {
             server::Output::Transmit(bytes) => {
@@ -312,7 +312,7 @@ pub(crate) async fn drive_client(
 ) -> io::Result<()> {
     let start = Instant::now();
     let now = move || start.elapsed();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 4 * 1024];
     loop {
         match client.poll_output() {
             client::Output::Transmit(bytes) => {

@@ -3,6 +3,7 @@
 //! caller must do: the next hop has it, refused it for good, or try later.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ptt_smtp::{
@@ -10,12 +11,18 @@ use ptt_smtp::{
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
 use crate::net::smtp::{Conn, drive_client};
 
 /// How long a whole hand-off may take.
 const HOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Hand-offs to one next hop at once: a burst of a thousand sessions
+/// queues here instead of holding a thousand connections (and their TLS
+/// state) to the next service.
+pub(crate) const HOP_CONNECTIONS: usize = 64;
 
 /// A next hop: where, and how to speak TLS to it.
 #[derive(Clone)]
@@ -30,6 +37,8 @@ pub(crate) struct Hop {
     pub(crate) mode: TlsMode,
     /// Our EHLO name.
     pub(crate) hello: String,
+    /// Connections open to it now, at most [`HOP_CONNECTIONS`].
+    pub(crate) slots: Arc<Semaphore>,
 }
 
 /// What came of a hand-off.
@@ -52,8 +61,29 @@ pub(crate) enum Handoff {
 }
 
 impl Hop {
+    /// A hop to `addr`, its certificate naming `name`.
+    pub(crate) fn new(
+        addr: SocketAddr,
+        connector: TlsConnector,
+        name: &str,
+        mode: TlsMode,
+        hello: &str,
+    ) -> Result<Hop, String> {
+        Ok(Hop {
+            addr,
+            connector,
+            name: ServerName::try_from(name.to_string()).map_err(|e| format!("{name:?}: {e}"))?,
+            mode,
+            hello: hello.to_string(),
+            slots: Arc::new(Semaphore::new(HOP_CONNECTIONS)),
+        })
+    }
+
     /// Sends one message.
     pub(crate) async fn send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Handoff::Deferred("shutting down".into());
+        };
         match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data)).await {
             Ok(outcome) => outcome,
             Err(_) => Handoff::Deferred(format!("{}: timed out", self.addr)),

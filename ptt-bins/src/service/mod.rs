@@ -53,6 +53,7 @@ impl Running {
     /// Stops accepting, waits for the sessions in flight, stops the tasks.
     pub(crate) async fn shutdown(self) {
         let mut left = 0;
+        let listened = !self.listeners.is_empty();
         for listener in self.listeners {
             left += listener.shutdown(GRACE).await;
         }
@@ -61,7 +62,7 @@ impl Running {
         }
         if left > 0 {
             tracing::warn!(service = %self.name, sessions = left, "stopped with sessions still open");
-        } else {
+        } else if listened {
             tracing::info!(service = %self.name, "stopped");
         }
     }

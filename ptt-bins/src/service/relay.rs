@@ -40,14 +40,13 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let acceptor = identity.internal_acceptor(&[ServiceName::Signer.internal_name()])?;
     let outbound_dir = config.state_of(ServiceName::Relay).join("outbound");
     let receiver = match &config.receiver {
-        Some(r) => Some(Hop {
-            addr: r.address,
-            connector: identity.ca_connector()?,
-            name: rustls::pki_types::ServerName::try_from(config.hostname.clone())
-                .map_err(|e| e.to_string())?,
-            mode: TlsMode::Required,
-            hello: config.hostname.clone(),
-        }),
+        Some(r) => Some(Hop::new(
+            r.address,
+            identity.ca_connector()?,
+            &config.hostname,
+            TlsMode::Required,
+            &config.hostname,
+        )?),
         None => None,
     };
     let shared = Arc::new(Shared {

@@ -106,14 +106,13 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
         keys: keys(config)?,
-        relay: Hop {
-            addr: relay.address,
-            connector: identity.internal_connector()?,
-            name: rustls::pki_types::ServerName::try_from(ServiceName::Relay.internal_name())
-                .map_err(|e| e.to_string())?,
-            mode: TlsMode::Implicit,
-            hello: config.hostname.clone(),
-        },
+        relay: Hop::new(
+            relay.address,
+            identity.internal_connector()?,
+            &ServiceName::Relay.internal_name(),
+            TlsMode::Implicit,
+            &config.hostname,
+        )?,
     });
     for key in &shared.keys {
         tracing::info!(

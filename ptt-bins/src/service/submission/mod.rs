@@ -78,14 +78,13 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
             allow: section.allow.clone(),
         }),
         auth_slots: Semaphore::new(section.auth_concurrency),
-        signer: Hop {
-            addr: signer.address,
-            connector: identity.internal_connector()?,
-            name: rustls::pki_types::ServerName::try_from(ServiceName::Signer.internal_name())
-                .map_err(|e| e.to_string())?,
-            mode: TlsMode::Implicit,
-            hello: config.hostname.clone(),
-        },
+        signer: Hop::new(
+            signer.address,
+            identity.internal_connector()?,
+            &ServiceName::Signer.internal_name(),
+            TlsMode::Implicit,
+            &config.hostname,
+        )?,
         spool,
     });
     let acceptor = public_acceptor(config, &identity)?;
