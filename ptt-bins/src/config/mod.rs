@@ -17,11 +17,15 @@
 //! listen_tls = ["0.0.0.0:465"]
 //! [signer]
 //! listen = ["127.0.0.1:10465"]
+//! [relay]
+//! listen = ["127.0.0.1:10025"]
 //! "#;
 //! let config = ptt_bins::config::Config::parse(text, "ptt.toml".as_ref()).unwrap();
 //! assert_eq!(config.domain, "example.org");
 //! assert_eq!(config.state_of(ptt_bins::config::ServiceName::Signer),
 //!            std::path::Path::new("/var/lib/ptt/signer"));
+//! // Where submission dials the signer.
+//! assert_eq!(config.signer.unwrap().address.to_string(), "127.0.0.1:10465");
 //! ```
 //!
 //! Every key is documented in the example file shipped beside this crate,

@@ -108,7 +108,7 @@ mod tests {
         assert!(id1 < id2 || id1[..14] == id2[..14]);
         spool.put(&id1, &env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         std::fs::write(dir.path().join(format!("{id2}.eml")), b"half").unwrap();
-        assert_eq!(spool.entries().unwrap(), [id1.clone()]);
+        assert_eq!(spool.entries().unwrap(), std::slice::from_ref(&id1));
         let (e, m) = spool.load(&id1).unwrap();
         assert_eq!(e, env);
         assert_eq!(m, b"Subject: x\r\n\r\nhi\r\n");
