@@ -170,7 +170,7 @@ pub(crate) fn from_addresses(message: &[u8]) -> Result<Vec<String>, String> {
         return Err("the message has more than one From field".into());
     }
     let value = String::from_utf8_lossy(field.value()).replace(['\r', '\n'], "");
-    let addresses = address_list(&strip_comments(&value));
+    let addresses = address_list(&strip_comments(&value))?;
     if addresses.is_empty() {
         return Err(format!("no address in From: {:?}", value.trim()));
     }
@@ -180,8 +180,15 @@ pub(crate) fn from_addresses(message: &[u8]) -> Result<Vec<String>, String> {
 /// The addr-specs of an address list (RFC 5322 §3.4), comments already
 /// removed: commas inside quoted strings or angle brackets do not split,
 /// `<…>` wins over the display name, and groups (`name: a@b, c@d;`) give
-/// their members.
-fn address_list(value: &str) -> Vec<String> {
+/// their members. Anything it cannot read whole is an error, never a
+/// guess: a reader that split it otherwise could show another address.
+fn address_list(value: &str) -> Result<Vec<String>, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "cannot read the address list {:?}: {why}",
+            value.trim()
+        ))
+    };
     let mut parts = Vec::new();
     let (mut current, mut quoted, mut escaped, mut angle) = (String::new(), false, false, false);
     for c in value.chars() {
@@ -192,9 +199,20 @@ fn address_list(value: &str) -> Vec<String> {
         }
         match c {
             '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
+            '\\' => return bad("a backslash outside a quoted string"),
+            '"' if !angle => quoted = !quoted,
+            '<' if !quoted => {
+                if angle {
+                    return bad("'<' inside '<…>'");
+                }
+                angle = true;
+            }
+            '>' if !quoted => {
+                if !angle {
+                    return bad("'>' without '<'");
+                }
+                angle = false;
+            }
             ',' | ';' if !quoted && !angle => {
                 parts.push(std::mem::take(&mut current));
                 continue;
@@ -208,21 +226,44 @@ fn address_list(value: &str) -> Vec<String> {
         }
         current.push(c);
     }
+    if quoted || angle || escaped {
+        return bad("an unclosed quoted string or '<'");
+    }
     parts.push(current);
-    parts
-        .iter()
-        .filter_map(|part| {
-            let spec = match (part.rfind('<'), part.rfind('>')) {
-                (Some(open), Some(close)) if open < close => &part[open + 1..close],
-                _ => part.trim(),
-            };
-            let spec = spec.trim().trim_matches('"');
-            let (local, domain) = spec.rsplit_once('@')?;
-            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-            (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace))
-                .then(|| format!("{}@{domain}", local.trim()))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let spec = match (part.find('<'), part.rfind('>')) {
+            (Some(open), Some(close)) => {
+                if part.matches('<').count() > 1 || !part[close + 1..].trim().is_empty() {
+                    return bad("text after '<…>'");
+                }
+                let mut in_quotes = false;
+                for c in part[..open].chars() {
+                    match c {
+                        '"' => in_quotes = !in_quotes,
+                        '@' if !in_quotes => return bad("an '@' in an unquoted display name"),
+                        _ => {}
+                    }
+                }
+                part[open + 1..close].trim()
+            }
+            _ => {
+                if part.contains(char::is_whitespace) || part.contains('"') {
+                    return bad("a display name without '<address>'");
+                }
+                part
+            }
+        };
+        let Some((local, domain)) = spec.rsplit_once('@') else {
+            return bad("an address without '@'");
+        };
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if local.is_empty() || domain.is_empty() || domain.contains(char::is_whitespace) {
+            return bad("an empty local part or domain");
+        }
+        out.push(format!("{local}@{domain}"));
+    }
+    Ok(out)
 }
 
 /// The domain of the single address in the single From field (RFC 7489
@@ -318,6 +359,17 @@ mod tests {
             ["a@x.test", "b@y.test"]
         );
         assert!(from_addresses(&m("nobody")).is_err());
+        // What a lenient reader could split otherwise is refused, not guessed.
+        for tricky in [
+            "\\\"x, victim@bank.example, \"y <alice@example.org>",
+            "victim@bank.example <alice@example.org>",
+            "<alice@example.org> victim@bank.example",
+            "\"unclosed <alice@example.org>",
+            "a <b <alice@example.org>>",
+            "Alice alice@example.org",
+        ] {
+            assert!(from_addresses(&m(tricky)).is_err(), "{tricky}");
+        }
     }
 
     #[test]

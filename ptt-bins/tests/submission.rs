@@ -204,6 +204,17 @@ fn every_refusal_has_its_code() {
         out.contains("550 5.6.0") || out.contains("550 5.7.1"),
         "{out}"
     );
+    // A recipient of the domain that does not exist: 550 5.1.1 at RCPT,
+    // in the user's mail program, not a message lost later.
+    let out = as_user(
+        sub,
+        "-tls",
+        "PLAIN",
+        "alice@example.test",
+        PASSWORD,
+        &["--from", "alice@example.test", "--to", "typo@example.test"],
+    );
+    assert!(out.contains("550 5.1.1"), "{out}");
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         site.mailbox("bob@example.test").is_empty(),
@@ -364,6 +375,113 @@ fn fifty_wrong_passwords_from_one_address_are_throttled() {
         log.contains("blocking logins after repeated failures"),
         "{log}"
     );
+}
+
+#[test]
+fn parallel_guesses_from_one_address_get_no_more_tries() {
+    // 40 sessions from one address, each sending one wrong AUTH at the same
+    // moment: those waiting for the password check are checked again when
+    // their turn comes, so the limit holds (10, plus the one in progress).
+    let mut site = Site::new("max_failures_per_ip = 10");
+    site.serve(&[]);
+    let script = format!(
+        "import smtplib, ssl, threading\nctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         codes = []; lock = threading.Lock(); ready = threading.Barrier(40)\n\
+         def guess(i):\n\
+         \ts = smtplib.SMTP_SSL('127.0.0.1', {port}, context=ctx, timeout=60); s.ehlo()\n\
+         \ts.user, s.password = 'alice@example.test', 'guess%d' % i\n\
+         \tready.wait()\n\
+         \ttry:\n\t\ts.auth('PLAIN', s.auth_plain); c = 235\n\
+         \texcept smtplib.SMTPResponseException as e:\n\t\tc = e.smtp_code\n\
+         \twith lock:\n\t\tcodes.append(c)\n\
+         ts = [threading.Thread(target=guess, args=(i,)) for i in range(40)]\n\
+         [t.start() for t in ts]; [t.join() for t in ts]\nprint(' '.join(map(str, sorted(codes))))\n",
+        port = site.submissions
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let out = text(&out);
+    let codes: Vec<u16> = out
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    assert_eq!(codes.len(), 40, "{out}");
+    let answered = codes.iter().filter(|c| **c == 535).count();
+    assert!(answered <= 11, "{answered} guesses were checked: {out}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == 421).count(),
+        40 - answered,
+        "{out}"
+    );
+}
+
+#[test]
+fn local_mail_is_delivered_with_a_public_certificate_too() {
+    // With [tls], the receiver presents that certificate instead of the
+    // private CA's; the relay still hands it the domain's mail.
+    let cert = ptt_testkit::TestCert::localhost();
+    let mut site = Site::new("");
+    site.append_config(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.cert.display(),
+        cert.key.display()
+    ));
+    site.serve(&[]);
+    let out = as_user(
+        site.submission,
+        "-tls",
+        "PLAIN",
+        "alice@example.test",
+        PASSWORD,
+        &["--from", "alice@example.test", "--to", "bob@example.test"],
+    );
+    assert!(out.contains("250 2.0.0 queued"), "{out}");
+    assert_eq!(
+        site.wait_mailbox("bob@example.test", 1).len(),
+        1,
+        "{}",
+        site.log()
+    );
+    assert!(!site.log().contains("spool"), "{}", site.log());
+}
+
+#[test]
+fn idle_sessions_are_told_and_closed_at_sigterm() {
+    let mut site = Site::new("");
+    site.serve(&[]);
+    let script = format!(
+        "import smtplib, ssl, sys\nctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         s = smtplib.SMTP_SSL('127.0.0.1', {port}, context=ctx, timeout=60)\ns.login('alice@example.test', '{PASSWORD}')\n\
+         print('idle', flush=True)\nprint(s.getreply())\n",
+        port = site.submissions
+    );
+    let mut client = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line.trim(), "idle");
+    let started = Instant::now();
+    let statuses = site.terminate();
+    assert!(statuses[0].success(), "{statuses:?}");
+    // Neither the 30 s grace nor the 5 min idle timeout: told at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(
+        rest.contains("421") && rest.contains("shutting down"),
+        "{rest}"
+    );
+    let _ = client.wait();
 }
 
 #[test]

@@ -155,6 +155,71 @@ fn adduser_makes_one_commit_that_git_shows() {
 }
 
 #[test]
+fn concurrent_changes_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("users.git");
+    let repo_s = repo.to_str().unwrap().to_string();
+    let out = ptt(
+        &[
+            "adduser",
+            "--users",
+            &repo_s,
+            "--domain",
+            "example.test",
+            "--password-stdin",
+            "first@example.test",
+        ],
+        "x\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Six writers at once: three add the same user, three add others.
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let repo_s = repo_s.clone();
+            std::thread::spawn(move || {
+                let who = if i % 2 == 0 {
+                    "same@example.test".to_string()
+                } else {
+                    format!("u{i}@example.test")
+                };
+                let out = ptt(
+                    &["adduser", "--users", &repo_s, "--password-stdin", &who],
+                    &format!("pw{i}\n"),
+                );
+                (who, out.status.success(), text(&out))
+            })
+        })
+        .collect();
+    let results: Vec<(String, bool, String)> =
+        writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let same_ok = results
+        .iter()
+        .filter(|(w, ok, _)| w == "same@example.test" && *ok)
+        .count();
+    assert_eq!(same_ok, 1, "exactly one adds the same user: {results:#?}");
+    assert!(
+        results
+            .iter()
+            .filter(|(w, _, _)| w != "same@example.test")
+            .all(|(_, ok, _)| *ok),
+        "{results:#?}"
+    );
+    let tree = git(&["--git-dir", &repo_s, "ls-tree", "-r", "--name-only", "HEAD"]);
+    for who in ["first", "same", "u1", "u3", "u5"] {
+        assert!(
+            tree.contains(&format!("users/{who}@example.test.toml")),
+            "{who} missing:\n{tree}"
+        );
+    }
+    // One commit per successful change, in one line of history.
+    assert_eq!(
+        git(&["--git-dir", &repo_s, "rev-list", "--count", "HEAD"]).trim(),
+        "5"
+    );
+    git(&["--git-dir", &repo_s, "fsck", "--strict"]);
+}
+
+#[test]
 fn a_non_bare_repository_stays_clean_for_git() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("users");

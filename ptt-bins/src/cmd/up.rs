@@ -147,14 +147,18 @@ fn demo_user(config: &Config, address: &str, domain: &str) -> Result<String, Fai
         domains: vec![domain.to_string()],
     })
     .unwrap_or_default();
+    let files = vec![
+        (
+            format!("{USERS_DIR}/{address}.toml"),
+            Some(user.to_toml().into_bytes()),
+        ),
+        (DOMAINS_FILE.to_string(), Some(domains.into_bytes())),
+    ];
     source
         .change(
-            &format!("{USERS_DIR}/{address}.toml"),
-            Some(user.to_toml().into_bytes()),
-            Some((DOMAINS_FILE, domains.into_bytes())),
             &format!("ptt up: {address} with a new password"),
             &format!("ptt@{domain}"),
-            |_| Ok(()),
+            |_| Ok(files.clone()),
         )
         .map_err(Failure::input)?;
     Ok(secret)

@@ -24,7 +24,7 @@ pub(crate) struct RepoArgs {
 
 impl RepoArgs {
     /// The repository, and the domain the configuration names.
-    fn source(&self) -> Result<(Source, Option<String>), Failure> {
+    fn source(&self) -> Result<(Source, Option<String>, tempfile::TempDir), Failure> {
         let (spec, domain) = match (&self.users, &self.config) {
             (Some(u), _) => (u.clone(), None),
             (None, Some(path)) => {
@@ -36,9 +36,14 @@ impl RepoArgs {
             }
             (None, None) => return Err(Failure::input("give --users REPO or --config FILE")),
         };
-        // A remote repository is changed in a scratch mirror, then pushed.
-        let mirror = std::env::temp_dir().join(format!("ptt-users-{}", std::process::id()));
-        Ok((Source::new(&spec, &mirror), domain))
+        // A remote repository is changed in a scratch mirror (private to
+        // this run, removed after it), then pushed.
+        let scratch = tempfile::Builder::new()
+            .prefix("ptt-users-")
+            .tempdir()
+            .map_err(|e| Failure::input(format!("making a scratch folder: {e}")))?;
+        let source = Source::new(&spec, &scratch.path().join("users.git"));
+        Ok((source, domain, scratch))
     }
 }
 
@@ -177,7 +182,7 @@ fn domains_of(db: &UserDb, config_domain: &Option<String>, given: &[String]) -> 
 }
 
 pub(crate) fn add(args: AddArgs) -> Outcome {
-    let (source, config_domain) = args.repo.source()?;
+    let (source, config_domain, _scratch) = args.repo.source()?;
     let address = normalize(&args.address);
     check_address(&address).map_err(Failure::input)?;
     for d in &args.domains {
@@ -201,19 +206,6 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
         forward_to: args.forward_to.clone(),
         may_send_as: args.may_send_as.iter().map(|a| normalize(a)).collect(),
     };
-    // domains.toml is written in the same commit when --domain adds one.
-    let known = source
-        .open_or_create()
-        .and_then(|_| source.snapshot())
-        .map_err(Failure::input)?;
-    let domains = domains_of(&known, &config_domain, &args.domains);
-    let extra = (domains != known.domains).then(|| {
-        let text = toml::to_string(&Domains {
-            domains: domains.clone(),
-        })
-        .unwrap_or_default();
-        (DOMAINS_FILE, text.into_bytes())
-    });
     let mut message = format!("adduser {address}");
     for (what, list) in [
         ("aliases", &user.aliases),
@@ -226,41 +218,43 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
     }
     let email = format!("ptt@{}", domain_of(&address));
     let commit = source
-        .change(
-            &user_path(&address),
-            Some(user.to_toml().into_bytes()),
-            extra.as_ref().map(|(p, b)| (*p, b.clone())),
-            &message,
-            &email,
-            |db| {
-                if domains.is_empty() {
+        .change(&message, &email, |db| {
+            // The domains: the repository's, the configuration's and those
+            // given now; domains.toml is written in the same commit when
+            // this adds one.
+            let domains = domains_of(db, &config_domain, &args.domains);
+            if domains.is_empty() {
+                return Err(format!(
+                    "the repository names no domain yet: give --domain {} the first time",
+                    domain_of(&address)
+                ));
+            }
+            for a in std::iter::once(&address)
+                .chain(&user.aliases)
+                .chain(&user.may_send_as)
+            {
+                if !domains.contains(&domain_of(a)) {
                     return Err(format!(
-                        "the repository names no domain yet: give --domain {} the first time",
-                        domain_of(&address)
+                        "{a} is outside the repository's domains ({}); add one with --domain",
+                        domains.join(", ")
                     ));
                 }
-                for a in std::iter::once(&address)
-                    .chain(&user.aliases)
-                    .chain(&user.may_send_as)
-                {
-                    if !domains.contains(&domain_of(a)) {
-                        return Err(format!(
-                            "{a} is outside the repository's domains ({}); add one with --domain",
-                            domains.join(", ")
-                        ));
-                    }
+            }
+            if db.owner(&address).is_some() {
+                return Err(format!("{address} already exists (as a user or an alias)"));
+            }
+            for alias in &user.aliases {
+                if let Some((owner, _)) = db.owner(alias) {
+                    return Err(format!("alias {alias} is already {owner}'s"));
                 }
-                if db.owner(&address).is_some() {
-                    return Err(format!("{address} already exists (as a user or an alias)"));
-                }
-                for alias in &user.aliases {
-                    if let Some((owner, _)) = db.owner(alias) {
-                        return Err(format!("alias {alias} is already {owner}'s"));
-                    }
-                }
-                Ok(())
-            },
-        )
+            }
+            let mut files = vec![(user_path(&address), Some(user.to_toml().into_bytes()))];
+            if domains != db.domains {
+                let text = toml::to_string(&Domains { domains }).unwrap_or_default();
+                files.push((DOMAINS_FILE.to_string(), Some(text.into_bytes())));
+            }
+            Ok(files)
+        })
         .map_err(change_failure)?;
     println!(
         "added {address} (commit {})",
@@ -270,31 +264,34 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
 }
 
 pub(crate) fn passwd(args: PasswdArgs) -> Outcome {
-    let (source, _) = args.repo.source()?;
+    let (source, _, _scratch) = args.repo.source()?;
     let address = normalize(&args.address);
     let current = source
         .open_or_create()
         .and_then(|_| source.snapshot())
         .map_err(Failure::input)?;
-    let Some(user) = current.get(&address).cloned() else {
+    if current.get(&address).is_none() {
         return Err(Failure::input(format!("{address}: no such user")));
-    };
+    }
     let password = read_password(args.password_stdin)?;
-    let updated = User {
-        password: password::hash(&password).map_err(Failure::input)?,
-        ..user
-    };
+    let hash = password::hash(&password).map_err(Failure::input)?;
     let commit = source
         .change(
-            &user_path(&address),
-            Some(updated.to_toml().into_bytes()),
-            None,
             &format!("passwd {address}"),
             &format!("ptt@{}", domain_of(&address)),
             |db| {
-                db.get(&address)
-                    .map(|_| ())
-                    .ok_or_else(|| format!("{address}: no such user"))
+                // The rest of the record as it is at the HEAD committed on.
+                let user = db
+                    .get(&address)
+                    .ok_or_else(|| format!("{address}: no such user"))?;
+                let updated = User {
+                    password: hash.clone(),
+                    ..user.clone()
+                };
+                Ok(vec![(
+                    user_path(&address),
+                    Some(updated.to_toml().into_bytes()),
+                )])
             },
         )
         .map_err(change_failure)?;
@@ -306,18 +303,15 @@ pub(crate) fn passwd(args: PasswdArgs) -> Outcome {
 }
 
 pub(crate) fn del(args: DelArgs) -> Outcome {
-    let (source, _) = args.repo.source()?;
+    let (source, _, _scratch) = args.repo.source()?;
     let address = normalize(&args.address);
     let commit = source
         .change(
-            &user_path(&address),
-            None,
-            None,
             &format!("deluser {address}"),
             &format!("ptt@{}", domain_of(&address)),
             |db| {
                 db.get(&address)
-                    .map(|_| ())
+                    .map(|_| vec![(user_path(&address), None)])
                     .ok_or_else(|| format!("{address}: no such user"))
             },
         )
@@ -330,7 +324,7 @@ pub(crate) fn del(args: DelArgs) -> Outcome {
 }
 
 pub(crate) fn list(args: ListArgs) -> Outcome {
-    let (source, _) = args.repo.source()?;
+    let (source, _, _scratch) = args.repo.source()?;
     source.fetch().map_err(Failure::input)?;
     let db = source.snapshot().map_err(Failure::input)?;
     let mut out = std::io::stdout().lock();

@@ -56,9 +56,8 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
-    /// Every service, in pipeline order: the ones facing users and the
-    /// Internet first, the relay last (shutdown goes in this order, so that
-    /// a message in flight always finds its next hop still listening).
+    /// Every service, in the order of their sections (and of `ptt serve`'s
+    /// start and its summary).
     pub const ALL: [ServiceName; 5] = [
         ServiceName::Submission,
         ServiceName::Receiver,

@@ -218,6 +218,21 @@ impl Checker<'_> {
         SocketAddr::new(ip, first.port())
     }
 
+    /// Like [`Checker::positive`], and at most `max`.
+    fn bounded(&mut self, value: Option<&S<u64>>, key: &str, default: u64, max: u64) -> u64 {
+        match value {
+            Some(v) if *v.get_ref() > max => {
+                self.at(
+                    v.span(),
+                    format!("{key} = {} is more than this can take", v.get_ref()),
+                    format!("write a number from 1 to {max} (default {default})"),
+                );
+                default
+            }
+            _ => self.positive(value, key, default),
+        }
+    }
+
     fn positive(&mut self, value: Option<&S<u64>>, key: &str, default: u64) -> u64 {
         match value {
             Some(v) if *v.get_ref() == 0 => {
@@ -555,10 +570,11 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 "[submission] max_message_size",
                 36_700_160,
             ),
-            auth_concurrency: c.positive(
+            auth_concurrency: c.bounded(
                 s.auth_concurrency.as_ref(),
                 "[submission] auth_concurrency",
                 1,
+                256,
             ) as usize,
             max_failures_per_ip: s.max_failures_per_ip.as_ref().map_or(10, |v| *v.get_ref()),
             max_failures_per_user: s.max_failures_per_user.as_ref().map_or(10, |v| *v.get_ref()),
@@ -568,8 +584,12 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 900,
             )),
             allow,
-            max_sessions: c.positive(s.max_sessions.as_ref(), "[submission] max_sessions", 4096)
-                as usize,
+            max_sessions: c.bounded(
+                s.max_sessions.as_ref(),
+                "[submission] max_sessions",
+                4096,
+                1_000_000,
+            ) as usize,
         }
     });
 

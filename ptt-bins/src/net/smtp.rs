@@ -248,6 +248,9 @@ async fn drive_server<H: SessionHandler>(
 ) -> io::Result<()> {
     // Small: a thousand sessions at once each hold one.
     let mut buf = vec![0u8; 4 * 1024];
+    // Between MAIL and the end of its data (or a reset): a stopping
+    // service lets such a session finish its transaction.
+    let mut in_transaction = false;
     loop {
         match session.poll_output() {
             server::Output::Transmit(bytes) => {
@@ -266,7 +269,17 @@ async fn drive_server<H: SessionHandler>(
                     continue;
                 }
                 let ask = event.needs_answer();
+                let is_mail = matches!(event, Event::Mail { .. });
+                if matches!(
+                    event,
+                    Event::DataEnd { .. } | Event::DataRefused { .. } | Event::Reset | Event::Quit
+                ) {
+                    in_transaction = false;
+                }
                 let answer = handler.event(event, session).await;
+                if is_mail && !matches!(answer, Answer::Refuse(_)) {
+                    in_transaction = true;
+                }
                 if ask {
                     let r = match answer {
                         Answer::Accept => session.accept(),
@@ -289,6 +302,14 @@ async fn drive_server<H: SessionHandler>(
             server::Output::Close => return Ok(()),
             server::Output::Timeout(at) => {
                 let wait = at.saturating_sub(now());
+                let stopping = async {
+                    match stop.clone() {
+                        Some(mut s) => {
+                            let _ = s.wait_for(|stop| *stop).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     read = conn.read(&mut buf) => match read {
                         Ok(0) => session.handle_input(server::Input::Closed(now())),
@@ -296,6 +317,13 @@ async fn drive_server<H: SessionHandler>(
                         Err(e) => return Err(e),
                     },
                     () = tokio::time::sleep(wait) => session.handle_input(server::Input::Timeout(now())),
+                    () = stopping, if !in_transaction => {
+                        // Idle while the service stops: say so and close
+                        // (a transaction under way is left to finish).
+                        conn.write_all(b"421 4.3.2 shutting down; try again later\r\n").await?;
+                        conn.flush().await?;
+                        return Ok(());
+                    }
                 }
             }
         }

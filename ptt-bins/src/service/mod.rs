@@ -2,8 +2,7 @@
 //! session handler and a `start` that binds its listeners and spawns its
 //! tasks. [`run`] starts the services asked for in one process, reloads
 //! the users on SIGHUP, and on SIGTERM or SIGINT stops them in pipeline
-//! order (submission and the receiver first, the relay last), each after
-//! its sessions in flight have finished, so that nothing that got a `250`
+//! order ([`STOP_ORDER`]), each after its sessions in flight have finished, so that nothing that got a `250`
 //! is lost and a message in flight always finds its next hop listening.
 //!
 //! Services only ever talk to each other over SMTP with TLS and client
@@ -52,11 +51,13 @@ impl Running {
 
     /// Stops accepting, waits for the sessions in flight, stops the tasks.
     pub(crate) async fn shutdown(self) {
-        let mut left = 0;
         let listened = !self.listeners.is_empty();
-        for listener in self.listeners {
-            left += listener.shutdown(GRACE).await;
-        }
+        // All listeners of the service at once: the grace is the service's.
+        let left: usize =
+            futures_util::future::join_all(self.listeners.into_iter().map(|l| l.shutdown(GRACE)))
+                .await
+                .into_iter()
+                .sum();
         for task in self.tasks {
             task.abort();
         }
@@ -75,6 +76,18 @@ pub(crate) fn public_acceptor(config: &Config, identity: &Identity) -> Result<Tl
         (Some(cert), Some(key)) => crate::net::tls::acceptor(cert, key),
         _ => identity.public_acceptor(),
     }
+}
+
+/// The size limit of the internal hops (signer, relay): the largest
+/// message a public listener takes, plus room for the fields each hop adds
+/// (`Received`, two `DKIM-Signature`s, an ARC set).
+pub(crate) fn internal_size_limit(config: &Config) -> u64 {
+    const ROOM: u64 = 64 * 1024;
+    let public = [
+        config.submission.as_ref().map(|s| s.max_message_size),
+        config.receiver.as_ref().map(|r| r.max_message_size),
+    ];
+    public.into_iter().flatten().max().unwrap_or(36_700_160) + ROOM
 }
 
 /// Services started by [`start`], and the user database they share.
@@ -159,9 +172,21 @@ pub(crate) async fn run(config: Arc<Config>, names: &[ServiceName]) -> Result<()
     Ok(())
 }
 
-/// Stops services in pipeline order.
+/// The order services stop in: each after those that hand it mail
+/// (submission and lists → signer → relay → receiver, which takes the
+/// relay's local deliveries), so that a message in flight always finds its
+/// next hop listening.
+pub(crate) const STOP_ORDER: [ServiceName; 5] = [
+    ServiceName::Submission,
+    ServiceName::Lists,
+    ServiceName::Signer,
+    ServiceName::Relay,
+    ServiceName::Receiver,
+];
+
+/// Stops services in [`STOP_ORDER`].
 pub(crate) async fn stop(mut running: Vec<Running>) {
-    running.sort_by_key(|r| ServiceName::ALL.iter().position(|n| *n == r.name));
+    running.sort_by_key(|r| STOP_ORDER.iter().position(|n| *n == r.name));
     for r in running {
         r.shutdown().await;
     }

@@ -42,7 +42,14 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let receiver = match &config.receiver {
         Some(r) => Some(Hop::new(
             r.address,
-            identity.ca_connector()?,
+            // The receiver presents the private CA's certificate, or the
+            // public one of [tls]: then it is checked as any MTA would
+            // (opportunistically, RFC 7435).
+            if config.tls.cert.is_some() {
+                crate::net::tls::connector(None)?
+            } else {
+                identity.ca_connector()?
+            },
             &config.hostname,
             TlsMode::Required,
             &config.hostname,
@@ -58,6 +65,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt relay".into(),
+        max_message_size: super::internal_size_limit(config),
         ..ServerConfig::default()
     });
     let mut listeners = Vec::new();
@@ -129,14 +137,27 @@ impl Session {
                     refused,
                     deferred,
                 } => {
-                    if !refused.is_empty() || !deferred.is_empty() {
+                    if !deferred.is_empty() {
+                        // The receiver has it for the others: asking again
+                        // may duplicate theirs, never lose the rest.
                         tracing::warn!(
                             service = "relay",
                             id,
-                            ?refused,
                             ?deferred,
-                            "local recipients not delivered"
+                            "local recipients deferred"
                         );
+                        return Answer::Refuse(reply(
+                            451,
+                            4,
+                            4,
+                            0,
+                            "some local recipients deferred; try again later",
+                        ));
+                    }
+                    for (rcpt, why) in &refused {
+                        // Submission checks the domain's recipients at
+                        // RCPT; this is a user removed in between.
+                        tracing::error!(service = "relay", id, rcpt, %why, "the receiver refused a local recipient");
                     }
                     tracing::info!(service = "relay", id, from = self.from, to = local.join(","), next = "receiver", reply = %next, "delivered");
                 }

@@ -127,6 +127,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt signer".into(),
+        max_message_size: super::internal_size_limit(config),
         ..ServerConfig::default()
     });
     let mut listeners = Vec::new();

@@ -19,10 +19,23 @@ pub(crate) struct Maildir {
 }
 
 impl Maildir {
-    /// Opens `root`, creating it and its subfolders if needed.
+    /// Opens `root`, creating it and its subfolders if needed. Folders it
+    /// creates are made durable (each parent fsynced), so that the first
+    /// message of a new mailbox does not vanish with its folder.
     pub(crate) fn create(root: &Path) -> std::io::Result<Maildir> {
         for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(root.join(sub))?;
+            let dir = root.join(sub);
+            if dir.is_dir() {
+                continue;
+            }
+            let mut missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+            std::fs::create_dir_all(&dir)?;
+            missing.reverse();
+            for created in missing {
+                if let Some(parent) = created.parent() {
+                    File::open(parent)?.sync_all()?;
+                }
+            }
         }
         Ok(Maildir {
             root: root.to_path_buf(),

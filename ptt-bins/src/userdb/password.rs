@@ -45,6 +45,11 @@ pub fn verify(password: &str, phc: &str) -> bool {
             .is_ok()
 }
 
+/// Whether `phc` is an argon2 PHC string this module can verify against.
+pub fn is_hash(phc: &str) -> bool {
+    argon2::password_hash::phc::PasswordHash::new(phc).is_ok()
+}
+
 /// A hash of a password nobody has, computed once: verifying against it
 /// for unknown users takes as long as for real ones, so timing does not
 /// tell which accounts exist.

@@ -216,40 +216,34 @@ impl Source {
         read_snapshot(&repo, &self.spec)
     }
 
-    /// One commit that writes `content` at `path` (or removes it when
-    /// `None`), with `message`, by `ptt <email>`. `check` sees the database
-    /// at the HEAD the change is made on and may refuse it (a duplicate, an
-    /// unknown user). Retries when another writer moved HEAD meanwhile.
-    pub fn change<F>(
-        &self,
-        path: &str,
-        content: Option<Vec<u8>>,
-        extra: Option<(&str, Vec<u8>)>,
-        message: &str,
-        email: &str,
-        check: F,
-    ) -> Result<String, ChangeError>
+    /// One commit, by `ptt <email>` with `message`, of the files `edit`
+    /// gives for the database at HEAD: `(path, Some(bytes))` writes a file,
+    /// `(path, None)` removes it; `edit` may refuse (a duplicate, an unknown
+    /// user). The commit's parent is the HEAD `edit` saw: when another
+    /// writer moved HEAD meanwhile, the commit is refused by the
+    /// compare-and-swap and `edit` runs again on the new HEAD.
+    pub fn change<F>(&self, message: &str, email: &str, edit: F) -> Result<String, ChangeError>
     where
-        F: Fn(&UserDb) -> Result<(), String>,
+        F: Fn(&UserDb) -> Result<Vec<(String, Option<Vec<u8>>)>, String>,
     {
-        for _ in 0..5 {
+        for _ in 0..8 {
             let repo = self.open_or_create().map_err(ChangeError::Repo)?;
             let db = read_snapshot(&repo, &self.spec).map_err(ChangeError::Repo)?;
-            check(&db).map_err(ChangeError::Refused)?;
-            match self.commit_once(
-                &repo,
-                path,
-                content.as_deref(),
-                extra.as_ref(),
-                message,
-                email,
-            ) {
+            let files = edit(&db).map_err(ChangeError::Refused)?;
+            let prev = if db.commit.is_empty() {
+                None
+            } else {
+                Some(
+                    gix::ObjectId::from_hex(db.commit.as_bytes())
+                        .map_err(|e| ChangeError::Repo(RepoError::Io(format!("{e}"))))?,
+                )
+            };
+            match commit_once(&repo, prev, &files, message, email) {
                 Ok(id) => {
                     if self.remote {
                         self.push(&id)?;
                     } else if repo.workdir().is_some() {
-                        sync_worktree(&repo, &[(path, content.as_deref())], extra.as_ref())
-                            .map_err(ChangeError::Repo)?;
+                        sync_worktree(&repo, &files).map_err(ChangeError::Repo)?;
                     }
                     return Ok(id);
                 }
@@ -257,55 +251,6 @@ impl Source {
             }
         }
         Err(ChangeError::Repo(RepoError::Contended(self.spec.clone())))
-    }
-
-    fn commit_once(
-        &self,
-        repo: &gix::Repository,
-        path: &str,
-        content: Option<&[u8]>,
-        extra: Option<&(&str, Vec<u8>)>,
-        message: &str,
-        email: &str,
-    ) -> Result<String, Lost> {
-        let prev = repo.head().ok().and_then(|h| h.id().map(|id| id.detach()));
-        let base_tree = match prev {
-            Some(c) => repo
-                .find_commit(c)
-                .ok()
-                .and_then(|c| c.tree_id().ok())
-                .map(|t| t.detach())
-                .ok_or(Lost)?,
-            None => gix::ObjectId::empty_tree(repo.object_hash()),
-        };
-        let mut editor = repo.edit_tree(base_tree).map_err(|_| Lost)?;
-        let mut put = |p: &str, bytes: Option<&[u8]>| -> Result<(), Lost> {
-            match bytes {
-                Some(bytes) => {
-                    let blob = repo.write_blob(bytes).map_err(|_| Lost)?;
-                    editor.upsert(p, EntryKind::Blob, blob).map_err(|_| Lost)?;
-                }
-                None => {
-                    editor.remove_leaf(p).map_err(|_| Lost)?;
-                }
-            }
-            Ok(())
-        };
-        put(path, content)?;
-        if let Some((p, bytes)) = extra {
-            put(p, Some(bytes))?;
-        }
-        let tree = editor.write().map_err(|_| Lost)?.detach();
-        let sig = gix::actor::Signature {
-            name: "ptt".into(),
-            email: email.into(),
-            time: gix::date::Time::now_local_or_utc(),
-        };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let s = sig.to_ref(&mut buf);
-        repo.commit_as(s, s, "HEAD", message, tree, prev)
-            .map(|id| id.to_string())
-            .map_err(|_| Lost)
     }
 
     fn push(&self, commit: &str) -> Result<(), ChangeError> {
@@ -339,6 +284,51 @@ impl Source {
 
 /// The commit lost the race for HEAD (or could not be made at that HEAD).
 struct Lost;
+
+/// Commits `files` on top of `prev` (the HEAD they were computed from);
+/// fails when HEAD is no longer `prev`.
+fn commit_once(
+    repo: &gix::Repository,
+    prev: Option<gix::ObjectId>,
+    files: &[(String, Option<Vec<u8>>)],
+    message: &str,
+    email: &str,
+) -> Result<String, Lost> {
+    let base_tree = match prev {
+        Some(c) => repo
+            .find_commit(c)
+            .ok()
+            .and_then(|c| c.tree_id().ok())
+            .map(|t| t.detach())
+            .ok_or(Lost)?,
+        None => gix::ObjectId::empty_tree(repo.object_hash()),
+    };
+    let mut editor = repo.edit_tree(base_tree).map_err(|_| Lost)?;
+    for (path, bytes) in files {
+        match bytes {
+            Some(bytes) => {
+                let blob = repo.write_blob(bytes).map_err(|_| Lost)?;
+                editor
+                    .upsert(path.as_str(), EntryKind::Blob, blob)
+                    .map_err(|_| Lost)?;
+            }
+            None => {
+                editor.remove_leaf(path.as_str()).map_err(|_| Lost)?;
+            }
+        }
+    }
+    let tree = editor.write().map_err(|_| Lost)?.detach();
+    let sig = gix::actor::Signature {
+        name: "ptt".into(),
+        email: email.into(),
+        time: gix::date::Time::now_local_or_utc(),
+    };
+    let mut buf = gix::date::parse::TimeBuf::default();
+    let s = sig.to_ref(&mut buf);
+    repo.commit_as(s, s, "HEAD", message, tree, prev)
+        .map(|id| id.to_string())
+        .map_err(|_| Lost)
+}
 
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
@@ -393,16 +383,11 @@ fn read_snapshot(repo: &gix::Repository, spec: &str) -> Result<UserDb, RepoError
 /// commit just made, for the files it changed.
 fn sync_worktree(
     repo: &gix::Repository,
-    changed: &[(&str, Option<&[u8]>)],
-    extra: Option<&(&str, Vec<u8>)>,
+    files: &[(String, Option<Vec<u8>>)],
 ) -> Result<(), RepoError> {
     use gix::index::entry::{Flags, Mode, Stage, Stat};
     let io = |e: std::io::Error| RepoError::Io(format!("updating the work tree: {e}"));
     let ix = |e: String| RepoError::Io(format!("updating the index: {e}"));
-    let mut files: Vec<(&str, Option<&[u8]>)> = changed.to_vec();
-    if let Some((p, bytes)) = extra {
-        files.push((p, Some(bytes)));
-    }
     let mut index = match repo.open_index() {
         Ok(index) => index,
         Err(_) => {
@@ -415,10 +400,10 @@ fn sync_worktree(
         }
     };
     for (rela, bytes) in files {
-        let Some(abs) = repo.workdir_path(rela) else {
+        let Some(abs) = repo.workdir_path(rela.as_str()) else {
             continue;
         };
-        let path = gix::bstr::BStr::new(rela);
+        let path = gix::bstr::BStr::new(rela.as_str());
         match bytes {
             Some(bytes) => {
                 if let Some(parent) = abs.parent() {

@@ -119,6 +119,13 @@ impl Site {
         }
     }
 
+    /// Appends lines (a section) to the configuration file.
+    pub fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        config.push_str(text);
+        std::fs::write(&self.config, config).unwrap();
+    }
+
     pub fn repo(&self) -> &str {
         self.repo.to_str().unwrap()
     }

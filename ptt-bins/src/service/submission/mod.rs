@@ -55,6 +55,21 @@ fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
     Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
 }
 
+/// The answer to a login while blocked (and the session ends).
+fn blocked_reply(block: &throttle::Block) -> Reply {
+    reply(
+        421,
+        4,
+        7,
+        0,
+        &format!(
+            "too many failed logins for {}; try again in {} s",
+            block.what,
+            block.remaining.as_secs().max(1)
+        ),
+    )
+}
+
 /// Starts the listeners of `[submission]`.
 pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, String> {
     let Some(section) = &config.submission else {
@@ -88,6 +103,10 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         spool,
     });
     let acceptor = public_acceptor(config, &identity)?;
+    // The decoy hash costs one argon2 run: made now, not in a session.
+    tokio::task::spawn_blocking(password::decoy)
+        .await
+        .map_err(|e| e.to_string())?;
     let base = ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt submission".into(),
@@ -165,8 +184,29 @@ async fn drain_spool(shared: Arc<Shared>) {
                 Handoff::Refused(reply) => {
                     tracing::error!(service = "submission", id, %reply, "the signer refused a spooled message; dropped");
                 }
-                Handoff::Taken { reply, .. } => {
+                Handoff::Taken {
+                    reply,
+                    refused,
+                    deferred,
+                } => {
+                    for (rcpt, why) in &refused {
+                        tracing::error!(service = "submission", id, rcpt, %why, "the signer refused a recipient of a spooled message");
+                    }
                     tracing::info!(service = "submission", id, next = "signer", %reply, "sent from the spool");
+                    if !deferred.is_empty() {
+                        // Keep the entry for the recipients still waiting.
+                        let spool = shared.spool.clone();
+                        let envelope = Envelope {
+                            to: deferred.into_iter().map(|(r, _)| r).collect(),
+                            ..envelope
+                        };
+                        let id = id.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            spool.put(&id, &envelope, &message)
+                        })
+                        .await;
+                        continue;
+                    }
                 }
             }
             let spool = shared.spool.clone();
@@ -233,31 +273,36 @@ impl Session {
                 seconds_left = block.remaining.as_secs(),
                 "login refused: blocked after repeated failures"
             );
-            return Answer::Refuse(reply(
-                421,
-                4,
-                7,
-                0,
-                &format!(
-                    "too many failed logins for {}; try again in {} s",
-                    block.what,
-                    block.remaining.as_secs().max(1)
-                ),
-            ));
+            return Answer::Refuse(blocked_reply(&block));
         }
         // Proxy authorization is not offered: an authzid must be the user.
         let authz_ok = authzid.is_empty() || self.login_address(authzid) == user;
-        let db = shared.users.get();
-        let record = db.get(&user);
-        let exists = record.is_some();
-        let phc = record.map_or_else(|| password::decoy().to_string(), |u| u.password.clone());
         let verified = match shared.auth_slots.acquire().await {
-            Ok(_slot) => tokio::task::spawn_blocking(move || password::verify(&pass, &phc))
+            Ok(_slot) => {
+                // Checked again with the slot held: sessions that waited
+                // for it while others failed must not all get a guess.
+                if let Some(block) = shared.throttle.check(self.peer, &user, Instant::now()) {
+                    return Answer::Refuse(blocked_reply(&block));
+                }
+                let db = shared.users.get();
+                let record = db.get(&user).map(|u| u.password.clone());
+                let exists = record.is_some();
+                tokio::task::spawn_blocking(move || {
+                    // Unknown users and unusable hashes cost the same time
+                    // as a real check, so timing does not tell who exists.
+                    let usable = record.filter(|phc| password::is_hash(phc));
+                    let ok =
+                        password::verify(&pass, usable.as_deref().unwrap_or(password::decoy()));
+                    ok && usable.is_some() && exists
+                })
                 .await
-                .unwrap_or(false),
+                .unwrap_or(false)
+            }
             Err(_) => false,
         };
-        if verified && exists && authz_ok {
+        let exists = shared.users.get().get(&user).is_some();
+        if verified && authz_ok {
+            shared.throttle.succeeded(self.peer, &user, Instant::now());
             tracing::info!(service = "submission", peer = %self.peer, user, "authenticated");
             self.user = Some(user);
             return Answer::Accept;
@@ -464,6 +509,20 @@ impl SessionHandler for Session {
                     Some(m) => m.to_string(),
                     None => format!("postmaster@{}", self.shared.domain),
                 };
+                // The domain's own addresses are known here: a typo gets its
+                // 550 now, in the user's mail program, not a lost message.
+                let local = crate::userdb::domain_of(&rcpt) == self.shared.domain;
+                let known = self.shared.users.get().owner(&rcpt).is_some()
+                    || normalize(&rcpt).starts_with("postmaster@");
+                if local && !known {
+                    return Answer::Refuse(reply(
+                        550,
+                        5,
+                        1,
+                        1,
+                        &format!("no such user here: {rcpt}"),
+                    ));
+                }
                 self.rcpts.push(rcpt);
                 Answer::Accept
             }

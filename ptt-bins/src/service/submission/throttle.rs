@@ -59,6 +59,10 @@ pub(crate) struct Throttle {
     limits: Limits,
     by_ip: Mutex<HashMap<IpAddr, Entry>>,
     by_user: Mutex<HashMap<String, Entry>>,
+    /// (address key, account) pairs that logged in within the window: an
+    /// account blocked by someone else's guesses stays open to its owner's
+    /// usual address, so nobody can lock a user out from afar.
+    known: Mutex<HashMap<(IpAddr, String), Instant>>,
 }
 
 /// The key of a client address: IPv4 as is, IPv6 by its /64.
@@ -133,7 +137,30 @@ impl Throttle {
             limits,
             by_ip: Mutex::new(HashMap::new()),
             by_user: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records a successful login of `user` from `ip`.
+    pub(crate) fn succeeded(&self, ip: IpAddr, user: &str, now: Instant) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        if known.len() >= CAPACITY {
+            let window = self.limits.window;
+            known.retain(|_, at| now.duration_since(*at) < window);
+            if known.len() >= CAPACITY {
+                return;
+            }
+        }
+        known.insert((ip_key(ip), crate::userdb::normalize(user)), now);
+    }
+
+    fn is_known(&self, key: IpAddr, user: &str, now: Instant) -> bool {
+        self.known.lock().is_ok_and(|k| {
+            k.get(&(key, user.to_string()))
+                .is_some_and(|at| now.duration_since(*at) < self.limits.window)
+        })
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
@@ -154,6 +181,9 @@ impl Throttle {
             });
         }
         let user = crate::userdb::normalize(user);
+        if self.is_known(key, &user, now) {
+            return None;
+        }
         blocked(self.by_user.lock().ok()?.get(&user), now).map(|(remaining, failures)| Block {
             what: format!("account {user}"),
             remaining,
@@ -258,6 +288,22 @@ mod tests {
             .check(IpAddr::from([203, 0, 113, 1]), "alice@X.test", t0)
             .unwrap();
         assert_eq!(block.what, "account alice@x.test");
+    }
+
+    #[test]
+    fn an_account_blocked_by_others_stays_open_to_its_usual_address() {
+        let t = throttle(&[]);
+        let t0 = Instant::now();
+        let home: IpAddr = "192.0.2.10".parse().unwrap();
+        t.succeeded(home, "alice@x.test", t0);
+        for i in 0..3u8 {
+            t.failed(IpAddr::from([198, 51, 100, i]), "alice@x.test", t0);
+        }
+        assert!(
+            t.check("203.0.113.9".parse().unwrap(), "alice@x.test", t0)
+                .is_some()
+        );
+        assert_eq!(t.check(home, "alice@x.test", t0), None);
     }
 
     #[test]
