@@ -3,7 +3,7 @@
 //! records.
 
 use std::io::{Read as _, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Subcommand, ValueEnum};
 use ptt_dkim::{
@@ -36,6 +36,39 @@ enum Action {
     Sign(SignArgs),
     /// Verify every DKIM-Signature of a message from standard input.
     Verify(VerifyArgs),
+    /// Rotate the signer's keys: new dated selectors, published, checked, then signing.
+    Rotate(RotateArgs),
+    /// List the signer's selectors and their state.
+    Keys(KeysArgs),
+}
+
+/// `ptt dkim rotate`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  ptt dkim rotate --config /etc/ptt/ptt.toml\n\n\
+Makes a key pair (Ed25519 and RSA-2048) under a new dated selector (p2026m12-ed25519, …),\n\
+publishes it at [dns] primary with [dns] tsig_key, and switches the signer to it only when\n\
+the loop is closed: the record is seen through [dns] resolver, one record TTL has passed,\n\
+the record holds this very key, and a test message signed with it verifies. The old keys\n\
+stay published for [signer] retention_seconds, then are revoked (p=) and removed.\n\
+A rotation that stops half way leaves the new keys pending; running it again resumes them."
+)]
+pub(crate) struct RotateArgs {
+    /// The site's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// How long to wait for the record to be seen through the resolver.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+/// `ptt dkim keys`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  ptt dkim keys --config /etc/ptt/ptt.toml")]
+pub(crate) struct KeysArgs {
+    /// The site's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,7 +166,175 @@ pub(crate) fn run(args: Args) -> Outcome {
         Action::Keygen(a) => keygen(a),
         Action::Sign(a) => sign(a),
         Action::Verify(a) => verify(a),
+        Action::Rotate(a) => rotate(a),
+        Action::Keys(a) => keys(a),
     }
+}
+
+fn keys(a: KeysArgs) -> Outcome {
+    use std::io::Write as _;
+    let config = super::serve::load(&a.config)?;
+    let store = crate::service::signer::store(&config).map_err(Failure::Input)?;
+    let file = store.read().map_err(Failure::Input)?;
+    let mut out = std::io::stdout().lock();
+    let when = |t: u64| {
+        if t == 0 {
+            "-".to_string()
+        } else {
+            crate::service::trace::rfc5322_date(t)
+        }
+    };
+    writeln!(
+        out,
+        "{:<24} {:<8} {:<9} {:<32} UNTIL",
+        "SELECTOR", "ALG", "STATE", "CREATED"
+    )
+    .map_err(Failure::stdout)?;
+    for k in &file.keys {
+        let until = match k.state {
+            crate::service::signer::keys::KeyState::Retiring => when(k.retire_at),
+            crate::service::signer::keys::KeyState::Revoked => when(k.remove_at),
+            _ => "-".into(),
+        };
+        let alg = format!("{:?}", k.algorithm).to_ascii_lowercase();
+        writeln!(
+            out,
+            "{:<24} {:<8} {:<9} {:<32} {until}",
+            k.selector,
+            alg,
+            k.state,
+            when(k.created)
+        )
+        .map_err(Failure::stdout)?;
+    }
+    Ok(())
+}
+
+fn rotate(a: RotateArgs) -> Outcome {
+    use crate::service::signer::keys::{KeyState, dated_prefix};
+    let config = super::serve::load(&a.config)?;
+    let section = config
+        .signer
+        .clone()
+        .ok_or_else(|| Failure::input(format!("{}: there is no [signer]", a.config.display())))?;
+    let domain = config.domain.clone();
+    let runtime = super::serve::runtime()?;
+    runtime.block_on(async move {
+        let publisher = crate::service::signer::publish::Publisher::new(&config)
+            .map_err(Failure::Input)?
+            .ok_or_else(|| {
+                Failure::input("rotate publishes the new keys itself: set [dns] primary and tsig_key")
+            })?;
+        let store = crate::service::signer::store(&config).map_err(Failure::Input)?;
+        let now = unix_now();
+        // Resume pending keys, or make a new pair.
+        let selectors = store
+            .change(|f| {
+                let pending: Vec<String> = f
+                    .keys
+                    .iter()
+                    .filter(|k| k.state == KeyState::Pending)
+                    .map(|k| k.selector.clone())
+                    .collect();
+                if !pending.is_empty() {
+                    return Ok(pending);
+                }
+                let prefix = dated_prefix(f, now);
+                store.make(f, &prefix, KeyState::Pending, now)
+            })
+            .map_err(Failure::Input)?;
+        let mut records = Vec::new();
+        for sel in &selectors {
+            let key = store.key(sel).map_err(Failure::Input)?;
+            let record = key.key_record().to_string();
+            let done = publisher
+                .ensure(sel, &domain, &record, section.record_ttl)
+                .await
+                .map_err(Failure::Input)?;
+            println!("{sel}: record {done} at the primary");
+            records.push((sel.clone(), key, record));
+        }
+        // Seen through the ordinary resolver, holding this very key.
+        let resolver = crate::dns::Resolver::new(config.dns.resolver).map_err(Failure::Input)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(a.timeout);
+        for (sel, _, record) in &records {
+            let name = format!("{sel}._domainkey.{domain}");
+            loop {
+                let seen = match resolver.lookup(&name, hickory_proto::rr::RecordType::TXT).await {
+                    crate::dns::Lookup::Found(rs) => rs
+                        .iter()
+                        .filter_map(|r| match r {
+                            hickory_proto::rr::RData::TXT(t) => Some(crate::dns::txt_joined(t)),
+                            _ => None,
+                        })
+                        .any(|t| t == record.as_bytes()),
+                    _ => false,
+                };
+                if seen {
+                    println!("{sel}: the resolver serves the new key");
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(Failure::input(format!(
+                        "{name}: not seen through the resolver after {} s; the new keys stay pending (run again to resume)",
+                        a.timeout
+                    )));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        println!("waiting one record TTL ({} s) for caches", section.record_ttl);
+        tokio::time::sleep(Duration::from_secs(u64::from(section.record_ttl))).await;
+        // A test message signed with each new key verifies through DNS.
+        let mut message = format!(
+            "From: postmaster@{domain}\r\nTo: postmaster@{domain}\r\nSubject: ptt dkim rotate test\r\nDate: {}\r\n\r\nkey check\r\n",
+            crate::service::trace::rfc5322_date(unix_now())
+        )
+        .into_bytes();
+        for (sel, key, _) in &records {
+            let cfg = SignerConfig::new(&domain, sel);
+            let mut signer = Signer::new(key, &cfg)
+                .map_err(Failure::input)?
+                .at(Some(unix_now()), None);
+            signer.update(&message);
+            let field = signer.finish().map_err(Failure::input)?;
+            message = [field.as_bytes(), &message].concat();
+        }
+        let results = crate::dns::evaluate::dkim(&resolver, &message, unix_now()).await;
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| r.verdict.as_str() != "pass")
+            .map(|r| format!("{}: {}", r.selector.as_deref().unwrap_or("?"), r.verdict.as_str()))
+            .collect();
+        if failed.is_empty() && results.len() == records.len() {
+            println!("a test message signed with the new keys verifies");
+        } else {
+            return Err(Failure::input(format!(
+                "a test message signed with the new keys does not verify ({}); they stay pending",
+                failed.join(", ")
+            )));
+        }
+        let retire_at = unix_now() + section.retention.as_secs();
+        store
+            .change(|f| {
+                for k in f.keys.iter_mut() {
+                    if selectors.contains(&k.selector) {
+                        k.state = KeyState::Active;
+                    } else if k.state == KeyState::Active {
+                        k.state = KeyState::Retiring;
+                        k.retire_at = retire_at;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(Failure::Input)?;
+        println!(
+            "rotated: signing with {}; the old keys stay published until {}",
+            selectors.join(", "),
+            crate::service::trace::rfc5322_date(retire_at)
+        );
+        Ok(())
+    })
 }
 
 fn unix_now() -> u64 {

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hickory_proto::rr::rdata::TXT;
 use ptt_spf::{ReceivedSpf, Request, SpfRecord, SpfResult, is_spf_record};
 
 use crate::dns::{self, Resolver, TsigKey, Updater};
@@ -155,32 +154,10 @@ async fn publish(args: PublishArgs) -> Outcome {
     let name = dns::fqdn(&args.domain).map_err(Failure::Input)?;
     let updater = Updater::connect(server, &key).map_err(Failure::Input)?;
     let zone = updater.zone_of(&name).await.map_err(Failure::Input)?;
-    let current = updater.txt(&name).await.map_err(Failure::Input)?;
-    let old: Vec<TXT> = current
-        .into_iter()
-        .filter(|t| is_spf_record(&dns::txt_joined(t)))
-        .collect();
-    let new = TXT::new(dns::txt_strings(&text));
-    updater
-        .replace_txt(&zone, &name, &old, new, args.ttl)
+    let done = updater
+        .ensure_txt(&zone, &name, is_spf_record, &text, args.ttl)
         .await
         .map_err(Failure::Input)?;
-    // Read it back from the server.
-    let after = updater.txt(&name).await.map_err(Failure::Input)?;
-    let spf: Vec<Vec<u8>> = after
-        .iter()
-        .map(dns::txt_joined)
-        .filter(|t| is_spf_record(t))
-        .collect();
-    if spf != [text.as_bytes().to_vec()] {
-        return Err(Failure::input(format!(
-            "the UPDATE was accepted but {name} now holds {} v=spf1 record(s) that are not the one sent",
-            spf.len()
-        )));
-    }
-    println!(
-        "published {name} TXT \"{text}\" in zone {zone} ({} replaced)",
-        old.len()
-    );
+    println!("published {name} TXT \"{text}\" in zone {zone} ({done})");
     Ok(())
 }

@@ -106,6 +106,8 @@ max_sessions = 4096\n\
 listen = [\"{signer}\"]\n\
 address = \"{signer}\"\n\
 selector = \"ptt\"\n\
+record_ttl = 300\n\
+retention_seconds = 604800\n\
 \n\
 [relay]\n\
 listen = [\"{relay}\"]\n\
@@ -190,7 +192,7 @@ pub(crate) fn run(args: Args) -> Outcome {
 
     // The signer's keys (made now if new) and the records the domain
     // would publish.
-    let keys = crate::service::signer::keys(&config).map_err(Failure::Input)?;
+    let keys = crate::service::signer::active_keys(&config).map_err(Failure::Input)?;
     let mut records = LocalRecords {
         zones: vec![domain.clone()],
         ..LocalRecords::default()

@@ -197,8 +197,12 @@ pub struct Signer {
     pub listen: Vec<SocketAddr>,
     /// Where the other services reach it (default: the first `listen`).
     pub address: SocketAddr,
-    /// The selector prefix of the keys it makes.
+    /// The selector prefix of the keys it makes at first start.
     pub selector: String,
+    /// The TTL of the key records it publishes, in seconds.
+    pub record_ttl: u32,
+    /// How long a replaced key stays published after a rotation.
+    pub retention: Duration,
 }
 
 /// `[relay]`.

@@ -98,6 +98,8 @@ struct SignerSection {
     listen: S<Vec<S<String>>>,
     address: Option<S<String>>,
     selector: Option<S<String>>,
+    record_ttl: Option<S<u64>>,
+    retention_seconds: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -474,6 +476,12 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             listen,
             address,
             selector,
+            record_ttl: c.bounded(s.record_ttl.as_ref(), "[signer] record_ttl", 300, 86_400) as u32,
+            retention: Duration::from_secs(c.positive(
+                s.retention_seconds.as_ref(),
+                "[signer] retention_seconds",
+                604_800,
+            )),
         }
     });
 

@@ -13,6 +13,7 @@
 //!   TXT record is made of.
 
 pub(crate) mod evaluate;
+pub(crate) mod publish;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
@@ -25,11 +26,10 @@ use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::DnsHandle as _;
 use hickory_net::{DnsError, NetError};
-use hickory_proto::op::update_message::UpdateMessage as _;
-use hickory_proto::op::{DnsRequest, Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::op::{DnsRequest, Message, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType, TSigner};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 
@@ -361,73 +361,6 @@ impl Updater {
             })
             .collect())
     }
-
-    /// One RFC 2136 UPDATE of `zone`: deletes each of `remove` (by value)
-    /// from the TXT records of `name` and adds `add`, atomically.
-    pub(crate) async fn replace_txt(
-        &self,
-        zone: &Name,
-        name: &Name,
-        remove: &[TXT],
-        add: TXT,
-        ttl: u32,
-    ) -> Result<(), String> {
-        let mut zone_query = Query::new();
-        zone_query
-            .set_name(zone.clone())
-            .set_query_class(DNSClass::IN)
-            .set_query_type(RecordType::SOA);
-        let mut message = Message::query();
-        message.metadata.op_code = OpCode::Update;
-        message.metadata.recursion_desired = false;
-        message.add_zone(zone_query);
-        for old in remove {
-            let mut delete = Record::from_rdata(name.clone(), 0, RData::TXT(old.clone()));
-            delete.dns_class = DNSClass::NONE;
-            message.add_update(delete);
-        }
-        message.add_update(Record::from_rdata(name.clone(), ttl, RData::TXT(add)));
-        message
-            .edns
-            .get_or_insert_with(Edns::new)
-            .set_max_payload(1232)
-            .set_version(0);
-        let response = self.exchange(message).await.map_err(|e| {
-            format!("UPDATE of {zone} refused or unanswered (check the TSIG key): {e}")
-        })?;
-        match response.metadata.response_code {
-            ResponseCode::NoError => Ok(()),
-            code => Err(format!("UPDATE of {zone}: the server answered {code}")),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn txt_strings_split_at_255_bytes() {
-        assert_eq!(txt_strings(""), vec![String::new()]);
-        assert_eq!(txt_strings("v=spf1 -all"), vec!["v=spf1 -all".to_string()]);
-        let long = "a".repeat(600);
-        let parts = txt_strings(&long);
-        assert_eq!(
-            parts.iter().map(String::len).collect::<Vec<_>>(),
-            vec![255, 255, 90]
-        );
-        assert_eq!(parts.concat(), long);
-    }
-
-    #[test]
-    fn tsig_key_specs() {
-        let key: TsigKey = "upd-key:hmac-sha256:c2VjcmV0".parse().unwrap();
-        assert_eq!(key.secret, b"secret");
-        assert!(!format!("{key:?}").contains("c2VjcmV0"));
-        assert!("upd-key:hmac-md5:c2VjcmV0".parse::<TsigKey>().is_err());
-        assert!("upd-key:hmac-sha256:!!".parse::<TsigKey>().is_err());
-        assert!("upd-key".parse::<TsigKey>().is_err());
-    }
 }
 
 /// Records answered before the resolver is asked, from a TOML file:
@@ -456,5 +389,33 @@ impl LocalRecords {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_strings_split_at_255_bytes() {
+        assert_eq!(txt_strings(""), vec![String::new()]);
+        assert_eq!(txt_strings("v=spf1 -all"), vec!["v=spf1 -all".to_string()]);
+        let long = "a".repeat(600);
+        let parts = txt_strings(&long);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            vec![255, 255, 90]
+        );
+        assert_eq!(parts.concat(), long);
+    }
+
+    #[test]
+    fn tsig_key_specs() {
+        let key: TsigKey = "upd-key:hmac-sha256:c2VjcmV0".parse().unwrap();
+        assert_eq!(key.secret, b"secret");
+        assert!(!format!("{key:?}").contains("c2VjcmV0"));
+        assert!("upd-key:hmac-md5:c2VjcmV0".parse::<TsigKey>().is_err());
+        assert!("upd-key:hmac-sha256:!!".parse::<TsigKey>().is_err());
+        assert!("upd-key".parse::<TsigKey>().is_err());
     }
 }

@@ -60,6 +60,12 @@ impl Site {
     /// A site for example.test with alice (alias al@, may send as
     /// sales@) and bob, and `extra` lines appended to `[submission]`.
     pub fn new(extra_submission: &str) -> Site {
+        Site::with(extra_submission, None, "")
+    }
+
+    /// [`Site::new`] with a `[dns]` section of the test's (instead of a
+    /// local records file) and lines appended to `[signer]`.
+    pub fn with(extra_submission: &str, dns: Option<&str>, extra_signer: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("users.git");
         let repo_s = repo.to_str().unwrap().to_string();
@@ -92,15 +98,17 @@ impl Site {
             "zones = [\"example.test\", \"example.net\"]\n[txt]\n\"example.test\" = [\"v=spf1 ip4:127.0.0.0/8 -all\"]\n",
         )
         .unwrap();
+        let default_dns = "[dns]\nrecords = \"records.toml\"".to_string();
+        let dns = dns.map_or(default_dns, str::to_string);
         let config = dir.path().join("ptt.toml");
         std::fs::write(
             &config,
             format!(
                 "domain = \"example.test\"\nhostname = \"mx.example.test\"\nstate = \"state\"\n\
-                 [dns]\nrecords = \"records.toml\"\n\
+                 {dns}\n\
                  [users]\nrepo = \"users.git\"\npoll_seconds = 1\n\
                  [submission]\nlisten = [\"127.0.0.1:{submission}\"]\nlisten_tls = [\"127.0.0.1:{submissions}\"]\n{extra_submission}\n\
-                 [signer]\nlisten = [\"127.0.0.1:{signer}\"]\n\
+                 [signer]\nlisten = [\"127.0.0.1:{signer}\"]\n{extra_signer}\n\
                  [relay]\nlisten = [\"127.0.0.1:{relay}\"]\n\
                  [receiver]\nlisten = [\"127.0.0.1:{receiver}\"]\n"
             ),

@@ -8,16 +8,19 @@
 //! is refused (`550 5.7.1`), never passed on unsigned.
 //!
 //! Keys are PEM files in `state/signer/keys/` (mode 0600), made at first
-//! start; no other service's configuration names them.
+//! start, with their life in `keys.toml` ([`keys`]); no other service's
+//! configuration names them. With `[dns] primary` and `tsig_key`, the
+//! signer publishes each selector's record itself and signs with a key only
+//! once the primary serves its record ([`publish`]).
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use ptt_dkim::{KeyKind, Signer, SignerConfig, SigningKey};
+use ptt_dkim::{Signer, SignerConfig, SigningKey};
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
+use self::keys::{KeyState, KeyStore};
 use super::Running;
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec, bind};
@@ -25,9 +28,11 @@ use super::trace::{received_field, unix_now};
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::new_id;
-use crate::store::write_private;
 
-/// One DKIM key of the signer.
+pub(crate) mod keys;
+pub(crate) mod publish;
+
+/// One DKIM key the signer signs with.
 pub(crate) struct DkimKey {
     /// Its selector.
     pub(crate) selector: String,
@@ -42,43 +47,39 @@ impl DkimKey {
     }
 }
 
-/// The signer's keys, in `state/signer/keys/`: `SELECTOR-ed25519.pem` and
-/// `SELECTOR-rsa.pem`, made (mode 0600) when missing.
-pub(crate) fn keys(config: &Config) -> Result<Vec<DkimKey>, String> {
-    let base = config
+/// The signer's key store, `state/signer/keys/`.
+pub(crate) fn store(config: &Config) -> Result<KeyStore, String> {
+    KeyStore::open(&config.state_of(ServiceName::Signer).join("keys"))
+}
+
+/// The active keys (made at first start: the configured selector's two),
+/// for `ptt up`'s records and the signer's start.
+pub(crate) fn active_keys(config: &Config) -> Result<Vec<DkimKey>, String> {
+    let prefix = config
         .signer
         .as_ref()
         .map_or("ptt", |s| s.selector.as_str());
-    let dir = config.state_of(ServiceName::Signer).join("keys");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    [("ed25519", KeyKind::Ed25519), ("rsa", KeyKind::Rsa2048)]
-        .into_iter()
-        .map(|(suffix, kind)| {
-            let selector = format!("{base}-{suffix}");
-            let path = dir.join(format!("{selector}.pem"));
-            let key = load_or_make(&path, kind)?;
-            Ok(DkimKey { selector, key })
+    let store = store(config)?;
+    store.ensure_initial(prefix, unix_now())?;
+    store
+        .read()?
+        .keys
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .map(|k| {
+            Ok(DkimKey {
+                selector: k.selector.clone(),
+                key: store.key(&k.selector)?,
+            })
         })
         .collect()
 }
 
-fn load_or_make(path: &Path, kind: KeyKind) -> Result<SigningKey, String> {
-    if path.exists() {
-        let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        return SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let seed = crate::random::bytes32()?;
-    let made = ptt_dkim::generate_key(kind, seed).map_err(|e| format!("making a key: {e}"))?;
-    write_private(path, made.pem.as_bytes())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    tracing::info!(service = "signer", key = %path.display(), "made a new DKIM key");
-    Ok(made.key)
-}
-
-struct Shared {
+pub(crate) struct Shared {
     domain: String,
     hostname: String,
-    keys: Vec<DkimKey>,
+    /// The keys signing now: active, and (with a primary) seen published.
+    signing: RwLock<Arc<Vec<DkimKey>>>,
     relay: Hop,
 }
 
@@ -102,10 +103,19 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     .map(|s| s.internal_name())
     .collect();
     let acceptor = identity.internal_acceptor(&clients)?;
+    let keys = active_keys(config)?;
+    let publisher = publish::Publisher::new(config)?;
+    // Without a primary the operator publishes the records: sign at once.
+    // With one, a key signs only once its record is seen at the primary.
+    let signing = if publisher.is_some() {
+        Vec::new()
+    } else {
+        keys
+    };
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
-        keys: keys(config)?,
+        signing: RwLock::new(Arc::new(signing)),
         relay: Hop::new(
             relay.address,
             identity.internal_connector()?,
@@ -114,16 +124,13 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
             &config.hostname,
         )?,
     });
-    for key in &shared.keys {
-        tracing::info!(
-            service = "signer",
-            selector = key.selector,
-            "publish {}._domainkey.{} TXT \"{}\"",
-            key.selector,
-            config.domain,
-            key.record()
-        );
-    }
+    let maintenance = tokio::spawn(publish::maintain(
+        shared.clone(),
+        store(config)?,
+        publisher,
+        config.domain.clone(),
+        section.record_ttl,
+    ));
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt signer".into(),
@@ -150,7 +157,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     Ok(Running {
         name: ServiceName::Signer,
         listeners,
-        tasks: Vec::new(),
+        tasks: vec![maintenance],
     })
 }
 
@@ -179,7 +186,22 @@ impl Session {
     fn sign(&self, message: &[u8]) -> Result<String, Reply> {
         let now = unix_now();
         let mut fields = String::new();
-        for key in &self.shared.keys {
+        let keys = self
+            .shared
+            .signing
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Err(reply(
+                451,
+                4,
+                7,
+                5,
+                "no DKIM key is published yet; try again later",
+            ));
+        }
+        for key in keys.iter() {
             let config = SignerConfig::new(&self.shared.domain, &key.selector);
             let mut signer = Signer::new(&key.key, &config)
                 .map_err(|e| reply(451, 4, 3, 0, &format!("cannot sign: {e}")))?
