@@ -129,3 +129,46 @@ fn publish_replaces_the_spf_record_and_is_seen_by_dig() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("ip4:1.2.3.4/33"), "{}", text(&out));
 }
+
+#[test]
+fn dmarc_publish_shares_the_update_path() {
+    let dns = Bind::start(
+        "test.",
+        &[
+            ("_dmarc.corp", "TXT", "\"v=DMARC1; p=none\""),
+            ("_dmarc.corp", "TXT", "\"unrelated=1\""),
+        ],
+    );
+    let (server, key) = (dns.addr().to_string(), dns.key_spec());
+    let record = "v=DMARC1; p=reject; rua=mailto:dmarc@corp.test";
+    let publish = |record: &str| {
+        ptt(&[
+            "dmarc",
+            "publish",
+            "--dns",
+            &server,
+            "--tsig",
+            &key,
+            "--domain",
+            "corp.test",
+            record,
+        ])
+    };
+    let out = publish(record);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(replaced)"), "{}", text(&out));
+    let mut txt = dns.dig("_dmarc.corp.test.", "TXT");
+    txt.sort();
+    assert_eq!(
+        txt,
+        vec!["\"unrelated=1\"".to_string(), format!("\"{record}\"")]
+    );
+    // The same again: nothing sent, the serial stays.
+    let serial = dns.dig("test.", "SOA");
+    let out = publish(record);
+    assert!(text(&out).contains("(unchanged)"), "{}", text(&out));
+    assert_eq!(dns.dig("test.", "SOA"), serial);
+    // Not DMARC: refused before anything is sent.
+    let out = publish("v=DMARC1; p=sometimes");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

@@ -12,6 +12,7 @@ pub(crate) mod arc;
 pub(crate) mod auth;
 pub(crate) mod check_config;
 pub(crate) mod dkim;
+pub(crate) mod dmarc;
 pub(crate) mod list;
 pub(crate) mod send;
 pub(crate) mod serve;
@@ -56,8 +57,10 @@ pub(crate) enum Verb {
     Arc(arc::Args),
     /// Authenticate a message: SPF, DKIM and DMARC, and the Authentication-Results field.
     Auth(auth::Args),
-    /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463).
+    /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463); the signer's keys.
     Dkim(dkim::Args),
+    /// Publish a domain's DMARC record (RFC 7489) by DNS UPDATE with TSIG.
+    Dmarc(dmarc::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
     SmtpSink(smtp_sink::Args),
     /// Send a message from standard input to an SMTP server.
@@ -88,6 +91,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Arc(args) => arc::run(args),
         Verb::Auth(args) => auth::run(args),
         Verb::Dkim(args) => dkim::run(args),
+        Verb::Dmarc(args) => dmarc::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
         Verb::Spf(args) => spf::run(args),
