@@ -356,3 +356,78 @@ fn a_rotation_signs_with_the_new_selector_and_retires_the_old() {
         assert_eq!(key_record(&bind, sel).unwrap(), record_on_disk(&site, sel));
     }
 }
+
+#[test]
+fn mail_the_receiver_forwards_gets_an_arc_set_dkimpy_validates() {
+    let bind = zone();
+    let mut site = site_on(&bind, &bind.key().file, "record_ttl = 1");
+    site.serve(&[]);
+    wait_until("the keys published", Duration::from_secs(20), || {
+        key_record(&bind, "ptt-rsa").is_some()
+    });
+    // Stand in for the receiver: its certificate, a message from another
+    // domain with the receiver's Authentication-Results.
+    let tls = site.state().join("receiver/tls");
+    let script = format!(
+        "import smtplib, ssl\nctx = ssl.create_default_context(cafile='{ca}')\nctx.check_hostname = False\n\
+         ctx.load_cert_chain('{cert}', '{key}')\n\
+         s = smtplib.SMTP_SSL('127.0.0.1', {port}, context=ctx, timeout=60)\n\
+         msg = ('Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=friend@elsewhere.test\\r\\n'\n\
+                'From: Friend <friend@elsewhere.test>\\r\\nTo: bob@example.test\\r\\nSubject: forwarded\\r\\n'\n\
+                'Date: Mon, 07 Dec 2026 01:00:00 +0000\\r\\nMessage-ID: <f1@elsewhere.test>\\r\\n\\r\\nhello through a forwarder\\r\\n')\n\
+         print(s.sendmail('friend@elsewhere.test', ['bob@example.test'], msg))\ns.quit()\n",
+        ca = site.state().join("ca/ca.pem").display(),
+        cert = tls.join("cert.pem").display(),
+        key = tls.join("key.pem").display(),
+        port = site.signer,
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mail = site.wait_mailbox("bob@example.test", 1);
+    assert_eq!(mail.len(), 1, "{}", site.log());
+    let head = String::from_utf8_lossy(&mail[0]).into_owned();
+    assert!(head.contains("ARC-Seal:") && head.contains("cv=none"), "{head}");
+    assert!(head.contains("ARC-Message-Signature:"), "{head}");
+    // The receiver's results travel in the set.
+    assert!(
+        head.contains("ARC-Authentication-Results: i=1; mx.example.test; arc=none;\r\n\tspf=pass"),
+        "{head}"
+    );
+    assert_eq!(
+        ptt_testkit::python::dkimpy_arc_verify(&mail[0], &PyDns::Server(bind.port())),
+        "pass",
+        "{head}"
+    );
+    // Signed as our hop too, though the From: is someone else's.
+    assert_eq!(
+        dkimpy_verify_each(&mail[0], &PyDns::Server(bind.port())),
+        [true, true]
+    );
+    // Submission mail with a foreign From: is still refused: only the
+    // receiver and the list server may hand the signer others' mail.
+    let out = text(&swaks_to(
+        site.submission,
+        &[
+            "-tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice@example.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "alice@example.test",
+            "--to",
+            "bob@example.test",
+        ],
+    ));
+    assert!(out.contains("250 2.0.0 queued"), "{out}");
+    let mail = site.wait_mailbox("bob@example.test", 2);
+    assert!(
+        !String::from_utf8_lossy(&mail[1]).contains("ARC-Seal"),
+        "no ARC for submitted mail"
+    );
+}

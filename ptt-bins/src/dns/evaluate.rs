@@ -161,3 +161,24 @@ pub(crate) async fn dmarc(resolver: &Resolver, mut evaluation: Evaluation) -> Ve
         }
     }
 }
+
+/// Validates the ARC chain of `message` (RFC 8617 §5.2), asking each
+/// round's key questions concurrently.
+pub(crate) async fn arc(resolver: &Resolver, message: &[u8]) -> ptt_arc::verify::ArcVerdict {
+    let mut verifier = ptt_arc::verify::ArcVerifier::from_message(message);
+    loop {
+        if let Some(verdict) = verifier.verdict() {
+            return verdict;
+        }
+        let queries = verifier.queries();
+        let answers = futures_util::future::join_all(
+            queries
+                .iter()
+                .map(|q| resolver.lookup(q.name.trim_end_matches('.'), RecordType::TXT)),
+        )
+        .await;
+        for (q, lookup) in queries.iter().zip(answers) {
+            verifier.answer(q, key_answer(lookup));
+        }
+    }
+}

@@ -74,6 +74,30 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
+    /// The resolver of `[dns]`, with its local records file answered first.
+    pub(crate) fn for_config(config: &crate::config::Config) -> Result<Resolver, String> {
+        let mut resolver = match Resolver::new(config.dns.resolver) {
+            Ok(r) => r,
+            // No system resolver configured: only the local records answer.
+            Err(_) if config.dns.records.is_some() => {
+                Resolver::new(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))))?
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(path) = &config.dns.records {
+            let records = LocalRecords::load(path)?;
+            for zone in &records.zones {
+                resolver.add_local_zone(zone);
+            }
+            for (name, texts) in &records.txt {
+                for text in texts {
+                    resolver.add_local_txt(name, text);
+                }
+            }
+        }
+        Ok(resolver)
+    }
+
     /// A resolver asking `server` (UDP, then TCP on truncation), or the
     /// system's configured servers when `None`. Needs a tokio runtime.
     pub(crate) fn new(server: Option<SocketAddr>) -> Result<Resolver, String> {

@@ -44,6 +44,19 @@ impl Conn {
         matches!(self, Conn::ServerTls(_) | Conn::ClientTls(_))
     }
 
+    /// The client's certificate on a server-side TLS connection.
+    pub(crate) fn peer_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Conn::ServerTls(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()?
+                .first()
+                .map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
     /// Wraps the plain stream in server-side TLS.
     pub(crate) async fn accept_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
         let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
@@ -147,6 +160,12 @@ pub(crate) trait SessionHandler: Send {
         session: &Server,
     ) -> impl std::future::Future<Output = Answer> + Send;
 
+    /// TLS is up; `cert` is the client's certificate, when it gave one
+    /// (the internal listeners require one, checked during the handshake).
+    fn tls_peer(&mut self, cert: Option<&[u8]>) {
+        let _ = cert;
+    }
+
     /// The connection is over (after QUIT, a 421, EOF or an I/O error).
     fn closed(&mut self) {}
 }
@@ -207,6 +226,7 @@ pub(crate) async fn serve<H: SessionHandler>(
         tokio::time::timeout(config.command_timeout, conn.accept_tls(acceptor))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        handler.tls_peer(conn.peer_certificate());
     }
     let start = Instant::now();
     let now = move || start.elapsed();
@@ -297,6 +317,7 @@ async fn drive_server<H: SessionHandler>(
                     .map_err(|_| {
                         io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                     })??;
+                handler.tls_peer(conn.peer_certificate());
                 session.handle_input(server::Input::TlsEstablished(now()));
             }
             server::Output::Close => return Ok(()),

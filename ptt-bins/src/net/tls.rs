@@ -217,6 +217,17 @@ impl Identity {
     }
 }
 
+/// Which of ptt's services a certificate (already verified against the
+/// private CA) names.
+pub(crate) fn service_of(der: &[u8]) -> Option<crate::config::ServiceName> {
+    let der = CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    crate::config::ServiceName::ALL.into_iter().find(|s| {
+        ServerName::try_from(s.internal_name())
+            .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+    })
+}
+
 /// The private CA's verifier, plus: the certificate must name one of the
 /// allowed services.
 #[derive(Debug)]

@@ -40,30 +40,6 @@ fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
     Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
 }
 
-/// The resolver of `[dns]`, with the local records file answered first.
-pub(crate) fn resolver(config: &Config) -> Result<Resolver, String> {
-    let mut resolver = match Resolver::new(config.dns.resolver) {
-        Ok(r) => r,
-        // No system resolver configured: only the local records answer.
-        Err(_) if config.dns.records.is_some() => {
-            Resolver::new(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))))?
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(path) = &config.dns.records {
-        let records = crate::dns::LocalRecords::load(path)?;
-        for zone in &records.zones {
-            resolver.add_local_zone(zone);
-        }
-        for (name, texts) in &records.txt {
-            for text in texts {
-                resolver.add_local_txt(name, text);
-            }
-        }
-    }
-    Ok(resolver)
-}
-
 /// Starts `[receiver]`.
 pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, String> {
     let Some(section) = &config.receiver else {
@@ -75,7 +51,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
         users,
-        resolver: resolver(config)?,
+        resolver: crate::dns::Resolver::for_config(config)?,
         psl: PublicSuffixList::builtin(),
         mail: config.state_of(ServiceName::Receiver).join("mail"),
     });

@@ -36,6 +36,8 @@ pub(crate) mod publish;
 pub(crate) struct DkimKey {
     /// Its selector.
     pub(crate) selector: String,
+    /// Its algorithm.
+    pub(crate) algorithm: keys::Algorithm,
     /// The key.
     pub(crate) key: SigningKey,
 }
@@ -69,6 +71,7 @@ pub(crate) fn active_keys(config: &Config) -> Result<Vec<DkimKey>, String> {
         .map(|k| {
             Ok(DkimKey {
                 selector: k.selector.clone(),
+                algorithm: k.algorithm,
                 key: store.key(&k.selector)?,
             })
         })
@@ -78,6 +81,8 @@ pub(crate) fn active_keys(config: &Config) -> Result<Vec<DkimKey>, String> {
 pub(crate) struct Shared {
     domain: String,
     hostname: String,
+    /// For the ARC chains of forwarded mail.
+    resolver: crate::dns::Resolver,
     /// The keys signing now: active, and (with a primary) seen published.
     signing: RwLock<Arc<Vec<DkimKey>>>,
     relay: Hop,
@@ -115,6 +120,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
+        resolver: crate::dns::Resolver::for_config(config)?,
         signing: RwLock::new(Arc::new(signing)),
         relay: Hop::new(
             relay.address,
@@ -164,6 +170,8 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
 struct Session {
     shared: Arc<Shared>,
     peer: IpAddr,
+    /// Which service the client is (from its certificate).
+    client: Option<ServiceName>,
     helo: String,
     from: String,
     rcpts: Vec<String>,
@@ -175,6 +183,7 @@ impl Session {
         Session {
             shared,
             peer,
+            client: None,
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
@@ -215,31 +224,80 @@ impl Session {
         Ok(fields)
     }
 
+    /// Mail the receiver forwards or the list server posts: an ARC set
+    /// (RFC 8617) over the chain as it validates now, with our
+    /// Authentication-Results, sealed with the active RSA key.
+    async fn arc_seal(&self, message: Vec<u8>) -> Result<Vec<u8>, Reply> {
+        let shared = &self.shared;
+        let keys = shared.signing.read().map(|k| k.clone()).unwrap_or_default();
+        let Some(key) = keys.iter().find(|k| k.algorithm == keys::Algorithm::Rsa) else {
+            return Err(reply(
+                451,
+                4,
+                7,
+                5,
+                "no ARC key is published yet; try again later",
+            ));
+        };
+        let verdict = crate::dns::evaluate::arc(&shared.resolver, &message).await;
+        let stamped = ptt_arc::seal::stamp(&message, &shared.hostname, &verdict);
+        let sealer =
+            ptt_arc::seal::Sealer::new(&key.key, &shared.domain, &key.selector, &shared.hostname)
+                .map_err(|e| reply(451, 4, 3, 0, &format!("cannot seal: {e}")))?;
+        match sealer.seal(&stamped, &verdict, unix_now()) {
+            Ok(ptt_arc::seal::SealOutcome::Sealed(set)) => Ok(set.prepend_to(&stamped)),
+            // RFC 8617 §5.1: a failed chain gets no new set.
+            Ok(ptt_arc::seal::SealOutcome::ChainAlreadyFailed) => Ok(stamped),
+            Err(e) => Err(reply(
+                554,
+                5,
+                6,
+                0,
+                &format!("cannot seal this message: {e}"),
+            )),
+        }
+    }
+
     async fn end_of_data(&mut self) -> Answer {
         let message = std::mem::take(&mut self.data);
         let id = new_id();
-        let domain = match crate::authn::from_domain(&message) {
-            Ok(d) => d,
-            Err(why) => return Answer::Refuse(reply(550, 5, 7, 1, &format!("cannot sign: {why}"))),
+        let forwarded = matches!(
+            self.client,
+            Some(ServiceName::Receiver | ServiceName::Lists)
+        );
+        let message = if forwarded {
+            // Someone else's From: sealed and signed as our domain's hop.
+            match self.arc_seal(message).await {
+                Ok(sealed) => sealed,
+                Err(r) => return Answer::Refuse(r),
+            }
+        } else {
+            let domain = match crate::authn::from_domain(&message) {
+                Ok(d) => d,
+                Err(why) => {
+                    return Answer::Refuse(reply(550, 5, 7, 1, &format!("cannot sign: {why}")));
+                }
+            };
+            if !domain.eq_ignore_ascii_case(&self.shared.domain) {
+                tracing::info!(
+                    service = "signer",
+                    id,
+                    from_domain = domain,
+                    "refused: no key for the From domain"
+                );
+                return Answer::Refuse(reply(
+                    550,
+                    5,
+                    7,
+                    1,
+                    &format!(
+                        "no signing key for {domain}; only {} is signed here",
+                        self.shared.domain
+                    ),
+                ));
+            }
+            message
         };
-        if !domain.eq_ignore_ascii_case(&self.shared.domain) {
-            tracing::info!(
-                service = "signer",
-                id,
-                from_domain = domain,
-                "refused: no key for the From domain"
-            );
-            return Answer::Refuse(reply(
-                550,
-                5,
-                7,
-                1,
-                &format!(
-                    "no signing key for {domain}; only {} is signed here",
-                    self.shared.domain
-                ),
-            ));
-        }
         let signatures = match self.sign(&message) {
             Ok(s) => s,
             Err(r) => return Answer::Refuse(r),
@@ -278,6 +336,10 @@ impl Session {
 }
 
 impl SessionHandler for Session {
+    fn tls_peer(&mut self, cert: Option<&[u8]>) {
+        self.client = cert.and_then(crate::net::tls::service_of);
+    }
+
     async fn event(&mut self, event: Event, session: &Server) -> Answer {
         match event {
             Event::Hello { name, .. } => {

@@ -258,6 +258,7 @@ fn set_signing(
             let key = store.key(&k.selector).ok()?;
             (verified.get(&k.selector) == Some(&key.key_record().to_string())).then(|| DkimKey {
                 selector: k.selector.clone(),
+                algorithm: k.algorithm,
                 key,
             })
         })
