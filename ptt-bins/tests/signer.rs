@@ -389,7 +389,10 @@ fn mail_the_receiver_forwards_gets_an_arc_set_dkimpy_validates() {
     let mail = site.wait_mailbox("bob@example.test", 1);
     assert_eq!(mail.len(), 1, "{}", site.log());
     let head = String::from_utf8_lossy(&mail[0]).into_owned();
-    assert!(head.contains("ARC-Seal:") && head.contains("cv=none"), "{head}");
+    assert!(
+        head.contains("ARC-Seal:") && head.contains("cv=none"),
+        "{head}"
+    );
     assert!(head.contains("ARC-Message-Signature:"), "{head}");
     // The receiver's results travel in the set.
     assert!(
