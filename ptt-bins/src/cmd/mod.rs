@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::exit::Outcome;
 
+pub(crate) mod acme;
 pub(crate) mod arc;
 pub(crate) mod auth;
 pub(crate) mod check_config;
@@ -55,6 +56,8 @@ pub(crate) enum Verb {
     Show(list::ShowArgs),
     /// Validate an ARC chain, or seal a message with a new ARC set (RFC 8617).
     Arc(arc::Args),
+    /// Certificates by ACME DNS-01 (RFC 8555) through the primary DNS server.
+    Acme(acme::Args),
     /// Authenticate a message: SPF, DKIM and DMARC, and the Authentication-Results field.
     Auth(auth::Args),
     /// DKIM: generate a key and its TXT record, sign, verify (RFC 6376, 8463); the signer's keys.
@@ -89,6 +92,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Unsubscribe(args) => list::unsubscribe(args),
         Verb::Show(args) => list::show(args),
         Verb::Arc(args) => arc::run(args),
+        Verb::Acme(args) => acme::run(args),
         Verb::Auth(args) => auth::run(args),
         Verb::Dkim(args) => dkim::run(args),
         Verb::Dmarc(args) => dmarc::run(args),

@@ -151,13 +151,28 @@ pub struct Users {
 }
 
 /// `[tls]`: the certificate of the listeners that face users and the
-/// Internet. Without one, the private CA issues one for `hostname`.
+/// Internet: a static one, one obtained by ACME, or else one the private CA
+/// issues for `hostname`.
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
     pub key: Option<PathBuf>,
+    /// `acme = { directory, contact, ca }`: a certificate for `hostname`
+    /// by ACME DNS-01 through `[dns] primary`.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[tls] acme`.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The ACME directory URL.
+    pub directory: String,
+    /// Contact URIs (`mailto:…`).
+    pub contact: Vec<String>,
+    /// An extra CA to trust for the directory's HTTPS (test servers).
+    pub ca: Option<PathBuf>,
 }
 
 /// `[log]`.

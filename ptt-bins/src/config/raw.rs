@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, Signer, Submission, Tls,
-    Users,
+    AcmeConfig, Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, Signer,
+    Submission, Tls, Users,
 };
 
 /// The example configuration shipped in the repository, every key
@@ -67,6 +67,16 @@ struct UsersSection {
 struct TlsSection {
     cert: Option<S<String>>,
     key: Option<S<String>>,
+    acme: Option<S<AcmeSection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcmeSection {
+    directory: S<String>,
+    #[serde(default)]
+    contact: Option<S<String>>,
+    ca: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -414,6 +424,51 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                     "give both cert = \"FILE\" and key = \"FILE\", or neither (the private CA then issues one)",
                 );
             }
+            let acme = t.acme.as_ref().map(|a| {
+                let span = a.span();
+                let a = a.get_ref();
+                let directory = a.directory.get_ref().clone();
+                if !directory.starts_with("https://") {
+                    c.at(
+                        a.directory.span(),
+                        format!("[tls] acme directory {directory:?} is not an https:// URL"),
+                        "write the directory URL, e.g. directory = \"https://acme-v02.api.letsencrypt.org/directory\"",
+                    );
+                }
+                if t.cert.is_some() {
+                    c.at(
+                        span.clone(),
+                        "[tls] has both a static cert and acme",
+                        "keep one: cert/key for a certificate you manage, or acme to have one obtained",
+                    );
+                }
+                let contact = a
+                    .contact
+                    .as_ref()
+                    .map(|m| {
+                        if !m.get_ref().starts_with("mailto:") {
+                            c.at(
+                                m.span(),
+                                format!("[tls] acme contact {:?} is not a mailto: URI", m.get_ref()),
+                                "write contact = \"mailto:postmaster@example.org\"",
+                            );
+                        }
+                        vec![m.get_ref().clone()]
+                    })
+                    .unwrap_or_default();
+                let ca = a.ca.as_ref().map(|v| {
+                    let p = path_in(&base, v.get_ref());
+                    if !p.is_file() {
+                        c.at(v.span(), format!("[tls] acme ca: {} does not exist", p.display()), "name a PEM file");
+                    }
+                    p
+                });
+                AcmeConfig {
+                    directory,
+                    contact,
+                    ca,
+                }
+            });
             let mut file_of = |v: &Option<S<String>>, key: &str| {
                 v.as_ref().map(|v| {
                     let p = path_in(&base, v.get_ref());
@@ -430,6 +485,7 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             Tls {
                 cert: file_of(&t.cert, "cert"),
                 key: file_of(&t.key, "key"),
+                acme,
             }
         }
     };
@@ -615,6 +671,15 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 );
             }
         }
+    }
+    if let Some(acme) = raw.tls.as_ref().and_then(|t| t.get_ref().acme.as_ref())
+        && (dns.primary.is_none() || dns.tsig_key.is_none())
+    {
+        c.at(
+            acme.span(),
+            "[tls] acme answers the DNS-01 challenge through the primary, and [dns] has no primary or tsig_key",
+            "add primary = \"IP:PORT\" and tsig_key = \"FILE\" to [dns]",
+        );
     }
     if let (Some(s), None) = (&raw.signer, &raw.relay) {
         c.at(

@@ -70,12 +70,29 @@ impl Running {
 }
 
 /// The acceptor of a listener that faces users or the Internet: `[tls]`'s
-/// certificate, or the service's own from the private CA.
-pub(crate) fn public_acceptor(config: &Config, identity: &Identity) -> Result<TlsAcceptor, String> {
-    match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => crate::net::tls::acceptor(cert, key),
-        _ => identity.public_acceptor(),
+/// static certificate; or one obtained by ACME, kept current by the task
+/// returned (presenting the service's private-CA certificate until the
+/// first one arrives); or the service's own from the private CA.
+pub(crate) fn public_tls(
+    config: &Config,
+    identity: &Identity,
+    service: ServiceName,
+) -> Result<(TlsAcceptor, Option<JoinHandle<()>>), String> {
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        return Ok((crate::net::tls::acceptor(cert, key)?, None));
     }
+    let Some(acme) = crate::net::acme::Acme::new(config, service)? else {
+        return Ok((identity.public_acceptor()?, None));
+    };
+    let (cert, key) = acme
+        .stored()
+        .unwrap_or_else(|| (identity.cert_pem.clone(), identity.key_pem.clone()));
+    let live = Arc::new(crate::net::acme::LiveCert::new(&cert, &key)?);
+    let acceptor = live.acceptor()?;
+    Ok((
+        acceptor,
+        Some(tokio::spawn(crate::net::acme::manage(acme, live))),
+    ))
 }
 
 /// The size limit of the internal hops (signer, relay): the largest

@@ -19,7 +19,7 @@ use ptt_smtp::{EnhancedCode, Reply};
 use super::listener::{Listener, Spec, bind};
 use super::trace::{received_field, unix_now};
 use super::users::Users;
-use super::{Running, public_acceptor};
+use super::{Running, public_tls};
 use crate::authn::{Envelope, authenticate, strip_forged_results};
 use crate::config::{Config, ServiceName};
 use crate::dns::Resolver;
@@ -46,7 +46,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         return Err("no [receiver] section".into());
     };
     let identity = crate::net::pki::identity(config, ServiceName::Receiver)?;
-    let acceptor = public_acceptor(config, &identity)?;
+    let (acceptor, acme_task) = public_tls(config, &identity, ServiceName::Receiver)?;
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
@@ -82,7 +82,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     Ok(Running {
         name: ServiceName::Receiver,
         listeners,
-        tasks: Vec::new(),
+        tasks: acme_task.into_iter().collect(),
     })
 }
 

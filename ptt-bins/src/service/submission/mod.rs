@@ -31,7 +31,7 @@ use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec, bind};
 use super::trace::{received_field, rfc5322_date, unix_now};
 use super::users::Users;
-use super::{Running, public_acceptor};
+use super::{Running, public_tls};
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::{Envelope, Spool, new_id};
@@ -102,7 +102,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         )?,
         spool,
     });
-    let acceptor = public_acceptor(config, &identity)?;
+    let (acceptor, acme_task) = public_tls(config, &identity, ServiceName::Submission)?;
     // The decoy hash costs one argon2 run: made now, not in a session.
     tokio::task::spawn_blocking(password::decoy)
         .await
@@ -148,7 +148,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     Ok(Running {
         name: ServiceName::Submission,
         listeners,
-        tasks: vec![retry],
+        tasks: std::iter::once(retry).chain(acme_task).collect(),
     })
 }
 
