@@ -14,6 +14,7 @@ pub(crate) mod auth;
 pub(crate) mod check_config;
 pub(crate) mod dkim;
 pub(crate) mod dmarc;
+pub(crate) mod dns;
 pub(crate) mod list;
 pub(crate) mod send;
 pub(crate) mod serve;
@@ -64,6 +65,8 @@ pub(crate) enum Verb {
     Dkim(dkim::Args),
     /// Publish a domain's DMARC record (RFC 7489) by DNS UPDATE with TSIG.
     Dmarc(dmarc::Args),
+    /// Check the domain's DNS: MX, A/AAAA, PTR, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, TLSA.
+    Dns(dns::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
     SmtpSink(smtp_sink::Args),
     /// Send a message from standard input to an SMTP server.
@@ -96,6 +99,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Auth(args) => auth::run(args),
         Verb::Dkim(args) => dkim::run(args),
         Verb::Dmarc(args) => dmarc::run(args),
+        Verb::Dns(args) => dns::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
         Verb::Spf(args) => spf::run(args),

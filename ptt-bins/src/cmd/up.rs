@@ -209,7 +209,9 @@ pub(crate) fn run(args: Args) -> Outcome {
     );
     records.txt.insert(
         format!("_dmarc.{domain}"),
-        vec!["v=DMARC1; p=reject".into()],
+        vec![format!(
+            "v=DMARC1; p=reject; rua=mailto:postmaster@{domain}"
+        )],
     );
     let text = toml::to_string(&records).map_err(Failure::input)?;
     std::fs::write(&records_path, text).map_err(io_failure("writing", &records_path))?;
@@ -280,6 +282,15 @@ pub(crate) fn run(args: Args) -> Outcome {
         for (name, texts) in &records.txt {
             for text in texts {
                 println!("    {name}. TXT \"{text}\"");
+            }
+        }
+        println!("  DNS check of the local zone (what a real domain must publish):");
+        if let Ok(resolver) = crate::dns::Resolver::for_config(&config) {
+            let findings = crate::dns::check::run(&config, &resolver).await;
+            let mut table = Vec::new();
+            let _ = super::dns::print_table(&findings, &mut table);
+            for line in String::from_utf8_lossy(&table).lines() {
+                println!("    {line}");
             }
         }
         println!("  config       {}", config_path.display());

@@ -139,6 +139,16 @@ pub struct Dns {
     /// Records answered locally before the resolver is asked (a demo or
     /// test zone; `ptt up` writes one).
     pub records: Option<PathBuf>,
+    /// The MTA-STS mode the domain publishes (`enforce`, `testing`), for
+    /// `ptt dns check`.
+    pub mta_sts: Option<String>,
+    /// Where TLS reports go (`mailto:…`), when the domain asks for them.
+    pub tls_rpt: Option<String>,
+    /// Whether the domain publishes TLSA records for its MX (DANE).
+    pub dane: bool,
+    /// An extra CA to trust for HTTPS lookups (the MTA-STS policy), e.g.
+    /// a test server's.
+    pub https_ca: Option<PathBuf>,
 }
 
 /// `[users]`.

@@ -53,6 +53,10 @@ struct DnsSection {
     primary: Option<S<String>>,
     tsig_key: Option<S<String>>,
     records: Option<S<String>>,
+    mta_sts: Option<S<String>>,
+    tls_rpt: Option<S<String>>,
+    dane: Option<S<bool>>,
+    https_ca: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +378,11 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 "tsig_key",
                 "name a key file made by `tsig-keygen -a hmac-sha256 NAME`",
             );
+            let https_ca = file(
+                &d.https_ca,
+                "https_ca",
+                "name a PEM file of CA certificates",
+            );
             let records = file(
                 &d.records,
                 "records",
@@ -390,6 +399,23 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                     .and_then(|r| c.addr(r, "[dns] primary", "192.0.2.53:53")),
                 tsig_key,
                 records,
+                mta_sts: d.mta_sts.as_ref().map(|m| {
+                    let mode = m.get_ref().to_ascii_lowercase();
+                    if !matches!(mode.as_str(), "enforce" | "testing") {
+                        c.at(m.span(), format!("[dns] mta_sts = {:?} is not an MTA-STS mode", m.get_ref()),
+                            "write mta_sts = \"enforce\" or \"testing\" (RFC 8461), or leave it out");
+                    }
+                    mode
+                }),
+                tls_rpt: d.tls_rpt.as_ref().map(|r| {
+                    if !r.get_ref().starts_with("mailto:") && !r.get_ref().starts_with("https://") {
+                        c.at(r.span(), format!("[dns] tls_rpt = {:?} is not a report URI", r.get_ref()),
+                            "write tls_rpt = \"mailto:tlsrpt@example.org\" (RFC 8460)");
+                    }
+                    r.get_ref().clone()
+                }),
+                dane: d.dane.as_ref().is_some_and(|v| *v.get_ref()),
+                https_ca,
             }
         }
     };

@@ -12,6 +12,7 @@
 //! - [`txt_strings`]: a long text split into the at most 255-byte strings a
 //!   TXT record is made of.
 
+pub(crate) mod check;
 pub(crate) mod evaluate;
 pub(crate) mod publish;
 
@@ -121,6 +122,9 @@ impl Resolver {
         opts.timeout = TIMEOUT;
         opts.attempts = 2;
         opts.ndots = 0;
+        // Mail sees DNS as the Internet does: never /etc/hosts (it answers
+        // 127.0.0.1's PTR with the machine's own names, for one).
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let inner = builder
             .build()
             .map_err(|e| format!("building the resolver: {e}"))?;

@@ -284,6 +284,24 @@ fn validity(pem: &[u8]) -> Option<(i64, i64)> {
     Some((first, second))
 }
 
+/// The subjectPublicKeyInfo (whole DER item) of the first certificate in
+/// `pem`: what a TLSA record with selector 1 hashes.
+pub(crate) fn spki(pem: &[u8]) -> Option<Vec<u8>> {
+    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    let (cert, _) = der_item(der.as_ref(), 0x30)?;
+    let (tbs, _) = der_item(cert, 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_skip(rest)?; // version
+    }
+    // serial, signature algorithm, issuer, validity, subject
+    for _ in 0..5 {
+        rest = der_skip(rest)?;
+    }
+    let after = der_skip(rest)?;
+    Some(rest[..rest.len() - after.len()].to_vec())
+}
+
 /// The content of the DER item at the start of `data` if its tag is
 /// `tag`, and what follows it.
 fn der_item(data: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
@@ -394,5 +412,22 @@ mod tests {
         assert_eq!(to, 67_090_118_400);
         assert!(!renewal_due(leaf.cert_pem.as_bytes(), SystemTime::now()));
         assert!(renewal_due(b"not a certificate", SystemTime::now()));
+        // The SPKI as openssl sees it.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), &leaf.cert_pem).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -in {} -noout -pubkey | openssl pkey -pubin -outform DER | od -An -tx1 | tr -d ' \\n'",
+                dir.path().join("c.pem").display()
+            ))
+            .output()
+            .unwrap();
+        let hex: String = spki(leaf.cert_pem.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
     }
 }
