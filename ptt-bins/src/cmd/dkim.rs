@@ -317,6 +317,19 @@ fn rotate(a: RotateArgs) -> Outcome {
         let retire_at = unix_now() + section.retention.as_secs();
         store
             .change(|f| {
+                // Only what is still pending is promoted: a run that raced
+                // another must not revive a retired key.
+                let pending = f
+                    .keys
+                    .iter()
+                    .filter(|k| selectors.contains(&k.selector))
+                    .all(|k| k.state == KeyState::Pending);
+                if !pending {
+                    return Err(format!(
+                        "{} are no longer pending (another rotation?); nothing changed",
+                        selectors.join(", ")
+                    ));
+                }
                 for k in f.keys.iter_mut() {
                     if selectors.contains(&k.selector) {
                         k.state = KeyState::Active;

@@ -99,6 +99,16 @@ fn reverse_name(ip: IpAddr) -> String {
     }
 }
 
+/// The `p=` value of a key record, spaces removed (the key is what must
+/// match; tag order and spacing may differ).
+fn key_of(record: &str) -> String {
+    record
+        .split(';')
+        .find_map(|tag| tag.trim().strip_prefix("p="))
+        .map(|p| p.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default()
+}
+
 /// Runs every check of `config`'s domain.
 pub(crate) async fn run(config: &Config, resolver: &Resolver) -> Vec<Finding> {
     let domain = config.domain.as_str();
@@ -222,7 +232,14 @@ pub(crate) async fn run(config: &Config, resolver: &Resolver) -> Vec<Finding> {
                     failing.push(format!("{ip}: {}", result.result.as_str()));
                 }
             }
-            if failing.is_empty() {
+            if addresses.is_empty() {
+                finding(
+                    "SPF",
+                    Status::Wrong,
+                    format!("{record} (no address of {host} to check)"),
+                    publish_spf,
+                )
+            } else if failing.is_empty() {
                 finding("SPF", Status::Ok, record.clone(), None)
             } else {
                 finding(
@@ -259,7 +276,7 @@ pub(crate) async fn run(config: &Config, resolver: &Resolver) -> Vec<Finding> {
             let publish = Some(format!("{name}. TXT \"{want}\""));
             out.push(if found.is_empty() {
                 finding(check, Status::Missing, describe(&lookup), publish)
-            } else if found.iter().any(|t| t == &want) {
+            } else if found.iter().any(|t| key_of(t) == key_of(&want)) {
                 finding(check, Status::Ok, "matches its key", None)
             } else {
                 finding(check, Status::Wrong, "does not match its key", publish)
@@ -436,37 +453,51 @@ async fn fetch_policy(config: &Config, resolver: &Resolver, host: &str) -> Resul
     let response = tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
         .await
         .map_err(|_| format!("https://{host}: timed out"))??;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("not an HTTP response")?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = &response[split + 4..];
     let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("https://{host}/.well-known/mta-sts.txt: {status}"));
     }
     let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
     let body = if chunked {
         dechunk(body)
     } else {
-        body.to_string()
+        body.to_vec()
     };
-    Ok(body.replace("\r\n", "\n"))
+    Ok(String::from_utf8_lossy(&body).replace("\r\n", "\n"))
 }
 
-/// The body of a chunked HTTP/1.1 response.
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
+/// The body of a chunked HTTP/1.1 response (bytes: a chunk may end inside
+/// a character).
+fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
+    loop {
+        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = String::from_utf8_lossy(&rest[..eol]);
         let Ok(n) = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16) else {
             break;
         };
-        if n == 0 || after.len() < n {
+        let data = &rest[eol + 2..];
+        let Some(chunk) = data.get(..n) else {
+            break;
+        };
+        if n == 0 {
             break;
         }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(chunk);
+        rest = data.get(n..).unwrap_or_default();
+        rest = rest.strip_prefix(b"\r\n").unwrap_or(rest);
     }
     out
 }
@@ -550,8 +581,12 @@ mod tests {
     #[test]
     fn chunked_bodies_are_joined() {
         assert_eq!(
-            dechunk("7\r\nversion\r\n3\r\n: x\r\n0\r\n\r\n"),
-            "version: x"
+            dechunk(b"7\r\nversion\r\n3\r\n: x\r\n0\r\n\r\n"),
+            b"version: x".to_vec()
         );
+        // A chunk that ends inside a character, and sizes that lie.
+        assert_eq!(dechunk("1\r\n\u{e9}\r\n".as_bytes()), vec![0xc3]);
+        assert!(dechunk(b"ff\r\nshort").is_empty());
+        assert!(dechunk(b"zz\r\n").is_empty());
     }
 }

@@ -100,20 +100,48 @@ impl Updater {
         value: &str,
         ttl: u32,
     ) -> Result<Published, String> {
-        let current = self.txt(name).await?;
-        let mine: Vec<&TXT> = current.iter().filter(|t| ours(&txt_joined(t))).collect();
-        if mine.len() == 1 && txt_joined(mine[0]) == value.as_bytes() {
-            return Ok(Published::Unchanged);
-        }
-        let remove: Vec<TXT> = mine.into_iter().cloned().collect();
-        let outcome = if remove.is_empty() {
-            Published::Added
-        } else {
-            Published::Replaced
-        };
         let add = TXT::new(txt_strings(value));
-        self.update(zone, name, &current, &remove, Some(add), ttl)
-            .await?;
+        let mut outcome = Published::Added;
+        let mut assume_absent = false;
+        for attempt in 0..3 {
+            let current = self.txt(name).await?;
+            let mine: Vec<&TXT> = current.iter().filter(|t| ours(&txt_joined(t))).collect();
+            if mine.len() == 1 && txt_joined(mine[0]) == value.as_bytes() {
+                // Already right (perhaps made so by another writer
+                // between two attempts).
+                return Ok(if attempt == 0 {
+                    Published::Unchanged
+                } else {
+                    outcome
+                });
+            }
+            let remove: Vec<TXT> = mine.into_iter().cloned().collect();
+            outcome = if remove.is_empty() {
+                Published::Added
+            } else {
+                Published::Replaced
+            };
+            let (prerequisite, remove) = if assume_absent {
+                (&[][..], &[][..])
+            } else {
+                (current.as_slice(), remove.as_slice())
+            };
+            match self
+                .update(zone, name, prerequisite, remove, Some(add.clone()), ttl)
+                .await
+            {
+                Ok(()) => break,
+                Err((Some(ResponseCode::NXRRSet | ResponseCode::YXRRSet), e)) if attempt < 2 => {
+                    // The records changed meanwhile, or what was read was
+                    // synthesized by a wildcard (a prerequisite never
+                    // matches one): read again; when nothing changed,
+                    // assume the name holds nothing of its own.
+                    tracing::debug!(name = %name, "UPDATE prerequisite failed, reading again: {e}");
+                    assume_absent = self.txt(name).await? == current;
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
         let after = self.txt(name).await?;
         let now: Vec<Vec<u8>> = after.iter().map(txt_joined).filter(|t| ours(t)).collect();
         if now != [value.as_bytes().to_vec()] {
@@ -142,7 +170,9 @@ impl Updater {
         if remove.is_empty() {
             return Ok(false);
         }
-        self.update(zone, name, &current, &remove, None, 0).await?;
+        self.update(zone, name, &current, &remove, None, 0)
+            .await
+            .map_err(|(_, e)| e)?;
         Ok(true)
     }
 
@@ -156,7 +186,7 @@ impl Updater {
         remove: &[TXT],
         add: Option<TXT>,
         ttl: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), (Option<ResponseCode>, String)> {
         let mut zone_query = Query::new();
         zone_query
             .set_name(zone.clone())
@@ -196,20 +226,24 @@ impl Updater {
             .set_version(0);
         let response = self.exchange(message).await.map_err(|e| {
             let e = e.to_string();
-            if e.contains("HMAC") || e.contains("TSIG") || e.contains("tsig") {
+            let text = if e.contains("HMAC") || e.contains("TSIG") || e.contains("tsig") {
                 // hickory's words for an unsigned NOTAUTH/BADSIG answer.
                 format!(
                     "UPDATE of {name} in {zone}: the server rejected the TSIG signature (NOTAUTH, BADSIG or BADKEY): [dns] tsig_key is not the key it has for this zone"
                 )
             } else {
                 format!("UPDATE of {name} in {zone}: no answer from the primary ({e})")
-            }
+            };
+            (None, text)
         })?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
-            code => Err(format!(
-                "UPDATE of {name} in {zone}: the server answered {}",
-                explain(code)
+            code => Err((
+                Some(code),
+                format!(
+                    "UPDATE of {name} in {zone}: the server answered {}",
+                    explain(code)
+                ),
             )),
         }
     }

@@ -185,8 +185,12 @@ impl Acme {
         let mut published = Vec::new();
         let outcome = self.answer(&mut order, &mut published).await;
         // The challenge records go, whatever happened.
-        for (zone, name) in &published {
-            match self.updater.remove_txt(zone, name, |_| true).await {
+        for (zone, name, value) in &published {
+            match self
+                .updater
+                .remove_txt(zone, name, |t| t == value.as_bytes())
+                .await
+            {
                 Ok(_) => tracing::info!(record = %name, "ACME challenge record removed"),
                 Err(e) => tracing::warn!(record = %name, "removing the ACME challenge record: {e}"),
             }
@@ -200,10 +204,21 @@ impl Acme {
             .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(120)))
             .await
             .map_err(|e| format!("ACME certificate: {e}"))?;
-        write_private(&self.key_path(), key_pem.as_bytes())
-            .map_err(|e| format!("writing {}: {e}", self.key_path().display()))?;
-        write_atomic(&self.cert_path(), chain.as_bytes())
-            .map_err(|e| format!("writing {}: {e}", self.cert_path().display()))?;
+        // Key and chain must always match: both written under temporary
+        // names, then renamed (the key first; a crash in between leaves a
+        // pair that does not match, which the service replaces by a new
+        // order instead of refusing to start).
+        let (key_tmp, cert_tmp) = (
+            self.dir.join(".key.pem.new"),
+            self.dir.join(".cert.pem.new"),
+        );
+        write_private(&key_tmp, key_pem.as_bytes())
+            .map_err(|e| format!("writing {}: {e}", key_tmp.display()))?;
+        write_atomic(&cert_tmp, chain.as_bytes())
+            .map_err(|e| format!("writing {}: {e}", cert_tmp.display()))?;
+        std::fs::rename(&key_tmp, self.key_path()).map_err(|e| format!("renaming the key: {e}"))?;
+        std::fs::rename(&cert_tmp, self.cert_path())
+            .map_err(|e| format!("renaming the certificate: {e}"))?;
         tracing::info!(
             host = self.hostname,
             directory = self.config.directory,
@@ -217,7 +232,7 @@ impl Acme {
     async fn answer(
         &self,
         order: &mut instant_acme::Order,
-        published: &mut Vec<(hickory_proto::rr::Name, hickory_proto::rr::Name)>,
+        published: &mut Vec<(hickory_proto::rr::Name, hickory_proto::rr::Name, String)>,
     ) -> Result<(), String> {
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
@@ -232,11 +247,16 @@ impl Acme {
             let value = challenge.key_authorization().dns_value();
             let name = fqdn(&format!("_acme-challenge.{host}"))?;
             let zone = self.updater.zone_of(&name).await?;
+            // Noted before it is sent, so that it is removed whatever
+            // happens next; only our value is added or removed, so another
+            // client's order for the same name (the other service, certbot)
+            // keeps its own.
+            published.push((zone.clone(), name.clone(), value.clone()));
+            let mine = value.clone();
             self.updater
-                .ensure_txt(&zone, &name, |_| true, &value, 60)
+                .ensure_txt(&zone, &name, move |t| t == mine.as_bytes(), &value, 60)
                 .await?;
             tracing::info!(record = %name, "ACME challenge record published");
-            published.push((zone, name));
             challenge
                 .set_ready()
                 .await
@@ -381,7 +401,11 @@ pub(crate) async fn manage(acme: Acme, live: Arc<LiveCert>) {
             .is_none_or(|cert| renewal_due(cert, SystemTime::now()));
         if due && tokio::time::Instant::now() >= next_try {
             match acme.obtain().await {
-                Ok(_) => backoff = Duration::from_secs(5),
+                Ok(_) => {
+                    backoff = Duration::from_secs(5);
+                    // Never two orders in a row, whatever the new one says.
+                    next_try = tokio::time::Instant::now() + Duration::from_secs(3600);
+                }
                 Err(e) => {
                     tracing::warn!(
                         host = acme.hostname,

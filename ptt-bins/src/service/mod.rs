@@ -84,10 +84,20 @@ pub(crate) fn public_tls(
     let Some(acme) = crate::net::acme::Acme::new(config, service)? else {
         return Ok((identity.public_acceptor()?, None));
     };
-    let (cert, key) = acme
+    // The stored certificate, or (none yet, or a pair that does not
+    // match) the private CA's until the ACME task gets one.
+    let live = match acme
         .stored()
-        .unwrap_or_else(|| (identity.cert_pem.clone(), identity.key_pem.clone()));
-    let live = Arc::new(crate::net::acme::LiveCert::new(&cert, &key)?);
+        .map(|(cert, key)| crate::net::acme::LiveCert::new(&cert, &key))
+    {
+        Some(Ok(live)) => live,
+        Some(Err(e)) => {
+            tracing::warn!(%service, "the stored ACME certificate is unusable ({e}); ordering a new one");
+            crate::net::acme::LiveCert::new(&identity.cert_pem, &identity.key_pem)?
+        }
+        None => crate::net::acme::LiveCert::new(&identity.cert_pem, &identity.key_pem)?,
+    };
+    let live = Arc::new(live);
     let acceptor = live.acceptor()?;
     Ok((
         acceptor,

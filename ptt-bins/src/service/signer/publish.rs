@@ -223,9 +223,15 @@ async fn round(
                 verified.insert(entry.selector.clone(), record);
             }
             Err(e) => {
-                // Still signing with it only if what was seen published is
-                // this very key.
-                if verified.get(&entry.selector) != Some(&record) {
+                // The primary cannot be changed or asked now: still sign
+                // with a key whose record was seen published, at the
+                // primary before or through the resolver now (a restart
+                // while the primary is down keeps signing).
+                let seen = verified.get(&entry.selector) == Some(&record)
+                    || served(&shared.resolver, &entry.selector, domain, &record).await;
+                if seen {
+                    verified.insert(entry.selector.clone(), record);
+                } else {
                     verified.remove(&entry.selector);
                 }
                 errors.push(format!("publishing {}: {e}", entry.selector));
@@ -234,6 +240,26 @@ async fn round(
     }
     set_signing(shared, store, &file, verified);
     Ok(errors)
+}
+
+/// Whether the resolver serves `record` for `selector`.
+async fn served(
+    resolver: &crate::dns::Resolver,
+    selector: &str,
+    domain: &str,
+    record: &str,
+) -> bool {
+    let name = format!("{selector}._domainkey.{domain}");
+    match resolver
+        .lookup(&name, hickory_proto::rr::RecordType::TXT)
+        .await
+    {
+        crate::dns::Lookup::Found(records) => records.iter().any(|r| match r {
+            hickory_proto::rr::RData::TXT(t) => crate::dns::txt_joined(t) == record.as_bytes(),
+            _ => false,
+        }),
+        _ => false,
+    }
 }
 
 fn algorithm_of(file: &KeysFile, selector: &str) -> Option<super::keys::Algorithm> {
