@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ptt_testkit::{Bind, free_port, require_program, wait_for_tcp};
+use ptt_testkit::{Bind, SignedCert, free_port, require_program, wait_for_tcp};
 use site::{Site, ptt, text};
 
 /// pebble on loopback, validating DNS-01 through `dns`.
@@ -20,89 +20,16 @@ struct Pebble {
     child: Child,
     port: u16,
     management: u16,
-    /// The CA of its HTTPS certificate (what a client must trust).
-    ca: std::path::PathBuf,
+    /// Its HTTPS certificate; `https.ca` is what a client must trust.
+    https: SignedCert,
     _dir: tempfile::TempDir,
-}
-
-/// A small CA and a leaf for localhost signed by it (a self-signed
-/// certificate carries CA:TRUE, which webpki refuses as a server's).
-fn https_cert(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=pebble test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.csr",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "req.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
 }
 
 impl Pebble {
     fn start(dns: std::net::SocketAddr) -> Pebble {
         let pebble = require_program("pebble", "Debian package pebble");
         let dir = tempfile::tempdir().unwrap();
-        let (ca, cert, key) = https_cert(dir.path());
+        let https = SignedCert::for_names(&["localhost", "127.0.0.1"]);
         let (port, management) = (free_port(), free_port());
         let config = dir.path().join("pebble.json");
         std::fs::write(
@@ -110,7 +37,7 @@ impl Pebble {
             serde_json::json!({ "pebble": {
                 "listenAddress": format!("127.0.0.1:{port}"),
                 "managementListenAddress": format!("127.0.0.1:{management}"),
-                "certificate": cert, "privateKey": key,
+                "certificate": https.cert, "privateKey": https.key,
                 "httpPort": free_port(), "tlsPort": free_port(),
                 "ocspResponderURL": "", "externalAccountBindingRequired": false,
             }})
@@ -136,7 +63,7 @@ impl Pebble {
             child,
             port,
             management,
-            ca,
+            https,
             _dir: dir,
         }
     }
@@ -191,7 +118,7 @@ fn a_certificate_by_dns01_is_presented_and_renewed_live() {
     site.append_config(&format!(
         "[tls]\nacme = {{ directory = \"https://localhost:{}/dir\", contact = \"mailto:postmaster@example.test\", ca = \"{}\" }}\n",
         pebble.port,
-        pebble.ca.display()
+        pebble.https.ca.display()
     ));
     let check = ptt(&["check-config", site.config.to_str().unwrap()], "");
     assert!(check.status.success(), "{}", text(&check));

@@ -11,83 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ptt_testkit::dns_zones::{BindZones, Zone};
-use ptt_testkit::wait_for_tcp;
+use ptt_testkit::{SignedCert, wait_for_tcp};
 use site::{Site, ptt, text};
-
-/// A CA, and a certificate for `name` it signed (PEM paths).
-fn certificate(
-    dir: &std::path::Path,
-    name: &str,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        &format!("/CN={name}"),
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.csr",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!(
-            "subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-        ),
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "req.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
-}
 
 /// Serves `/.well-known/mta-sts.txt` over HTTPS on 127.0.0.2:443.
 struct PolicyServer {
@@ -217,11 +142,12 @@ type Case<'a> = (
 #[test]
 fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificate(dir.path(), "mta-sts.example.test");
+    let https = SignedCert::for_names(&["mta-sts.example.test"]);
+    let ca = https.ca.clone();
     let _policy = PolicyServer::start(
         dir.path(),
-        &cert,
-        &key,
+        &https.cert,
+        &https.key,
         "version: STSv1\nmode: enforce\nmx: mx.example.test\nmax_age: 604800\n",
     );
     // A site whose signer has made its keys.

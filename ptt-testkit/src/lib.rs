@@ -34,4 +34,4 @@ pub use bind::{Bind, TsigKey};
 pub use process::{Peer, free_port, require_program, wait_for_tcp};
 pub use shared::{SharedData, shared_suite};
 pub use smtp::{AiosmtpdSink, PostfixSink, ReceivedMessage, SinkTls, swaks};
-pub use tls::TestCert;
+pub use tls::{SignedCert, TestCert};

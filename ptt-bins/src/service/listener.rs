@@ -39,6 +39,7 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// How one listener speaks.
+#[derive(Clone)]
 pub(crate) struct Spec {
     /// `submission`, `signer` … (for the logs).
     pub(crate) service: &'static str,
@@ -119,6 +120,31 @@ impl Listener {
             max,
             task,
         }
+    }
+
+    /// One listener per address of `addrs`, each as `spec` says, logged.
+    pub(crate) fn spawn_all<H, F>(
+        addrs: &[SocketAddr],
+        spec: &Spec,
+        make: F,
+    ) -> Result<Vec<Listener>, String>
+    where
+        H: SessionHandler + 'static,
+        F: Fn(SocketAddr) -> H + Clone + Send + 'static,
+    {
+        addrs
+            .iter()
+            .map(|addr| {
+                let listener = Listener::spawn(bind(*addr)?, spec.clone(), make.clone());
+                tracing::info!(
+                    service = spec.service,
+                    addr = %listener.addr(),
+                    tls = if spec.implicit { "implicit" } else { "starttls" },
+                    "listening"
+                );
+                Ok(listener)
+            })
+            .collect()
     }
 
     /// The address it listens on.

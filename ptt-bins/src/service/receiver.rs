@@ -16,7 +16,7 @@ use ptt_dmarc::psl::PublicSuffixList;
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply};
 
-use super::listener::{Listener, Spec, bind};
+use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
 use super::users::Users;
 use super::{Running, public_tls};
@@ -62,23 +62,16 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         max_message_size: section.max_message_size,
         ..ServerConfig::default()
     });
-    let mut listeners = Vec::new();
-    for addr in &section.listen {
-        let shared = shared.clone();
-        let listener = Listener::spawn(
-            bind(*addr)?,
-            Spec {
-                service: "receiver",
-                config: smtp.clone(),
-                tls: Some(acceptor.clone()),
-                implicit: false,
-                max_sessions: 4096,
-            },
-            move |peer| Session::new(shared.clone(), peer.ip()),
-        );
-        tracing::info!(service = "receiver", addr = %listener.addr(), "listening");
-        listeners.push(listener);
-    }
+    let spec = Spec {
+        service: "receiver",
+        config: smtp,
+        tls: Some(acceptor),
+        implicit: false,
+        max_sessions: 4096,
+    };
+    let listeners = Listener::spawn_all(&section.listen, &spec, move |peer| {
+        Session::new(shared.clone(), peer.ip())
+    })?;
     Ok(Running {
         name: ServiceName::Receiver,
         listeners,

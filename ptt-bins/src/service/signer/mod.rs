@@ -23,7 +23,7 @@ use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 use self::keys::{KeyState, KeyStore};
 use super::Running;
 use super::hop::{Handoff, Hop};
-use super::listener::{Listener, Spec, bind};
+use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
@@ -143,23 +143,16 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         max_message_size: super::internal_size_limit(config),
         ..ServerConfig::default()
     });
-    let mut listeners = Vec::new();
-    for addr in &section.listen {
-        let shared = shared.clone();
-        let listener = Listener::spawn(
-            bind(*addr)?,
-            Spec {
-                service: "signer",
-                config: smtp.clone(),
-                tls: Some(acceptor.clone()),
-                implicit: true,
-                max_sessions: 4096,
-            },
-            move |peer| Session::new(shared.clone(), peer.ip()),
-        );
-        tracing::info!(service = "signer", addr = %listener.addr(), "listening");
-        listeners.push(listener);
-    }
+    let spec = Spec {
+        service: "signer",
+        config: smtp,
+        tls: Some(acceptor),
+        implicit: true,
+        max_sessions: 4096,
+    };
+    let listeners = Listener::spawn_all(&section.listen, &spec, move |peer| {
+        Session::new(shared.clone(), peer.ip())
+    })?;
     Ok(Running {
         name: ServiceName::Signer,
         listeners,

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use self::throttle::{Limits, Throttle};
 use super::hop::{Handoff, Hop};
-use super::listener::{Listener, Spec, bind};
+use super::listener::{Listener, Spec};
 use super::trace::{received_field, rfc5322_date, unix_now};
 use super::users::Users;
 use super::{Running, public_tls};
@@ -117,32 +117,20 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     };
     let mut listeners = Vec::new();
     for (addrs, implicit) in [(&section.listen, false), (&section.listen_tls, true)] {
-        let config = Arc::new(ServerConfig {
-            starttls: !implicit,
-            ..base.clone()
-        });
-        for addr in addrs {
-            let tcp = bind(*addr)?;
-            let shared = shared.clone();
-            let listener = Listener::spawn(
-                tcp,
-                Spec {
-                    service: "submission",
-                    config: config.clone(),
-                    tls: Some(acceptor.clone()),
-                    implicit,
-                    max_sessions: section.max_sessions,
-                },
-                move |peer| Session::new(shared.clone(), peer.ip()),
-            );
-            tracing::info!(
-                service = "submission",
-                addr = %listener.addr(),
-                tls = if implicit { "implicit" } else { "starttls" },
-                "listening"
-            );
-            listeners.push(listener);
-        }
+        let spec = Spec {
+            service: "submission",
+            config: Arc::new(ServerConfig {
+                starttls: !implicit,
+                ..base.clone()
+            }),
+            tls: Some(acceptor.clone()),
+            implicit,
+            max_sessions: section.max_sessions,
+        };
+        let shared = shared.clone();
+        listeners.extend(Listener::spawn_all(addrs, &spec, move |peer| {
+            Session::new(shared.clone(), peer.ip())
+        })?);
     }
     let retry: JoinHandle<()> = tokio::spawn(drain_spool(shared));
     Ok(Running {
