@@ -16,6 +16,7 @@ pub(crate) mod relay;
 pub(crate) mod signer;
 pub(crate) mod submission;
 pub(crate) mod trace;
+pub(crate) mod transaction;
 pub(crate) mod users;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 use super::Running;
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
+use super::transaction::Transaction;
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::{Envelope, Spool, new_id};
@@ -88,9 +89,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
 struct Session {
     shared: Arc<Shared>,
     _peer: IpAddr,
-    from: String,
-    rcpts: Vec<String>,
-    data: Vec<u8>,
+    tx: Transaction,
 }
 
 impl Session {
@@ -98,9 +97,7 @@ impl Session {
         Session {
             shared,
             _peer: peer,
-            from: String::new(),
-            rcpts: Vec::new(),
-            data: Vec::new(),
+            tx: Transaction::default(),
         }
     }
 
@@ -109,11 +106,14 @@ impl Session {
     }
 
     async fn end_of_data(&mut self) -> Answer {
-        let message = std::mem::take(&mut self.data);
+        let Transaction {
+            from,
+            rcpts,
+            data: message,
+        } = self.tx.take();
         let id = new_id();
-        let (local, remote): (Vec<String>, Vec<String>) = std::mem::take(&mut self.rcpts)
-            .into_iter()
-            .partition(|r| self.is_local(r));
+        let (local, remote): (Vec<String>, Vec<String>) =
+            rcpts.into_iter().partition(|r| self.is_local(r));
         if !local.is_empty() {
             let Some(receiver) = &self.shared.receiver else {
                 return Answer::Refuse(reply(
@@ -124,7 +124,7 @@ impl Session {
                     "no receiver configured for local mail",
                 ));
             };
-            match receiver.send(&self.from, &local, &message).await {
+            match receiver.send(&from, &local, &message).await {
                 Handoff::Taken {
                     reply: next,
                     refused,
@@ -152,7 +152,7 @@ impl Session {
                         // RCPT; this is a user removed in between.
                         tracing::error!(service = "relay", id, rcpt, %why, "the receiver refused a local recipient");
                     }
-                    tracing::info!(service = "relay", id, from = self.from, to = local.join(","), next = "receiver", reply = %next, "delivered");
+                    tracing::info!(service = "relay", id, from = from, to = local.join(","), next = "receiver", reply = %next, "delivered");
                 }
                 Handoff::Refused(why) => return Answer::Refuse(why),
                 Handoff::Deferred(why) => {
@@ -170,7 +170,7 @@ impl Session {
         if !remote.is_empty() {
             let spool = self.shared.outbound.clone();
             let envelope = Envelope {
-                from: self.from.clone(),
+                from: from.clone(),
                 to: remote.clone(),
                 user: None,
             };
@@ -183,7 +183,7 @@ impl Session {
             tracing::info!(
                 service = "relay",
                 id,
-                from = self.from,
+                from = from,
                 to = remote.join(","),
                 "queued in outbound/ (delivery to MX hosts is not built yet)"
             );
@@ -194,39 +194,14 @@ impl Session {
 
 impl SessionHandler for Session {
     async fn event(&mut self, event: Event, session: &Server) -> Answer {
-        match event {
-            Event::Mail { from, .. } => {
-                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
-                self.rcpts.clear();
-                Answer::Accept
+        let max = session.config().max_message_size;
+        match self.tx.absorb(event, max, &self.shared.domain) {
+            Ok(answer) => answer,
+            Err(Event::DataEnd { .. }) => self.end_of_data().await,
+            Err(Event::Auth { .. } | Event::Vrfy(_)) => {
+                Answer::Refuse(reply(502, 5, 5, 1, "not here"))
             }
-            Event::Rcpt { to, .. } => {
-                match to.mailbox() {
-                    Some(m) => self.rcpts.push(m.to_string()),
-                    None => self
-                        .rcpts
-                        .push(format!("postmaster@{}", self.shared.domain)),
-                }
-                Answer::Accept
-            }
-            Event::DataStart { .. } => {
-                self.data.clear();
-                Answer::Accept
-            }
-            Event::DataChunk(bytes) => {
-                if (self.data.len() + bytes.len()) as u64 <= session.config().max_message_size {
-                    self.data.extend_from_slice(&bytes);
-                }
-                Answer::Accept
-            }
-            Event::DataEnd { .. } => self.end_of_data().await,
-            Event::Auth { .. } | Event::Vrfy(_) => Answer::Refuse(reply(502, 5, 5, 1, "not here")),
-            Event::Hello { .. } => Answer::Accept,
-            _ => {
-                self.rcpts.clear();
-                self.data = Vec::new();
-                Answer::Accept
-            }
+            Err(_) => Answer::Accept,
         }
     }
 }

@@ -25,6 +25,7 @@ use super::Running;
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
+use super::transaction::Transaction;
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::new_id;
@@ -166,9 +167,7 @@ struct Session {
     /// Which service the client is (from its certificate).
     client: Option<ServiceName>,
     helo: String,
-    from: String,
-    rcpts: Vec<String>,
-    data: Vec<u8>,
+    tx: Transaction,
 }
 
 impl Session {
@@ -178,9 +177,7 @@ impl Session {
             peer,
             client: None,
             helo: String::new(),
-            from: String::new(),
-            rcpts: Vec::new(),
-            data: Vec::new(),
+            tx: Transaction::default(),
         }
     }
 
@@ -252,7 +249,11 @@ impl Session {
     }
 
     async fn end_of_data(&mut self) -> Answer {
-        let message = std::mem::take(&mut self.data);
+        let Transaction {
+            from,
+            rcpts,
+            data: message,
+        } = self.tx.take();
         let id = new_id();
         let forwarded = matches!(
             self.client,
@@ -297,11 +298,10 @@ impl Session {
         };
         let trace = received_field(&self.helo, self.peer, &self.shared.hostname, "ESMTPS", &id);
         let signed = [trace.as_bytes(), signatures.as_bytes(), &message].concat();
-        let rcpts = std::mem::take(&mut self.rcpts);
-        match self.shared.relay.send(&self.from, &rcpts, &signed).await {
+        match self.shared.relay.send(&from, &rcpts, &signed).await {
             Handoff::Taken { reply: next, .. } => {
                 tracing::info!(
-                    service = "signer", id, from = self.from, to = rcpts.join(","),
+                    service = "signer", id, from = from, to = rcpts.join(","),
                     size = signed.len(), next = "relay", reply = %next, "signed"
                 );
                 Answer::AcceptWith(reply(250, 2, 0, 0, &format!("signed, queued as {id}")))
@@ -334,43 +334,18 @@ impl SessionHandler for Session {
     }
 
     async fn event(&mut self, event: Event, session: &Server) -> Answer {
-        match event {
-            Event::Hello { name, .. } => {
+        let max = session.config().max_message_size;
+        match self.tx.absorb(event, max, &self.shared.domain) {
+            Ok(answer) => answer,
+            Err(Event::Hello { name, .. }) => {
                 self.helo = name;
                 Answer::Accept
             }
-            Event::Mail { from, .. } => {
-                self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
-                self.rcpts.clear();
-                Answer::Accept
+            Err(Event::DataEnd { .. }) => self.end_of_data().await,
+            Err(Event::Auth { .. } | Event::Vrfy(_)) => {
+                Answer::Refuse(reply(502, 5, 5, 1, "not here"))
             }
-            Event::Rcpt { to, .. } => {
-                match to.mailbox() {
-                    Some(m) => self.rcpts.push(m.to_string()),
-                    None => self
-                        .rcpts
-                        .push(format!("postmaster@{}", self.shared.domain)),
-                }
-                Answer::Accept
-            }
-            Event::DataStart { .. } => {
-                self.data.clear();
-                Answer::Accept
-            }
-            Event::DataChunk(bytes) => {
-                if (self.data.len() + bytes.len()) as u64 <= session.config().max_message_size {
-                    self.data.extend_from_slice(&bytes);
-                }
-                Answer::Accept
-            }
-            Event::DataEnd { .. } => self.end_of_data().await,
-            Event::Auth { .. } | Event::Vrfy(_) => Answer::Refuse(reply(502, 5, 5, 1, "not here")),
-            _ => {
-                self.from.clear();
-                self.rcpts.clear();
-                self.data = Vec::new();
-                Answer::Accept
-            }
+            Err(_) => Answer::Accept,
         }
     }
 }
