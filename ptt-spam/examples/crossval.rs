@@ -9,7 +9,7 @@
 //! (directories named `spam*` hold spam, the others ham); FOLDS to 5. With
 //! `--prune N`, each fold's database drops the tokens seen in fewer than N
 //! training messages (`ptt spam train --prune N`); `--osb-window N` sets
-//! the tokenizer's OSB window (default 5).
+//! the tokenizer's OSB window (default 2).
 //! Prints a Markdown table: correct / unsure / ham flagged as spam / spam
 //! passed as ham, per fold and in total. The classifier runs with
 //! `Params::default()`: nothing is tuned on the folds.

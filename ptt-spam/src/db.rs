@@ -208,7 +208,7 @@ impl TokenDb {
     /// store, so that classifying uses the window of the training.
     pub fn with_osb_window(window: usize) -> Self {
         let mut db = TokenDb::new();
-        db.osb_window = window.clamp(1, DEFAULT_OSB_WINDOW) as u8;
+        db.osb_window = window.clamp(1, crate::MAX_OSB_WINDOW) as u8;
         db
     }
 

@@ -25,7 +25,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::DEFAULT_OSB_WINDOW;
+use crate::MAX_OSB_WINDOW;
 use crate::db::{Slot, TokenDb};
 use crate::hash::{Stream, hash_bytes};
 
@@ -170,11 +170,12 @@ impl TokenDb {
     }
 }
 
-/// The flags word for a database of OSB window `window`: 0 for the
-/// default window (so that stores written before the field existed read as
-/// what they are), the window itself otherwise.
+/// The flags word for a database of OSB window `window`: 0 for window 5
+/// (stores written before the field existed hold window 5, and must go on
+/// reading as what they are, whatever today's default), the window itself
+/// otherwise.
 fn osb_window_flags(window: u8) -> u32 {
-    if usize::from(window) == DEFAULT_OSB_WINDOW {
+    if usize::from(window) == MAX_OSB_WINDOW {
         0
     } else {
         u32::from(window)
@@ -184,7 +185,7 @@ fn osb_window_flags(window: u8) -> u32 {
 /// The OSB window a flags word records; `None` for undefined flags.
 fn osb_window_of_flags(flags: u32) -> Option<u8> {
     match flags {
-        0 => u8::try_from(DEFAULT_OSB_WINDOW).ok(),
+        0 => u8::try_from(MAX_OSB_WINDOW).ok(),
         1..=4 => u8::try_from(flags).ok(),
         _ => None,
     }
@@ -540,12 +541,14 @@ mod tests {
         assert_eq!(TokenDb::from_bytes(&bytes), Ok(db));
     }
 
-    /// The OSB window travels with the store; the default one is written as
-    /// flags 0, as every store was before the field existed; undefined flag
-    /// bits are refused.
+    /// The OSB window travels with the store; window 5 is written as flags
+    /// 0, as every store was before the field existed (when 5 was the
+    /// default), so those still read as window 5; undefined flag bits are
+    /// refused.
     #[test]
     fn osb_window_in_the_flags() {
-        let db = sample();
+        let mut db = TokenDb::with_osb_window(5);
+        db.train(&[7, 9], Class::Spam);
         let bytes = db.to_bytes();
         assert_eq!(u32_at(&bytes, 12), 0);
         assert_eq!(TokenDb::from_bytes(&bytes).map(|d| d.osb_window()), Ok(5));

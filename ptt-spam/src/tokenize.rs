@@ -5,8 +5,9 @@
 //! decoded text this module finds:
 //!
 //! - body words (lower-cased; CJK ideographs one per word) and their
-//!   orthogonal sparse bigrams: each word paired with each of the 4 words
-//!   before it, the distance kept (OSB, window 5);
+//!   orthogonal sparse bigrams: each word paired with the word before it
+//!   (OSB window 2, the default; up to 5, each word with the 4 before it,
+//!   the distance kept);
 //! - URLs in text and HTML: `url:HOST` and each parent domain;
 //! - selected headers as prefixed tokens: `subj:`, `from:`, `to:`, `rcvd:`
 //!   (Received hosts), `ct:` (content types), `cs:` (charsets), `xm:`
@@ -27,8 +28,8 @@ use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
 };
 
-use crate::DEFAULT_OSB_WINDOW;
 use crate::hash::{hash_bytes, pair};
+use crate::{DEFAULT_OSB_WINDOW, MAX_OSB_WINDOW};
 
 /// Bounds on the work done for one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,19 +192,19 @@ impl Tokenizer {
     }
 
     /// Sets the OSB window: each body word is paired with each of the
-    /// `window - 1` words before it (1: words alone; at most 5, the
-    /// default). A database must be classified with the window it was
+    /// `window - 1` words before it (1: words alone; 2, the default; at
+    /// most 5). A database must be classified with the window it was
     /// trained with: pairs of a wider window are unknown to it.
     ///
     /// ```
     /// use ptt_spam::Tokenizer;
     /// let msg = b"Subject: x\r\n\r\none two three four five six\r\n";
-    /// let wide = Tokenizer::default().tokenize(msg).hashes().len();
-    /// let narrow = Tokenizer::default().osb_window(2).tokenize(msg).hashes().len();
+    /// let wide = Tokenizer::default().osb_window(5).tokenize(msg).hashes().len();
+    /// let narrow = Tokenizer::default().tokenize(msg).hashes().len(); // window 2
     /// assert_eq!(wide - narrow, 4 + 3 + 2); // the pairs at distances 2, 3 and 4
     /// ```
     pub fn osb_window(mut self, window: usize) -> Self {
-        self.osb_window = window.clamp(1, DEFAULT_OSB_WINDOW);
+        self.osb_window = window.clamp(1, MAX_OSB_WINDOW);
         self
     }
 
@@ -814,7 +815,14 @@ mod tests {
     }
 
     fn names(raw: &str) -> Vec<String> {
-        let t = Tokenizer::default().explain(true).tokenize(raw.as_bytes());
+        names_window(raw, crate::DEFAULT_OSB_WINDOW)
+    }
+
+    fn names_window(raw: &str, window: usize) -> Vec<String> {
+        let t = Tokenizer::default()
+            .osb_window(window)
+            .explain(true)
+            .tokenize(raw.as_bytes());
         t.names.into_iter().map(|(_, n)| n).collect()
     }
 
@@ -844,7 +852,8 @@ mod tests {
                    \n\
                    <html><body><p>Buy ch=E8ap <a href=3D\"http://www.Shop.example.com/x\">now</a> \
                    today please</p></body></html>\n";
-        let n = names(raw);
+        // The widest window, to see pairs at every distance.
+        let n = names_window(raw, 5);
         for want in [
             "subj:grüße",
             "subj:friend",
