@@ -76,6 +76,30 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Keeps only the tokens whose readable name `keep` accepts; names are
+    /// recorded when the tokenizer [explains](Tokenizer::explain), and
+    /// without them nothing is dropped. For measuring what a family of
+    /// tokens is worth (`examples/crossval.rs --ablation`).
+    ///
+    /// ```
+    /// use ptt_spam::Tokenizer;
+    /// let msg = b"Subject: cheap pills\r\n\r\nbuy now\r\n";
+    /// let mut t = Tokenizer::default().explain(true).tokenize(msg);
+    /// let all = t.hashes().len();
+    /// t.retain_named(|name| !name.starts_with("subj:"));
+    /// assert_eq!(t.hashes().len(), all - 2);
+    /// ```
+    pub fn retain_named(&mut self, keep: impl Fn(&str) -> bool) {
+        let dropped: alloc::collections::BTreeSet<u64> = self
+            .names
+            .iter()
+            .filter(|(_, name)| !keep(name))
+            .map(|(h, _)| *h)
+            .collect();
+        self.hashes.retain(|h| !dropped.contains(h));
+        self.names.retain(|(h, _)| !dropped.contains(h));
+    }
+
     /// The distinct token hashes, in the order the message first yields
     /// them (what [`crate::TokenDb::train`] takes).
     pub fn hashes(&self) -> &[u64] {
@@ -156,7 +180,7 @@ pub fn is_dangerous_name(name: &str) -> bool {
 const SEED_BODY: u64 = 0x626f_6479; // "body"
 
 /// Turns raw messages into [`Tokens`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tokenizer {
     limits: Limits,
     explain: bool,
