@@ -838,10 +838,6 @@ mod tests {
         out
     }
 
-    fn names(raw: &str) -> Vec<String> {
-        names_window(raw, crate::DEFAULT_OSB_WINDOW)
-    }
-
     fn names_window(raw: &str, window: usize) -> Vec<String> {
         let t = Tokenizer::default()
             .osb_window(window)
