@@ -8,7 +8,8 @@
 # 64 MiB budget.
 #
 # usage: benches/load/submission.sh   (from the workspace root; builds ptt in release)
-#   N=1000 by default; PTT=path/to/ptt to skip the build.
+#   N=1000 by default; PTT=path/to/ptt to skip the build; ONE_PROCESS=1 runs
+#   every service in one `ptt serve` instead (its peak is then all of theirs).
 set -euo pipefail
 
 N=${N:-1000}
@@ -58,10 +59,16 @@ listen = ["127.0.0.1:$rel"]
 listen = ["127.0.0.1:$rcv"]
 TOML
 declare -A pid_of
-for s in relay signer receiver submission; do
-    "$PTT" serve --config ptt.toml "$s" 2>"$s.log" &
-    pids+=($!); pid_of[$s]=$!
-done
+if [[ -n "${ONE_PROCESS:-}" ]]; then
+    "$PTT" serve --config ptt.toml 2>all.log &
+    pids+=($!)
+    for s in relay signer receiver submission; do pid_of[$s]=$!; done
+else
+    for s in relay signer receiver submission; do
+        "$PTT" serve --config ptt.toml "$s" 2>"$s.log" &
+        pids+=($!); pid_of[$s]=$!
+    done
+fi
 for p in $sub $subs $rcv $sig $rel; do wait_port "$p"; done
 
 python3 "$root/benches/load/submission_clients.py" "$subs" alice@example.test "$pw" "$N" bob@example.test
@@ -71,7 +78,12 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 echo "stored $stored of $N"
-for s in submission signer relay receiver; do
-    hwm=$(awk '/VmHWM/ {print $2}' "/proc/${pid_of[$s]}/status")
-    printf '%-11s peak RSS %6.1f MiB (budget 64)\n' "$s" "$(echo "$hwm / 1024" | bc -l)"
-done
+if [[ -n "${ONE_PROCESS:-}" ]]; then
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/${pids[0]}/status")
+    printf 'all four services in one process: peak RSS %6.1f MiB\n' "$(echo "$hwm / 1024" | bc -l)"
+else
+    for s in submission signer relay receiver; do
+        hwm=$(awk '/VmHWM/ {print $2}' "/proc/${pid_of[$s]}/status")
+        printf '%-11s peak RSS %6.1f MiB (budget 64)\n' "$s" "$(echo "$hwm / 1024" | bc -l)"
+    done
+fi

@@ -220,6 +220,53 @@ fn concurrent_changes_never_overwrite_each_other() {
 }
 
 #[test]
+fn a_new_repository_takes_its_first_users_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("fresh.git");
+    let repo_s = repo.to_str().unwrap();
+    let out = ptt(
+        &[
+            "adduser",
+            "--users",
+            repo_s,
+            "--password-stdin",
+            "alice@example.org",
+        ],
+        "pw\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let domains = git(&["--git-dir", repo_s, "show", "HEAD:domains.toml"]);
+    assert!(domains.contains("example.org"), "{domains}");
+    let out = ptt(
+        &[
+            "adduser",
+            "--users",
+            repo_s,
+            "--password-stdin",
+            "bob@example.org",
+        ],
+        "pw\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ptt(
+        &[
+            "adduser",
+            "--users",
+            repo_s,
+            "--password-stdin",
+            "eve@elsewhere.example",
+        ],
+        "pw\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("outside the repository's domains"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_non_bare_repository_stays_clean_for_git() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("users");

@@ -53,8 +53,8 @@ impl RepoArgs {
     ptt adduser --users /var/lib/ptt/users.git --domain example.org alice@example.org\n  \
     printf 'secret\\n' | ptt adduser --users users.git --password-stdin \\\n      \
     --alias al@example.org --forward-to alice@elsewhere.example bob@example.org\n\n\
-The first user of a repository needs --domain (kept in domains.toml); addresses outside \
-the repository's domains are refused. The password is asked twice on a terminal.")]
+A new repository takes its first user's domain (and any --domain) as its domains, kept in \
+domains.toml; addresses outside them are refused. The password is asked twice on a terminal.")]
 pub(crate) struct AddArgs {
     #[command(flatten)]
     repo: RepoArgs,
@@ -222,12 +222,11 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
             // The domains: the repository's, the configuration's and those
             // given now; domains.toml is written in the same commit when
             // this adds one.
-            let domains = domains_of(db, &config_domain, &args.domains);
+            let mut domains = domains_of(db, &config_domain, &args.domains);
             if domains.is_empty() {
-                return Err(format!(
-                    "the repository names no domain yet: give --domain {} the first time",
-                    domain_of(&address)
-                ));
+                // A new repository: its first user's domain is its domain
+                // (more with --domain); addresses elsewhere are refused.
+                domains.push(domain_of(&address));
             }
             for a in std::iter::once(&address)
                 .chain(&user.aliases)
