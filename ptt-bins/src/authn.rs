@@ -123,8 +123,7 @@ pub(crate) async fn authenticate(
 }
 
 fn spf_outcome(spf: &SpfOutput) -> SpfOutcome {
-    let result =
-        dmarc::SpfResult::parse(spf.result.as_str()).unwrap_or(dmarc::SpfResult::PermError);
+    let result = dmarc::SpfResult::from(spf.result);
     match spf.identity {
         Identity::Helo => SpfOutcome::helo(result, &spf.domain),
         Identity::MailFrom => SpfOutcome::mail_from(result, &spf.domain),
@@ -135,7 +134,7 @@ fn dkim_outcomes(results: &[SignatureResult]) -> Vec<DkimOutcome> {
     results
         .iter()
         .map(|r| {
-            let result = DkimResult::parse(r.verdict.as_str()).unwrap_or(DkimResult::PermError);
+            let result = DkimResult::from(&r.verdict);
             let outcome = DkimOutcome::new(result, r.domain.as_deref().unwrap_or_default());
             match &r.selector {
                 Some(s) => outcome.with_selector(s),

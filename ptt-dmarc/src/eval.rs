@@ -125,6 +125,38 @@ impl SpfScope {
     }
 }
 
+#[cfg(feature = "spf")]
+impl From<ptt_spf::SpfResult> for SpfResult {
+    /// ptt-spf's result as DMARC's input (feature `spf`): no string in
+    /// between, so a renamed variant is a compile error, not a permerror.
+    fn from(result: ptt_spf::SpfResult) -> Self {
+        match result {
+            ptt_spf::SpfResult::None => SpfResult::None,
+            ptt_spf::SpfResult::Neutral => SpfResult::Neutral,
+            ptt_spf::SpfResult::Pass => SpfResult::Pass,
+            ptt_spf::SpfResult::Fail => SpfResult::Fail,
+            ptt_spf::SpfResult::SoftFail => SpfResult::SoftFail,
+            ptt_spf::SpfResult::TempError => SpfResult::TempError,
+            ptt_spf::SpfResult::PermError => SpfResult::PermError,
+        }
+    }
+}
+
+#[cfg(feature = "dkim")]
+impl From<&ptt_dkim::Verdict> for DkimResult {
+    /// A ptt-dkim signature verdict as DMARC's input (feature `dkim`).
+    fn from(verdict: &ptt_dkim::Verdict) -> Self {
+        match verdict {
+            ptt_dkim::Verdict::Pass => DkimResult::Pass,
+            ptt_dkim::Verdict::Fail(_) => DkimResult::Fail,
+            ptt_dkim::Verdict::Policy(_) => DkimResult::Policy,
+            ptt_dkim::Verdict::TempError(_) => DkimResult::TempError,
+            // PermError, and whatever ptt-dkim adds later: not a pass.
+            _ => DkimResult::PermError,
+        }
+    }
+}
+
 /// The SPF check the receiver ran, as DMARC needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SpfOutcome {
@@ -1074,5 +1106,25 @@ mod tests {
         );
         assert_eq!(v.result, DmarcResult::Fail);
         assert_eq!(v.policy_domain.as_deref(), Some("example.com"));
+    }
+}
+
+#[cfg(all(test, feature = "spf", feature = "dkim"))]
+mod handoff_tests {
+    use super::*;
+
+    #[test]
+    fn spf_and_dkim_results_convert_without_strings() {
+        assert_eq!(
+            SpfResult::from(ptt_spf::SpfResult::SoftFail),
+            SpfResult::SoftFail
+        );
+        assert_eq!(
+            SpfResult::from(ptt_spf::SpfResult::TempError),
+            SpfResult::TempError
+        );
+        assert_eq!(DkimResult::from(&ptt_dkim::Verdict::Pass), DkimResult::Pass);
+        let outcome = DkimOutcome::new(DkimResult::from(&ptt_dkim::Verdict::Pass), "example.org");
+        assert_eq!(outcome.result, DkimResult::Pass);
     }
 }
