@@ -62,6 +62,7 @@ extern crate std;
 
 pub mod authres;
 pub mod eval;
+pub mod from;
 pub mod psl;
 pub mod record;
 pub mod report;
