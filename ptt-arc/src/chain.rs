@@ -252,6 +252,38 @@ pub fn collect(message: &[u8], fields: &[Field]) -> Result<Vec<ArcSet>, ChainErr
     Ok(sets)
 }
 
+/// The (AAR, AMS, AS) field indexes of a set.
+pub(crate) fn triple(set: &ArcSet) -> [usize; 3] {
+    [set.aar.index, set.ams.index, set.seal.index]
+}
+
+/// Appends the relaxed canonical form of sets (each AAR, AMS, AS) to
+/// `out`; with `sign_last`, the very last AS has its `b=` emptied and no
+/// final CRLF (it is the seal being made or checked).
+pub(crate) fn sets_input(
+    header: &[u8],
+    fields: &[crate::message::Field],
+    triples: &[[usize; 3]],
+    sign_last: bool,
+    out: &mut Vec<u8>,
+) {
+    let last = triples.len().saturating_sub(1);
+    for (n, t) in triples.iter().enumerate() {
+        for (k, &index) in t.iter().enumerate() {
+            let Some(f) = fields.get(index) else {
+                continue;
+            };
+            let name = crate::message::bytes(header, f.name.clone());
+            let value = crate::message::bytes(header, f.value.clone());
+            if sign_last && n == last && k == 2 {
+                crate::dkim_glue::canon_signature_header(name, value, out);
+            } else {
+                crate::dkim_glue::canon_header(crate::header::Canon::Relaxed, name, value, out);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

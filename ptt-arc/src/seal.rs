@@ -409,9 +409,9 @@ impl<'k> Sealer<'k> {
         let new_block = alloc::format!("{unsigned_seal}{ams_text}{aar}");
         let (new_fields, _) = message::split(new_block.as_bytes());
         let mut input = Vec::new();
-        let prior_triples: Vec<[usize; 3]> = prior.iter().map(triple).collect();
-        sets_input(header, fields, &prior_triples, false, &mut input);
-        sets_input(
+        let prior_triples: Vec<[usize; 3]> = prior.iter().map(chain::triple).collect();
+        chain::sets_input(header, fields, &prior_triples, false, &mut input);
+        chain::sets_input(
             new_block.as_bytes(),
             &new_fields,
             &[[2, 1, 0]],
@@ -461,38 +461,6 @@ pub fn stamp(message: &[u8], authserv_id: &str, verdict: &ArcVerdict) -> Vec<u8>
 /// canonicalization, SHA-256.
 pub fn body_hasher() -> BodyHasher {
     BodyHasher::new(Canon::Relaxed, None)
-}
-
-/// The (AAR, AMS, AS) field indexes of a set.
-pub(crate) fn triple(set: &ArcSet) -> [usize; 3] {
-    [set.aar.index, set.ams.index, set.seal.index]
-}
-
-/// Appends the relaxed canonical form of sets (each AAR, AMS, AS) to
-/// `out`; with `sign_last`, the very last AS has its `b=` emptied and no
-/// final CRLF (it is the seal being made or checked).
-pub(crate) fn sets_input(
-    header: &[u8],
-    fields: &[Field],
-    triples: &[[usize; 3]],
-    sign_last: bool,
-    out: &mut Vec<u8>,
-) {
-    let last = triples.len().saturating_sub(1);
-    for (n, t) in triples.iter().enumerate() {
-        for (k, &index) in t.iter().enumerate() {
-            let Some(f) = fields.get(index) else {
-                continue;
-            };
-            let name = message::bytes(header, f.name.clone());
-            let value = message::bytes(header, f.value.clone());
-            if sign_last && n == last && k == 2 {
-                dkim_glue::canon_signature_header(name, value, out);
-            } else {
-                dkim_glue::canon_header(Canon::Relaxed, name, value, out);
-            }
-        }
-    }
 }
 
 /// Splits a standardized value into its `"; "`-separated tags.

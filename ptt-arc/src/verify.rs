@@ -423,8 +423,8 @@ impl ArcVerifier {
 /// increasing instance order, each as AAR, AMS, AS, relaxed-canonicalized;
 /// the last AS with its `b=` value emptied and no final CRLF.
 pub(crate) fn seal_input(header: &[u8], fields: &[Field], sets: &[ArcSet]) -> Vec<u8> {
-    let triples: Vec<[usize; 3]> = sets.iter().map(crate::seal::triple).collect();
+    let triples: Vec<[usize; 3]> = sets.iter().map(chain::triple).collect();
     let mut out = Vec::new();
-    crate::seal::sets_input(header, fields, &triples, true, &mut out);
+    chain::sets_input(header, fields, &triples, true, &mut out);
     out
 }

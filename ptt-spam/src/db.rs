@@ -42,7 +42,7 @@ pub struct TokenDb {
     /// The pages of a loaded store file, checked, in their own layout (16
     /// bytes a slot, see [`crate::store`]), until the table is first changed.
     #[cfg(feature = "std")]
-    pub(crate) mapped: Option<crate::store::Mapped>,
+    pub(crate) mapped: Option<crate::mapped::Mapped>,
     /// Occupied slots (including tokens whose counts fell to zero).
     pub(crate) len: usize,
 }

@@ -41,6 +41,8 @@ extern crate alloc;
 mod classify;
 mod db;
 mod hash;
+#[cfg(feature = "std")]
+mod mapped;
 pub mod store;
 #[cfg(feature = "std")]
 pub mod tokenize;

@@ -28,6 +28,8 @@ use alloc::vec::Vec;
 use crate::MAX_OSB_WINDOW;
 use crate::db::{Slot, TokenDb};
 use crate::hash::{Stream, hash_bytes};
+#[cfg(feature = "std")]
+use crate::mapped::Mapped;
 
 /// The first bytes of every token store.
 pub const MAGIC: [u8; 8] = *b"PTTSPAM\x1a";
@@ -315,23 +317,6 @@ impl Header {
     }
 }
 
-/// A store file mapped read-only, its header and checksum checked.
-#[cfg(feature = "std")]
-pub(crate) struct Mapped {
-    map: memmap2::Mmap,
-}
-
-#[cfg(feature = "std")]
-impl Mapped {
-    /// The slot array (16 bytes a slot).
-    #[inline]
-    pub(crate) fn slot_bytes(&self) -> &[u8] {
-        self.map
-            .get(HEADER..self.map.len().saturating_sub(8))
-            .unwrap_or(&[])
-    }
-}
-
 /// Checks a mapped store in one pass over its bytes (header, checksum,
 /// occupied slots) and makes it a database that reads the mapping.
 #[cfg(feature = "std")]
@@ -354,7 +339,8 @@ fn from_map(map: memmap2::Mmap) -> Result<TokenDb, FormatError> {
         return Err(FormatError::Checksum { found, computed });
     }
     let mut db = head.into_db(occupied, Vec::new())?;
-    db.mapped = Some(Mapped { map });
+    let slots = HEADER..map.len().saturating_sub(8);
+    db.mapped = Some(Mapped::new(map, slots));
     Ok(db)
 }
 
