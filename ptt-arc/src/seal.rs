@@ -116,6 +116,7 @@ impl NewArcSet {
 
 /// What sealing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SealOutcome {
     /// A new set was made.
     Sealed(NewArcSet),

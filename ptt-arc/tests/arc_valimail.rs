@@ -313,6 +313,8 @@ fn signing() {
                     }
                     ok
                 }
+                // An outcome a later ptt-arc adds: not what the suite expects.
+                _ => false,
             };
             if ok {
                 passed += 1;

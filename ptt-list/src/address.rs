@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why an address or a list name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddressError {
     /// No `@`, or more than one outside a quoted string.
     #[error("address {0:?}: expected local@domain")]

@@ -271,6 +271,7 @@ impl FanOut {
 
 /// What happened, for logs and tests.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A post went out (or is about to).
     Posted {
@@ -383,6 +384,7 @@ pub enum DeliveryResult {
 
 /// Why an administrative change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListError {
     /// `ptt add` of a name that is taken (names are unique across domains,
     /// since the file is `lists/NAME.json`).

@@ -224,6 +224,7 @@ pub enum Output {
 
 /// What the client learnt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The server's greeting.
     Greeting(Reply),

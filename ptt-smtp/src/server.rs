@@ -129,6 +129,7 @@ pub enum Output {
 
 /// Something the client did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// HELO or EHLO (answer: accept, or refuse with a reply). Any open
     /// transaction has been dropped.

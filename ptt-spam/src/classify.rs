@@ -50,6 +50,7 @@ impl Default for Params {
 
 /// A verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Spam.
     Spam,
@@ -204,6 +205,7 @@ impl fmt::Display for SpamStatus {
 
 /// An `X-Spam-Status` value that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StatusError {
     /// The verdict word is unknown.
     #[error("X-Spam-Status: {0}")]

@@ -217,6 +217,10 @@ fn seal_message(args: &SealArgs) -> Outcome {
             );
             stamped
         }
+        _ => {
+            eprintln!("ptt arc seal: no new set");
+            stamped
+        }
     };
     std::io::stdout().write_all(&out).map_err(Failure::stdout)
 }

@@ -377,7 +377,7 @@ fn classify(args: Classify) -> Outcome {
             let verdict = match result.verdict {
                 Verdict::Spam => "spam",
                 Verdict::Ham => "ham",
-                Verdict::Unsure => "unsure",
+                _ => "unsure",
             };
             format!("{}: {verdict} {:.4}\n", path.display(), result.score)
         }

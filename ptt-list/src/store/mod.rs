@@ -26,6 +26,7 @@ use crate::model::{Bounces, Changes, List, Retry, State};
 
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The path is neither a directory nor a FAT32 image.
     #[error("{path}: not a ptt image or directory ({why})")]

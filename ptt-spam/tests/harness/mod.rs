@@ -129,10 +129,11 @@ impl Tally {
             Class::Spam => self.spam += 1,
         }
         match (class, verdict) {
-            (_, Verdict::Unsure) => self.unsure += 1,
             (Class::Ham, Verdict::Ham) | (Class::Spam, Verdict::Spam) => self.correct += 1,
             (Class::Ham, Verdict::Spam) => self.false_positive += 1,
             (Class::Spam, Verdict::Ham) => self.false_negative += 1,
+            // Unsure, and any verdict a later ptt-spam adds: not correct.
+            _ => self.unsure += 1,
         }
     }
 

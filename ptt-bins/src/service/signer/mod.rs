@@ -236,8 +236,9 @@ impl Session {
                 .map_err(|e| reply(451, 4, 3, 0, &format!("cannot seal: {e}")))?;
         match sealer.seal(&stamped, &verdict, unix_now()) {
             Ok(ptt_arc::seal::SealOutcome::Sealed(set)) => Ok(set.prepend_to(&stamped)),
-            // RFC 8617 §5.1: a failed chain gets no new set.
-            Ok(ptt_arc::seal::SealOutcome::ChainAlreadyFailed) => Ok(stamped),
+            // RFC 8617 §5.1: a failed chain gets no new set (nor does an
+            // outcome a later ptt-arc adds).
+            Ok(_) => Ok(stamped),
             Err(e) => Err(reply(
                 554,
                 5,
