@@ -1,8 +1,9 @@
 //! `ptt dns check` against BIND: a complete zone (forward and reverse,
-//! with an MTA-STS policy served over HTTPS by Python on 127.0.0.2:443) is
-//! all ok; then each record removed or broken in turn (MX, PTR, SPF, a DKIM
-//! key that does not match, DMARC, MTA-STS) gets the line that says what to
-//! publish, and exit 1.
+//! with an MTA-STS policy served over HTTPS by Python on 127.0.0.2:443, a
+//! TLS-RPT record and the TLSA of the receiver's certificate) is all ok;
+//! then each record removed or broken in turn (MX, PTR, SPF, a DKIM key that
+//! does not match, DMARC, MTA-STS, TLS-RPT, a TLSA of another key) gets the
+//! line that says what to publish, and exit 1.
 
 #[path = "common/site.rs"]
 mod site;
@@ -13,6 +14,24 @@ use std::time::Duration;
 use ptt_testkit::dns_zones::{BindZones, Zone};
 use ptt_testkit::{SignedCert, wait_for_tcp};
 use site::{Site, ptt, text};
+
+/// The TLSA 3 1 1 data of the receiver's certificate, once it exists.
+static TLSA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// SHA-256 of a certificate's subjectPublicKeyInfo, hex, by openssl.
+fn spki_sha256(cert: &std::path::Path) -> String {
+    let script = format!(
+        "openssl x509 -in {} -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum",
+        cert.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
 
 /// Serves `/.well-known/mta-sts.txt` over HTTPS on 127.0.0.2:443.
 struct PolicyServer {
@@ -89,6 +108,16 @@ fn zone_records(
             "\"v=STSv1; id=20261207\"".into(),
         ),
         ("mta-sts".into(), "A".into(), "127.0.0.2".into()),
+        (
+            "_smtp._tls".into(),
+            "TXT".into(),
+            "\"v=TLSRPTv1; rua=mailto:tls@example.test\"".into(),
+        ),
+        (
+            "_25._tcp.mx".into(),
+            "TLSA".into(),
+            format!("3 1 1 {}", TLSA.get().expect("the receiver's TLSA data")),
+        ),
     ];
     for (selector, record) in dkim {
         // Zone files take long TXT data as several strings.
@@ -150,10 +179,12 @@ fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
         &https.key,
         "version: STSv1\nmode: enforce\nmx: mx.example.test\nmax_age: 604800\n",
     );
-    // A site whose signer has made its keys.
+    // A site whose signer has made its keys and receiver its certificate.
     let mut site = Site::new("");
-    site.serve(&["signer", "relay"]);
+    site.serve(&["signer", "relay", "receiver"]);
     site.terminate();
+    let tlsa = spki_sha256(&site.state().join("receiver/tls/cert.pem"));
+    TLSA.set(tlsa.clone()).unwrap();
     let dkim: Vec<(String, String)> = ["ptt-ed25519", "ptt-rsa"]
         .iter()
         .map(|sel| {
@@ -167,7 +198,7 @@ fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
         let config = config.replace(
             "[dns]\nrecords = \"records.toml\"",
             &format!(
-                "[dns]\nresolver = \"{}\"\nmta_sts = \"enforce\"\nhttps_ca = \"{}\"",
+                "[dns]\nresolver = \"{}\"\nmta_sts = \"enforce\"\nhttps_ca = \"{}\"\ntls_rpt = \"mailto:tls@example.test\"\ndane = true",
                 zones.addr(),
                 ca.display()
             ),
@@ -190,6 +221,8 @@ fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
         "DMARC",
         "MTA-STS TXT",
         "MTA-STS policy",
+        "TLS-RPT",
+        "TLSA",
     ] {
         assert!(
             report
@@ -219,7 +252,23 @@ fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
         let g = ptt_dkim::generate_key(ptt_dkim::KeyKind::Rsa2048, [7; 32]).unwrap();
         g.key.key_record().to_string()
     };
+    let wrong_tlsa = format!("3 1 1 {}", "00".repeat(32));
+    let tlsa_publish = format!("_25._tcp.mx.example.test. TLSA 3 1 1 {tlsa}");
     let cases: Vec<Case> = vec![
+        (
+            "no TLS-RPT",
+            zone_records(&dkim, "_smtp._tls TXT", &[]),
+            "mx.example.test.",
+            "missing  TLS-RPT",
+            "_smtp._tls.example.test. TXT \"v=TLSRPTv1; rua=mailto:tls@example.test\"",
+        ),
+        (
+            "TLSA of another key",
+            zone_records(&dkim, "", &[("_25._tcp.mx", "TLSA", wrong_tlsa.clone())]),
+            "mx.example.test.",
+            "wrong    TLSA",
+            &tlsa_publish,
+        ),
         (
             "no MX",
             zone_records(&dkim, "@ MX", &[]),
