@@ -1,7 +1,7 @@
 //! `ptt dmarc`: publish a domain's DMARC record by RFC 2136 UPDATE with
 //! TSIG, through the same path as the signer's keys and `ptt spf publish`.
 
-use crate::dns::{self, TsigKey, Updater};
+use crate::dns;
 use crate::exit::{Failure, Outcome};
 
 /// DMARC records.
@@ -53,22 +53,19 @@ async fn publish(args: PublishArgs) -> Outcome {
     let text = args.record.trim().to_string();
     ptt_dmarc::DmarcRecord::parse(&text)
         .map_err(|e| Failure::input(format!("the record is not valid DMARC: {e}")))?;
-    let key: TsigKey = args.tsig.parse().map_err(Failure::Input)?;
-    let server = dns::server_addr(&args.dns).map_err(Failure::Input)?;
     let domain = args.domain.trim_end_matches('.');
-    let name = dns::fqdn(&format!("_dmarc.{domain}")).map_err(Failure::Input)?;
-    let updater = Updater::connect(server, &key).map_err(Failure::Input)?;
-    let zone = updater.zone_of(&name).await.map_err(Failure::Input)?;
-    let is_dmarc = |t: &[u8]| {
-        t.len() >= 8
-            && t[..8].eq_ignore_ascii_case(b"v=DMARC1")
-            && t.get(8)
-                .is_none_or(|c| *c == b';' || c.is_ascii_whitespace())
-    };
-    let done = updater
-        .ensure_txt(&zone, &name, is_dmarc, &text, args.ttl)
-        .await
-        .map_err(Failure::Input)?;
-    println!("published {name} TXT \"{text}\" in zone {zone} ({done})");
+    // RFC 7489 §6.6.3's rule for which TXT records are DMARC's.
+    let is_dmarc = |t: &[u8]| std::str::from_utf8(t).is_ok_and(ptt_dmarc::record::is_dmarc_record);
+    let line = dns::publish::publish_txt(
+        &args.dns,
+        &args.tsig,
+        &format!("_dmarc.{domain}"),
+        is_dmarc,
+        &text,
+        args.ttl,
+    )
+    .await
+    .map_err(Failure::Input)?;
+    println!("{line}");
     Ok(())
 }

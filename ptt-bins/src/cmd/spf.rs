@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ptt_spf::{ReceivedSpf, Request, SpfRecord, SpfResult, is_spf_record};
 
-use crate::dns::{self, Resolver, TsigKey, Updater};
+use crate::dns::{self, Resolver};
 use crate::exit::{Failure, Outcome};
 
 /// Check a client against SPF, or publish a domain's SPF record.
@@ -149,15 +149,16 @@ async fn publish(args: PublishArgs) -> Outcome {
     let record = SpfRecord::parse(args.record.trim())
         .map_err(|e| Failure::input(format!("the record is not valid SPF: {e}")))?;
     let text = record.to_string();
-    let key: TsigKey = args.tsig.parse().map_err(Failure::Input)?;
-    let server = dns::server_addr(&args.dns).map_err(Failure::Input)?;
-    let name = dns::fqdn(&args.domain).map_err(Failure::Input)?;
-    let updater = Updater::connect(server, &key).map_err(Failure::Input)?;
-    let zone = updater.zone_of(&name).await.map_err(Failure::Input)?;
-    let done = updater
-        .ensure_txt(&zone, &name, is_spf_record, &text, args.ttl)
-        .await
-        .map_err(Failure::Input)?;
-    println!("published {name} TXT \"{text}\" in zone {zone} ({done})");
+    let line = dns::publish::publish_txt(
+        &args.dns,
+        &args.tsig,
+        &args.domain,
+        is_spf_record,
+        &text,
+        args.ttl,
+    )
+    .await
+    .map_err(Failure::Input)?;
+    println!("{line}");
     Ok(())
 }

@@ -18,7 +18,7 @@ use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::{TsigKey, Updater, txt_joined, txt_strings};
+use super::{TsigKey, Updater, fqdn, txt_joined, txt_strings};
 
 /// What [`Updater::ensure_txt`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,29 @@ impl TsigKey {
             .parse()
             .map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// Makes the TXT records at `name` for which `ours` is true say exactly
+/// `value`, at the primary `server` (HOST:PORT) with the TSIG key `tsig`
+/// (NAME:ALGORITHM:SECRET): what `ptt spf publish` and `ptt dmarc publish`
+/// do. Gives the line to print.
+pub(crate) async fn publish_txt(
+    server: &str,
+    tsig: &str,
+    name: &str,
+    ours: impl Fn(&[u8]) -> bool,
+    value: &str,
+    ttl: u32,
+) -> Result<String, String> {
+    let key: TsigKey = tsig.parse()?;
+    let server = super::server_addr(server)?;
+    let name = fqdn(name)?;
+    let updater = Updater::connect(server, &key)?;
+    let zone = updater.zone_of(&name).await?;
+    let done = updater.ensure_txt(&zone, &name, ours, value, ttl).await?;
+    Ok(format!(
+        "published {name} TXT \"{value}\" in zone {zone} ({done})"
+    ))
 }
 
 /// The message of a refused or unanswered UPDATE: the server's code, and
