@@ -42,12 +42,47 @@ impl Drop for Peer {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///
-/// The listener is closed before returning, so another process may take the
-/// port in between; the kernel hands out ephemeral ports round-robin, which
-/// makes that rare enough for tests.
+/// Ports come from 20000–32767, below Linux's ephemeral range (32768–60999),
+/// so neither the kernel's `bind(0)` nor the source port of an outgoing
+/// connection made by another test can take the port before the service under
+/// test binds it. The port is free for both TCP and UDP (DNS servers use both). Within one test binary a port is never handed out twice; a
+/// port is checked free by binding it before it is returned.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 32_768 - LOW;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut state = nanos ^ (u64::from(std::process::id()) << 32);
+    for _ in 0..1000 {
+        // splitmix64: different processes and calls land far apart.
+        state = state
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let port = (LOW + z % SPAN) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        let given = given.get_or_insert_with(HashSet::new);
+        if given.contains(&port) {
+            continue;
+        }
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 in 20000-32767 after 1000 tries");
 }
 
 /// Waits until something accepts TCP connections on `addr`, or panics after

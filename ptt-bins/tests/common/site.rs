@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ptt_testkit::{free_port, wait_for_tcp};
+use ptt_testkit::free_port;
 
 /// The password every test user gets unless a test changes it.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -177,13 +177,30 @@ impl Site {
         } else {
             services.to_vec()
         };
+        let deadline = Instant::now() + Duration::from_secs(60);
         for name in names {
             for port in self.port_of(name) {
-                wait_for_tcp(
-                    ([127, 0, 0, 1], port).into(),
-                    Duration::from_secs(20),
-                    "ptt serve",
-                );
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                loop {
+                    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    let child = &mut self.processes.last_mut().expect("just pushed").1;
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "ptt serve exited ({status}) before {name} listened on {addr}:\n{}",
+                            self.log()
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "ptt serve: {name} did not listen on {addr} within 60 s:\n{}",
+                        self.log()
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
         }
     }
