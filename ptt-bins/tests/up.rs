@@ -87,7 +87,7 @@ impl Up {
     }
 
     /// The messages of the demo user's mailbox (`inbox`) or the relay's
-    /// outbound queue (`outbound`).
+    /// queue (`outbound`).
     fn folder(&self, name: &str) -> Vec<Vec<u8>> {
         let (dir, ext) = match name {
             "inbox" => (
@@ -96,7 +96,7 @@ impl Up {
                     .join("receiver/mail/demo@example.test/new"),
                 "ptt",
             ),
-            _ => (self.state.path().join("relay/outbound"), "eml"),
+            _ => (self.state.path().join("relay/queue"), "msg"),
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -209,23 +209,50 @@ fn submission_signs_and_the_receiver_authenticates() {
         );
     }
 
-    // The remote recipient waits on disk for the relay, signed.
+    // The remote recipient waits in the relay's queue (held: the demo never
+    // reaches the Internet), signed; the local one was delivered.
     let outbound = up.wait_for("outbound", 1);
     let queued = String::from_utf8_lossy(&outbound[0]);
-    let envelopes: Vec<String> = std::fs::read_dir(state_path(&up).join("relay/outbound"))
+    let read_envelopes = || -> Vec<String> {
+        std::fs::read_dir(state_path(&up).join("relay/queue"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut envelopes = read_envelopes();
+    while !envelopes.iter().any(|e| e.contains("held")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        envelopes = read_envelopes();
+    }
+    assert_eq!(envelopes.len(), 1, "{envelopes:?}");
+    let entry: toml::Table = toml::from_str(&envelopes[0]).unwrap();
+    let states: Vec<(String, String)> = entry["recipients"]
+        .as_array()
         .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert_eq!(envelopes.len(), 1);
     assert!(
-        envelopes[0].contains("\"friend@example.net\""),
+        states.contains(&("friend@example.net".into(), "pending".into())),
         "{envelopes:?}"
     );
+    let list = Command::new(env!("CARGO_BIN_EXE_ptt"))
+        .args(["queue", "list", "--config"])
+        .arg(state_path(&up).join("ptt.toml"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
     assert!(
-        !envelopes[0].contains("demo@example.test\"]"),
-        "{envelopes:?}"
+        listed.contains("friend@example.net") && listed.contains("held"),
+        "{listed}"
     );
     assert!(queued.contains("DKIM-Signature:"), "{queued}");
     // Stamped with the signing time (t=), within this test's run.

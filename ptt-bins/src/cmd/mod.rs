@@ -16,6 +16,7 @@ pub(crate) mod dkim;
 pub(crate) mod dmarc;
 pub(crate) mod dns;
 pub(crate) mod list;
+pub(crate) mod queue;
 pub(crate) mod send;
 pub(crate) mod serve;
 pub(crate) mod smtp_sink;
@@ -67,6 +68,8 @@ pub(crate) enum Verb {
     Dmarc(dmarc::Args),
     /// Check the domain's DNS: MX, A/AAAA, PTR, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, TLSA.
     Dns(dns::Args),
+    /// The relay's queue: list, show, retry, delete.
+    Queue(queue::Args),
     /// Run an SMTP server that stores each accepted message in a Maildir.
     SmtpSink(smtp_sink::Args),
     /// Send a message from standard input to an SMTP server.
@@ -100,6 +103,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Dkim(args) => dkim::run(args),
         Verb::Dmarc(args) => dmarc::run(args),
         Verb::Dns(args) => dns::run(args),
+        Verb::Queue(args) => queue::run(args),
         Verb::SmtpSink(args) => smtp_sink::run(args),
         Verb::Send(args) => send::run(args),
         Verb::Spf(args) => spf::run(args),

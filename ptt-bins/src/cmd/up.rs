@@ -113,6 +113,9 @@ retention_seconds = 604800\n\
 listen = [\"{relay}\"]\n\
 address = \"{relay}\"\n\
 port = 25\n\
+# A local demo never reaches the Internet: mail for other domains stays in\n\
+# the queue (`ptt queue list`). Remove this line to deliver it.\n\
+hold = true\n\
 \n\
 [receiver]\n\
 listen = [\"{receiver}\"]\n\
@@ -272,11 +275,9 @@ pub(crate) fn run(args: Args) -> Outcome {
                 .display()
         );
         println!(
-            "  outbound     {}  (for the relay's delivery to MX hosts)",
-            config
-                .state_of(ServiceName::Relay)
-                .join("outbound")
-                .display()
+            "  queue        {}  (mail for other domains is held: `ptt queue list --config {}`)",
+            crate::service::relay::queue_path(&config).display(),
+            config_path.display()
         );
         println!("  DNS records the domain publishes:");
         for (name, texts) in &records.txt {

@@ -239,8 +239,25 @@ pub struct Relay {
     pub address: SocketAddr,
     /// The port dialled on MX hosts.
     pub port: u16,
-    /// Send everything to this host instead of the MX hosts.
+    /// Send everything to this host (`HOST:PORT`) instead of the MX hosts.
     pub smarthost: Option<String>,
+    /// Keep mail for other domains queued without trying it (`ptt up`'s
+    /// demo, which must not reach the Internet).
+    pub hold: bool,
+    /// Waits after the 1st, 2nd, … failed attempt, in seconds; the last
+    /// repeats.
+    pub retry: Vec<u64>,
+    /// A message not delivered this long after it arrived fails, seconds.
+    pub give_up: u64,
+    /// When set, the sender is told once that a message is delayed after
+    /// this many seconds.
+    pub delay_notice: Option<u64>,
+    /// Domains mail to which goes only over TLS with a certificate that
+    /// verifies (else it waits in the queue).
+    pub require_tls: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for MX hosts and MTA-STS
+    /// policies besides the system's.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// `[receiver]`.

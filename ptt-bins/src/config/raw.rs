@@ -123,6 +123,13 @@ struct RelaySection {
     address: Option<S<String>>,
     port: Option<S<u16>>,
     smarthost: Option<S<String>>,
+    hold: Option<S<bool>>,
+    retry_seconds: Option<S<Vec<S<u64>>>>,
+    give_up_seconds: Option<S<u64>>,
+    delay_notice_seconds: Option<S<u64>>,
+    #[serde(default)]
+    require_tls: Vec<S<String>>,
+    tls_ca: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -583,11 +590,65 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             Some(p) => *p.get_ref(),
             None => 25,
         };
+        let smarthost = r.smarthost.as_ref().map(|s| {
+            let text = s.get_ref();
+            match text.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => c.at(
+                    s.span(),
+                    format!("[relay] smarthost = {text:?} is not HOST:PORT"),
+                    "write the host and port, e.g. smarthost = \"smtp.provider.example:587\"",
+                ),
+            }
+            text.clone()
+        });
+        let retry = match &r.retry_seconds {
+            Some(list) if list.get_ref().is_empty() || list.get_ref().iter().any(|v| *v.get_ref() == 0) => {
+                c.at(
+                    list.span(),
+                    "[relay] retry_seconds must list waits of at least one second",
+                    "write the waits after each failed attempt, e.g. retry_seconds = [300, 900, 1800, 3600]",
+                );
+                Vec::new()
+            }
+            Some(list) => list.get_ref().iter().map(|v| *v.get_ref()).collect(),
+            None => ptt_queue::RetryPolicy::default().backoff,
+        };
+        let give_up = c.positive(r.give_up_seconds.as_ref(), "[relay] give_up_seconds", 5 * 86_400);
+        let delay_notice = r.delay_notice_seconds.as_ref().map(|v| *v.get_ref());
+        let mut require_tls = Vec::new();
+        for domain in &r.require_tls {
+            let d = domain.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+            if d.is_empty() || !d.contains('.') || d.contains(['@', ' ', '/']) {
+                c.at(
+                    domain.span(),
+                    format!("[relay] require_tls: {:?} is not a domain", domain.get_ref()),
+                    "list the domains mail to which must go over verified TLS, e.g. require_tls = [\"example.net\"]",
+                );
+            }
+            require_tls.push(d);
+        }
         Relay {
             listen,
             address,
             port,
-            smarthost: r.smarthost.as_ref().map(|s| s.get_ref().clone()),
+            smarthost,
+            hold: r.hold.as_ref().is_some_and(|v| *v.get_ref()),
+            retry,
+            give_up,
+            delay_notice,
+            require_tls,
+            tls_ca: r.tls_ca.as_ref().map(|k| {
+                let p = path_in(&base, k.get_ref());
+                if !p.is_file() {
+                    c.at(
+                        k.span(),
+                        format!("[relay] tls_ca: {} does not exist", p.display()),
+                        "name a PEM file of CA certificates to trust for MX hosts",
+                    );
+                }
+                p
+            }),
         }
     });
 

@@ -80,6 +80,29 @@ pub(crate) fn connector(ca: Option<&Path>) -> Result<TlsConnector, String> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// A connector that verifies server certificates against the system's
+/// roots and, when given, the CA certificates of `extra` (a PEM file): how
+/// the relay speaks to MX hosts whose policy requires TLS.
+pub(crate) fn verified_connector(extra: Option<&Path>) -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(extra) = extra {
+        for cert in read_certs(extra)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", extra.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// Accepts any server certificate, but checks the handshake signature.
 #[derive(Debug)]
 struct AnyCert(Arc<CryptoProvider>);

@@ -1,0 +1,487 @@
+//! One delivery attempt of one queued message: its recipients grouped by
+//! domain, each domain's mail handed to the receiver (the domain's own
+//! users), a smarthost, or the domain's MX hosts (RFC 5321 §5: by
+//! preference, equals shuffled, the domain itself without MX, nothing for
+//! a null MX), each host's addresses tried in turn (IPv6 first), with
+//! STARTTLS whenever the host offers it, and only over verified TLS for the
+//! domains of `[relay] require_tls`.
+//!
+//! The results are per recipient, as the hosts gave them:
+//! [`Outcome::Delivered`], [`Outcome::Deferred`] (4xx, no host reachable,
+//! DNS trouble) or [`Outcome::Failed`] (5xx, no such domain, null MX).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{RData, RecordType};
+use ptt_queue::route::{Route, mx_hosts};
+use ptt_queue::{Outcome, Report};
+use ptt_smtp::{
+    Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
+};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::dns::{Lookup, Resolver};
+use crate::net::smtp::{Conn, drive_client};
+use crate::service::hop::{Handoff, Hop};
+
+/// How long connecting to one address may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one host's whole session may take.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What an attempt needs to know.
+pub(crate) struct Deliverer {
+    /// The resolver of `[dns]`.
+    pub(crate) resolver: Arc<Resolver>,
+    /// Our domain: its mail goes to the receiver.
+    pub(crate) domain: String,
+    /// Our EHLO name.
+    pub(crate) hello: String,
+    /// The port dialled on MX hosts.
+    pub(crate) port: u16,
+    /// `[relay] smarthost`, as host and port.
+    pub(crate) smarthost: Option<(String, u16)>,
+    /// `[relay] hold`: keep mail for other domains.
+    pub(crate) hold: bool,
+    /// Domains that need verified TLS.
+    pub(crate) require_tls: Vec<String>,
+    /// STARTTLS without checking the certificate (RFC 7435).
+    pub(crate) opportunistic: TlsConnector,
+    /// STARTTLS checking the certificate against the roots.
+    pub(crate) verified: TlsConnector,
+    /// The receiver, for our own domain.
+    pub(crate) receiver: Option<Hop>,
+}
+
+/// Reports of one attempt.
+pub(crate) type Results = Vec<(String, Outcome)>;
+
+fn report(status: &str, remote_mta: Option<&str>, diagnostic: String, now: u64) -> Report {
+    Report {
+        status: status.into(),
+        remote_mta: remote_mta.map(str::to_string),
+        diagnostic,
+        at: now,
+    }
+}
+
+/// The report of an SMTP reply.
+fn from_reply(reply: &Reply, host: &str, now: u64) -> Report {
+    let status = match reply.enhanced() {
+        Some(e) => e.to_string(),
+        None => format!("{}.0.0", reply.code() / 100),
+    };
+    let text = reply.text();
+    let diagnostic = match reply.enhanced() {
+        Some(e) => format!("smtp; {} {e} {text}", reply.code()),
+        None => format!("smtp; {} {text}", reply.code()),
+    };
+    report(&status, Some(host), diagnostic, now)
+}
+
+fn outcome_of(reply: &Reply, host: &str, now: u64) -> Outcome {
+    let r = from_reply(reply, host, now);
+    if reply.is_positive() {
+        Outcome::Delivered(r)
+    } else if reply.is_permanent() {
+        Outcome::Failed(r)
+    } else {
+        Outcome::Deferred(r)
+    }
+}
+
+fn all(rcpts: &[String], outcome: impl Fn() -> Outcome) -> Results {
+    rcpts.iter().map(|r| (r.clone(), outcome())).collect()
+}
+
+/// How one host's session ended.
+enum Session {
+    /// The host answered for these recipients.
+    Done(Results),
+    /// Nothing definite: try the next address or host.
+    TryNext(String),
+}
+
+impl Deliverer {
+    /// Tries `recipients` of a message from `from` once.
+    pub(crate) async fn attempt(
+        &self,
+        id: &str,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+        now: u64,
+        random: u64,
+    ) -> Results {
+        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in recipients {
+            by_domain
+                .entry(crate::userdb::domain_of(r))
+                .or_default()
+                .push(r.clone());
+        }
+        let attempts = by_domain.into_iter().map(|(domain, rcpts)| async move {
+            self.to_domain(id, &domain, from, &rcpts, message, now, random)
+                .await
+        });
+        futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn to_domain(
+        &self,
+        id: &str,
+        domain: &str,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+        now: u64,
+        random: u64,
+    ) -> Results {
+        if domain == self.domain {
+            return self.to_receiver(id, from, rcpts, message, now).await;
+        }
+        if self.hold {
+            return all(rcpts, || {
+                Outcome::Deferred(report(
+                    "4.3.2",
+                    None,
+                    "x-ptt; held: [relay] hold = true keeps mail for other domains".into(),
+                    now,
+                ))
+            });
+        }
+        if domain.starts_with('[') || domain.parse::<IpAddr>().is_ok() {
+            return all(rcpts, || {
+                Outcome::Failed(report(
+                    "5.1.2",
+                    None,
+                    "x-ptt; address literals are not delivered to".into(),
+                    now,
+                ))
+            });
+        }
+        let hosts: Vec<(String, u16)> = match &self.smarthost {
+            Some(h) => vec![h.clone()],
+            None => match self.route(domain, random).await {
+                Ok(Route::Hosts(hosts)) => hosts.into_iter().map(|h| (h, self.port)).collect(),
+                Ok(Route::NullMx) => {
+                    return all(rcpts, || {
+                        Outcome::Failed(report(
+                            "5.1.10",
+                            None,
+                            format!("x-ptt; {domain} accepts no mail (null MX, RFC 7505)"),
+                            now,
+                        ))
+                    });
+                }
+                Err(outcome) => return all(rcpts, || outcome(now)),
+            },
+        };
+        let required = self
+            .require_tls
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain));
+        let mut last = String::from("no host to try");
+        for (host, port) in &hosts {
+            let addresses = match self.addresses(host).await {
+                Ok(a) => a,
+                Err(why) => {
+                    last = why;
+                    continue;
+                }
+            };
+            for ip in addresses {
+                let addr = SocketAddr::new(ip, *port);
+                let session = tokio::time::timeout(
+                    SESSION_TIMEOUT,
+                    self.session(addr, host, required, from, rcpts, message, now),
+                )
+                .await
+                .unwrap_or_else(|_| Session::TryNext(format!("{host} [{ip}]: timed out")));
+                match session {
+                    Session::Done(results) => {
+                        for (rcpt, outcome) in &results {
+                            let (what, r) = match outcome {
+                                Outcome::Delivered(r) => ("delivered", r),
+                                Outcome::Deferred(r) => ("deferred", r),
+                                Outcome::Failed(r) => ("failed", r),
+                            };
+                            tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls = if required { "required" } else { "opportunistic" }, result = what, reply = r.diagnostic);
+                        }
+                        return results;
+                    }
+                    Session::TryNext(why) => {
+                        tracing::info!(service = "relay", id, mx = host, ip = %ip, "trying the next host: {why}");
+                        last = why;
+                    }
+                }
+            }
+        }
+        all(rcpts, || {
+            Outcome::Deferred(report("4.4.1", None, format!("x-ptt; {last}"), now))
+        })
+    }
+
+    /// The domain's MX hosts, or why there are none.
+    async fn route(
+        &self,
+        domain: &str,
+        random: u64,
+    ) -> Result<Route, Box<dyn Fn(u64) -> Outcome + Send + Sync>> {
+        match self.resolver.lookup(domain, RecordType::MX).await {
+            Lookup::Found(records) => {
+                let mx: Vec<(u16, String)> = records
+                    .iter()
+                    .filter_map(|r| match r {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(mx_hosts(domain, &mx, random))
+            }
+            Lookup::NoRecords => Ok(mx_hosts(domain, &[], random)),
+            Lookup::NxDomain => {
+                let domain = domain.to_string();
+                Err(Box::new(move |now| {
+                    Outcome::Failed(report(
+                        "5.1.2",
+                        None,
+                        format!("x-ptt; the domain {domain} does not exist"),
+                        now,
+                    ))
+                }))
+            }
+            Lookup::Failed(why) => {
+                let domain = domain.to_string();
+                Err(Box::new(move |now| {
+                    Outcome::Deferred(report(
+                        "4.4.3",
+                        None,
+                        format!("x-ptt; looking up the MX of {domain}: {why}"),
+                        now,
+                    ))
+                }))
+            }
+        }
+    }
+
+    /// A host's addresses, IPv6 first.
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let mut ips = Vec::new();
+        let mut failures = Vec::new();
+        for rtype in [RecordType::AAAA, RecordType::A] {
+            match self.resolver.lookup(host, rtype).await {
+                Lookup::Found(records) => ips.extend(records.iter().filter_map(|r| match r {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })),
+                Lookup::NoRecords | Lookup::NxDomain => {}
+                Lookup::Failed(why) => failures.push(why),
+            }
+        }
+        if ips.is_empty() {
+            return Err(match failures.first() {
+                Some(why) => format!("looking up {host}: {why}"),
+                None => format!("{host} has no address"),
+            });
+        }
+        Ok(ips)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        required: bool,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+        now: u64,
+    ) -> Session {
+        let Ok(name) = ServerName::try_from(host.to_string()) else {
+            return Session::TryNext(format!("{host:?} is not a host name"));
+        };
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return Session::TryNext(format!("{host} [{}]: {e}", addr.ip())),
+            Err(_) => {
+                return Session::TryNext(format!("{host} [{}]: connection timed out", addr.ip()));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (mode, connector) = if required {
+            (TlsMode::Required, &self.verified)
+        } else {
+            (TlsMode::Opportunistic, &self.opportunistic)
+        };
+        let config = ClientConfig {
+            hello_name: self.hello.clone(),
+            tls: mode,
+            credentials: None,
+            pipelining: true,
+            chunking: true,
+            timeout: Duration::from_secs(300),
+        };
+        let to = rcpts
+            .iter()
+            .filter_map(|r| {
+                ptt_smtp::ForwardPath::parse(&format!("<{r}>"), true)
+                    .ok()
+                    .map(|p| (p, RcptParams::default()))
+            })
+            .collect::<Vec<_>>();
+        let Ok(from_path) = ptt_smtp::ReversePath::parse(&format!("<{from}>"), true) else {
+            return Session::Done(all(rcpts, || {
+                Outcome::Failed(report(
+                    "5.1.7",
+                    None,
+                    format!("x-ptt; bad sender <{from}>"),
+                    now,
+                ))
+            }));
+        };
+        let mut client = Client::new(config, Duration::ZERO);
+        client.send(Message {
+            from: from_path,
+            params: MailParams::default(),
+            to,
+            data: message.to_vec(),
+        });
+        client.finish();
+        let (mut result, mut failure) = (None, None);
+        let driven = drive_client(
+            Conn::Plain(tcp),
+            &mut client,
+            Some((connector, name)),
+            |e| match e {
+                ClientEvent::Transaction(t) => result = Some(t.clone()),
+                ClientEvent::Failed(f) => failure = Some(f.to_string()),
+                _ => {}
+            },
+        )
+        .await;
+        let Some(t) = result else {
+            let why = failure
+                .or_else(|| driven.err().map(|e| e.to_string()))
+                .unwrap_or_else(|| "the session ended before the message was sent".into());
+            return Session::TryNext(format!("{host} [{}]: {why}", addr.ip()));
+        };
+        if t.mail.is_transient() {
+            return Session::TryNext(format!("{host}: {}", t.mail));
+        }
+        if t.mail.is_permanent() {
+            return Session::Done(all(rcpts, || outcome_of(&t.mail, host, now)));
+        }
+        let mut results = Vec::new();
+        for (path, reply) in &t.rcpts {
+            let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
+            let outcome = if !reply.is_positive() {
+                outcome_of(reply, host, now)
+            } else {
+                match &t.data {
+                    Some(data) => outcome_of(data, host, now),
+                    None => Outcome::Deferred(report(
+                        "4.4.2",
+                        Some(host),
+                        "x-ptt; the connection ended before the data was taken".into(),
+                        now,
+                    )),
+                }
+            };
+            results.push((address, outcome));
+        }
+        // Recipients whose address the client could not even write.
+        for r in rcpts {
+            if !results.iter().any(|(a, _)| a.eq_ignore_ascii_case(r)) {
+                results.push((
+                    r.clone(),
+                    Outcome::Failed(report(
+                        "5.1.3",
+                        None,
+                        format!("x-ptt; bad address <{r}>"),
+                        now,
+                    )),
+                ));
+            }
+        }
+        Session::Done(results)
+    }
+
+    /// The domain's own mail, to the receiver.
+    async fn to_receiver(
+        &self,
+        id: &str,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+        now: u64,
+    ) -> Results {
+        let Some(receiver) = &self.receiver else {
+            return all(rcpts, || {
+                Outcome::Deferred(report(
+                    "4.3.0",
+                    None,
+                    "x-ptt; no [receiver] configured".into(),
+                    now,
+                ))
+            });
+        };
+        let host = receiver.addr.to_string();
+        let results = match receiver.send(from, rcpts, message).await {
+            Handoff::Taken {
+                reply,
+                refused,
+                deferred,
+            } => rcpts
+                .iter()
+                .map(|r| {
+                    let find = |list: &[(String, Reply)]| {
+                        list.iter()
+                            .find(|(a, _)| a.eq_ignore_ascii_case(r))
+                            .map(|(_, reply)| reply.clone())
+                    };
+                    let outcome = match (find(&refused), find(&deferred)) {
+                        (Some(no), _) => outcome_of(&no, &host, now),
+                        (_, Some(later)) => outcome_of(&later, &host, now),
+                        _ => outcome_of(&reply, &host, now),
+                    };
+                    (r.clone(), outcome)
+                })
+                .collect(),
+            Handoff::Refused(reply) => all(rcpts, || outcome_of(&reply, &host, now)),
+            Handoff::Deferred(why) => all(rcpts, || {
+                Outcome::Deferred(report("4.4.1", None, format!("x-ptt; {why}"), now))
+            }),
+        };
+        for (rcpt, outcome) in &results {
+            let what = match outcome {
+                Outcome::Delivered(_) => "delivered",
+                Outcome::Deferred(_) => "deferred",
+                Outcome::Failed(_) => "failed",
+            };
+            tracing::info!(
+                service = "relay",
+                id,
+                to = rcpt,
+                next = "receiver",
+                result = what
+            );
+        }
+        results
+    }
+}

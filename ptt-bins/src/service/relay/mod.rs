@@ -1,0 +1,284 @@
+//! The relay: the only service that talks to the Internet, and that only
+//! the signer may hand mail to (its client certificate is checked during
+//! the handshake).
+//!
+//! Every message it accepts is queued first ([`queue_dir`]: message and
+//! envelope fsynced and renamed, the folder fsynced) and only then given
+//! its `250`; a full or failing disk gets `452` instead. The queue
+//! ([`worker`], driving the Sans-IO `ptt_queue::Queue`) delivers: the
+//! domain's own users through the receiver, everyone else through the MX
+//! hosts or the smarthost ([`deliver`]), retrying with backoff, and sends
+//! the sender an RFC 3464 report through the signer when a recipient fails
+//! ([`bounce`]). Local users with `forward_to` are forwarded with an
+//! SRS-rewritten sender, and bounces to SRS addresses go back to the
+//! original sender ([`forward`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ptt_queue::srs::Srs;
+use ptt_queue::{Entry, RetryPolicy};
+use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+use tokio::sync::mpsc;
+
+use super::Running;
+use super::hop::Hop;
+use super::listener::{Listener, Spec};
+use super::trace::unix_now;
+use super::transaction::Transaction;
+use super::users::Users;
+use crate::config::{Config, ServiceName};
+use crate::net::smtp::{Answer, SessionHandler};
+use crate::store::spool::new_id;
+
+pub(crate) mod bounce;
+pub(crate) mod deliver;
+pub(crate) mod forward;
+pub(crate) mod queue_dir;
+pub(crate) mod worker;
+
+use queue_dir::QueueDir;
+
+/// The queue folder of a configuration.
+pub(crate) fn queue_path(config: &Config) -> std::path::PathBuf {
+    config.state_of(ServiceName::Relay).join("queue")
+}
+
+struct Shared {
+    domain: String,
+    users: Option<Users>,
+    srs: Srs,
+    queue: QueueDir,
+    worker: mpsc::UnboundedSender<worker::Event>,
+}
+
+fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
+    Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+/// Starts `[relay]`.
+pub(crate) async fn start(config: &Config, users: Option<Users>) -> Result<Running, String> {
+    let Some(section) = &config.relay else {
+        return Err("no [relay] section".into());
+    };
+    let identity = crate::net::pki::identity(config, ServiceName::Relay)?;
+    let acceptor = identity.internal_acceptor(&[ServiceName::Signer.internal_name()])?;
+    let queue = QueueDir::open(&queue_path(config))
+        .map_err(|e| format!("creating {}: {e}", queue_path(config).display()))?;
+    let lock = queue
+        .lock()
+        .map_err(|e| format!("locking {}: {e}", queue.path().display()))?
+        .ok_or_else(|| {
+            format!(
+                "another relay runs on {} (it holds .lock)",
+                queue.path().display()
+            )
+        })?;
+    let receiver = match &config.receiver {
+        Some(r) => Some(Hop::new(
+            r.address,
+            // The receiver presents the private CA's certificate, or the
+            // public one of [tls]: then it is checked as any MTA would
+            // (opportunistically, RFC 7435).
+            if config.tls.cert.is_some() {
+                crate::net::tls::connector(None)?
+            } else {
+                identity.ca_connector()?
+            },
+            &config.hostname,
+            TlsMode::Required,
+            &config.hostname,
+        )?),
+        None => None,
+    };
+    let signer = match &config.signer {
+        Some(s) => Some(Hop::new(
+            s.address,
+            identity.internal_connector()?,
+            &ServiceName::Signer.internal_name(),
+            TlsMode::Implicit,
+            &config.hostname,
+        )?),
+        None => None,
+    };
+    let smarthost = section.smarthost.as_ref().and_then(|s| {
+        let (host, port) = s.rsplit_once(':')?;
+        Some((
+            host.trim_matches(['[', ']']).to_string(),
+            port.parse().ok()?,
+        ))
+    });
+    let deliverer = deliver::Deliverer {
+        resolver: Arc::new(crate::dns::Resolver::for_config(config)?),
+        domain: config.domain.clone(),
+        hello: config.hostname.clone(),
+        port: section.port,
+        smarthost,
+        hold: section.hold,
+        require_tls: section.require_tls.clone(),
+        opportunistic: crate::net::tls::connector(None)?,
+        verified: crate::net::tls::verified_connector(section.tls_ca.as_deref())?,
+        receiver,
+    };
+    let notifier = bounce::Notifier {
+        signer,
+        hostname: config.hostname.clone(),
+        domain: config.domain.clone(),
+    };
+    let policy = RetryPolicy {
+        backoff: section.retry.clone(),
+        give_up_after: section.give_up,
+        warn_after: section.delay_notice,
+    };
+    let (worker, sender) = worker::Worker::new(policy, queue.clone(), deliverer, notifier)?;
+    let task = tokio::spawn(async move {
+        let _lock = lock;
+        worker.run().await
+    });
+    let shared = Arc::new(Shared {
+        domain: config.domain.clone(),
+        users,
+        srs: forward::srs_key(&config.state)?,
+        queue,
+        worker: sender,
+    });
+    let smtp = Arc::new(ServerConfig {
+        hostname: config.hostname.clone(),
+        banner: "ESMTP ptt relay".into(),
+        max_message_size: super::internal_size_limit(config),
+        ..ServerConfig::default()
+    });
+    let spec = Spec {
+        service: "relay",
+        config: smtp,
+        tls: Some(acceptor),
+        implicit: true,
+        max_sessions: 4096,
+    };
+    let listeners = Listener::spawn_all(&section.listen, &spec, move |peer| {
+        Session::new(shared.clone(), peer.ip())
+    })?;
+    Ok(Running {
+        name: ServiceName::Relay,
+        listeners,
+        tasks: vec![task],
+    })
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    _peer: IpAddr,
+    tx: Transaction,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+        Session {
+            shared,
+            _peer: peer,
+            tx: Transaction::default(),
+        }
+    }
+
+    /// Queues the message, durably, before the `250`.
+    async fn end_of_data(&mut self) -> Answer {
+        let Transaction {
+            from,
+            rcpts,
+            data: message,
+        } = self.tx.take();
+        let now = unix_now();
+        let db = self
+            .shared
+            .users
+            .as_ref()
+            .map(Users::get)
+            .unwrap_or_default();
+        let envelopes = forward::expand(
+            &db,
+            &self.shared.domain,
+            &self.shared.srs,
+            &from,
+            &rcpts,
+            now,
+        );
+        if envelopes.is_empty() {
+            return Answer::Refuse(reply(550, 5, 1, 1, "no valid recipients"));
+        }
+        let entries: Vec<Entry> = envelopes
+            .iter()
+            .map(|(sender, to)| {
+                let to: Vec<&str> = to.iter().map(String::as_str).collect();
+                Entry::new(&new_id(), sender, &to, now)
+            })
+            .collect();
+        let queue = self.shared.queue.clone();
+        let to_store = entries.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let pairs: Vec<(&Entry, &[u8])> =
+                to_store.iter().map(|e| (e, message.as_slice())).collect();
+            queue.put(&pairs)
+        })
+        .await;
+        if !matches!(stored, Ok(Ok(()))) {
+            tracing::error!(service = "relay", "cannot queue a message: {stored:?}");
+            return Answer::Refuse(reply(
+                452,
+                4,
+                3,
+                1,
+                "cannot queue the message now; try again later",
+            ));
+        }
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        for entry in entries {
+            tracing::info!(
+                service = "relay",
+                id = entry.id,
+                from = entry.from,
+                to = entry.pending().collect::<Vec<_>>().join(","),
+                "queued"
+            );
+            let _ = self.shared.worker.send(worker::Event::Queued(entry));
+        }
+        Answer::AcceptWith(reply(250, 2, 0, 0, &format!("queued as {}", ids.join(" "))))
+    }
+
+    /// A recipient the relay takes: SRS addresses of ours only when they
+    /// are ours indeed.
+    fn check_rcpt(&self, to: &str) -> Option<Answer> {
+        if crate::userdb::domain_of(to) == self.shared.domain
+            && Srs::is_srs(to)
+            && let Err(e) = self.shared.srs.reverse(to, forward::today(unix_now()))
+        {
+            return Some(Answer::Refuse(reply(
+                550,
+                5,
+                1,
+                1,
+                &format!("no such address: {e}"),
+            )));
+        }
+        None
+    }
+}
+
+impl SessionHandler for Session {
+    async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        if let Event::Rcpt { to, .. } = &event
+            && let Some(refusal) = to.mailbox().and_then(|m| self.check_rcpt(&m.to_string()))
+        {
+            return refusal;
+        }
+        let max = session.config().max_message_size;
+        match self.tx.absorb(event, max, &self.shared.domain) {
+            Ok(answer) => answer,
+            Err(Event::DataEnd { .. }) => self.end_of_data().await,
+            Err(Event::Auth { .. } | Event::Vrfy(_)) => {
+                Answer::Refuse(reply(502, 5, 5, 1, "not here"))
+            }
+            Err(_) => Answer::Accept,
+        }
+    }
+}

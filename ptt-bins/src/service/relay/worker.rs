@@ -1,0 +1,298 @@
+//! The task that runs the queue: it loads the entries on disk at start,
+//! takes each new one from the sessions, and carries out what the Sans-IO
+//! [`Queue`] asks for: an attempt ([`Deliverer`]), a report ([`Notifier`]),
+//! writing an entry's state or removing it. It also takes `ptt queue`'s
+//! requests from `queue/control/` every second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ptt_queue::{Entry, NoticeKind, Outcome, Output, Queue, RetryPolicy};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::bounce::Notifier;
+use super::deliver::Deliverer;
+use super::queue_dir::{QueueDir, Request};
+use crate::service::trace::unix_now;
+
+/// Attempts and reports running at once.
+const CONCURRENCY: usize = 128;
+
+/// What reaches the worker.
+pub(crate) enum Event {
+    /// A new entry, on disk already.
+    Queued(Entry),
+    /// An attempt ended.
+    Attempted {
+        id: String,
+        results: Vec<(String, Outcome)>,
+    },
+    /// A report was handed on (or not).
+    Notified {
+        id: String,
+        kind: NoticeKind,
+        recipients: Vec<String>,
+        sent: bool,
+    },
+}
+
+/// The queue's runner.
+pub(crate) struct Worker {
+    queue: Queue,
+    dir: QueueDir,
+    deliverer: Arc<Deliverer>,
+    notifier: Arc<Notifier>,
+    events: mpsc::UnboundedReceiver<Event>,
+    sender: mpsc::UnboundedSender<Event>,
+    slots: Arc<Semaphore>,
+}
+
+impl Worker {
+    /// A worker over `dir`, with the entries found there.
+    pub(crate) fn new(
+        policy: RetryPolicy,
+        dir: QueueDir,
+        deliverer: Deliverer,
+        notifier: Notifier,
+    ) -> Result<(Worker, mpsc::UnboundedSender<Event>), String> {
+        let mut queue = Queue::new(policy);
+        let (entries, broken) = dir
+            .load_all()
+            .map_err(|e| format!("reading {}: {e}", dir.path().display()))?;
+        for why in broken {
+            tracing::error!(service = "relay", "queue entry set aside as .broken: {why}");
+        }
+        if !entries.is_empty() {
+            tracing::info!(
+                service = "relay",
+                count = entries.len(),
+                "queued messages found at start"
+            );
+        }
+        for entry in entries {
+            queue.insert(entry);
+        }
+        let (sender, events) = mpsc::unbounded_channel();
+        Ok((
+            Worker {
+                queue,
+                dir,
+                deliverer: Arc::new(deliverer),
+                notifier: Arc::new(notifier),
+                events,
+                sender: sender.clone(),
+                slots: Arc::new(Semaphore::new(CONCURRENCY)),
+            },
+            sender,
+        ))
+    }
+
+    /// Runs until the task is stopped. Every state change is on disk
+    /// before the next step, so stopping (or `kill -9`) at any point loses
+    /// nothing: an attempt cut short is made again at the next start.
+    pub(crate) async fn run(mut self) {
+        let mut control = tokio::time::interval(Duration::from_secs(1));
+        control.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.queue.handle_timeout(unix_now());
+            self.carry_out().await;
+            let wait = match self.queue.poll_timeout() {
+                Some(at) => Duration::from_secs(at.saturating_sub(unix_now())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                event = self.events.recv() => {
+                    let Some(event) = event else { return };
+                    self.handle(event);
+                    // Take whatever else is waiting before the next step.
+                    while let Ok(event) = self.events.try_recv() {
+                        self.handle(event);
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = control.tick() => self.requests().await,
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now = unix_now();
+        let result = match event {
+            Event::Queued(entry) => {
+                self.queue.insert(entry);
+                Ok(())
+            }
+            Event::Attempted { id, results } => self.queue.finish_attempt(&id, results, now),
+            Event::Notified {
+                id,
+                kind,
+                recipients,
+                sent,
+            } => self.queue.notified(&id, kind, &recipients, sent, now),
+        };
+        if let Err(e) = result {
+            // A `ptt queue delete` while the attempt ran.
+            tracing::info!(service = "relay", "{e}");
+        }
+    }
+
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.queue.poll_output() {
+            match output {
+                Output::Attempt { id, recipients } => self.attempt(id, recipients),
+                Output::Notify {
+                    id,
+                    kind,
+                    recipients,
+                } => self.notify(id, kind, recipients),
+                Output::Save { id } => {
+                    let Some(entry) = self.queue.get(&id).cloned() else {
+                        continue;
+                    };
+                    let dir = self.dir.clone();
+                    let saved = tokio::task::spawn_blocking(move || dir.save(&entry)).await;
+                    if !matches!(saved, Ok(Ok(()))) {
+                        // The old state stays on disk: at worst an attempt is
+                        // made again after a restart.
+                        tracing::error!(
+                            service = "relay",
+                            id,
+                            "cannot write the queue entry: {saved:?}"
+                        );
+                    }
+                }
+                Output::Remove { id } => {
+                    let dir = self.dir.clone();
+                    let key = id.clone();
+                    let removed = tokio::task::spawn_blocking(move || dir.remove(&key)).await;
+                    if !matches!(removed, Ok(Ok(()))) {
+                        tracing::error!(
+                            service = "relay",
+                            id,
+                            "cannot remove the queue entry: {removed:?}"
+                        );
+                    } else {
+                        tracing::info!(service = "relay", id, "done");
+                    }
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, id: String, recipients: Vec<String>) {
+        let Some(entry) = self.queue.get(&id) else {
+            return;
+        };
+        let from = entry.from.clone();
+        let (dir, deliverer, sender, slots) = (
+            self.dir.clone(),
+            self.deliverer.clone(),
+            self.sender.clone(),
+            self.slots.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let now = unix_now();
+            let key = id.clone();
+            let message = tokio::task::spawn_blocking(move || dir.message(&key)).await;
+            let results = match message {
+                Ok(Ok(message)) => {
+                    let mut random = [0u8; 8];
+                    let _ = crate::random::fill(&mut random);
+                    deliverer
+                        .attempt(
+                            &id,
+                            &from,
+                            &recipients,
+                            &message,
+                            now,
+                            u64::from_le_bytes(random),
+                        )
+                        .await
+                }
+                other => {
+                    tracing::error!(
+                        service = "relay",
+                        id,
+                        "cannot read the queued message: {other:?}"
+                    );
+                    recipients
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.clone(),
+                                Outcome::Deferred(ptt_queue::Report {
+                                    status: "4.3.0".into(),
+                                    remote_mta: None,
+                                    diagnostic: "x-ptt; the queued message cannot be read".into(),
+                                    at: now,
+                                }),
+                            )
+                        })
+                        .collect()
+                }
+            };
+            let _ = sender.send(Event::Attempted { id, results });
+        });
+    }
+
+    fn notify(&self, id: String, kind: NoticeKind, recipients: Vec<String>) {
+        let Some(entry) = self.queue.get(&id).cloned() else {
+            return;
+        };
+        let (dir, notifier, sender, slots) = (
+            self.dir.clone(),
+            self.notifier.clone(),
+            self.sender.clone(),
+            self.slots.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let key = id.clone();
+            let original = tokio::task::spawn_blocking(move || dir.message(&key))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let sent = notifier
+                .send(&entry, kind, &recipients, &original, unix_now())
+                .await;
+            let _ = sender.send(Event::Notified {
+                id,
+                kind,
+                recipients,
+                sent,
+            });
+        });
+    }
+
+    async fn requests(&mut self) {
+        let dir = self.dir.clone();
+        let Ok(requests) = tokio::task::spawn_blocking(move || dir.take_requests()).await else {
+            return;
+        };
+        for request in requests {
+            match request {
+                Request::Retry(id) => match self.queue.retry(id.as_deref(), unix_now()) {
+                    Ok(n) => {
+                        tracing::info!(service = "relay", count = n, "retry asked by ptt queue")
+                    }
+                    Err(e) => tracing::warn!(service = "relay", "ptt queue retry: {e}"),
+                },
+                Request::Delete(id) => match self.queue.remove(&id) {
+                    Ok(_) => {
+                        let dir = self.dir.clone();
+                        let key = id.clone();
+                        let _ = tokio::task::spawn_blocking(move || dir.remove(&key)).await;
+                        tracing::warn!(
+                            service = "relay",
+                            id,
+                            "deleted by ptt queue, no report sent"
+                        );
+                    }
+                    Err(e) => tracing::warn!(service = "relay", "ptt queue delete: {e}"),
+                },
+            }
+        }
+    }
+}
