@@ -9,6 +9,7 @@
 //! certificates from the private CA, so running each in its own process
 //! (`ptt serve --config F signer`) works the same as all in one.
 
+pub(crate) mod forwarding;
 pub(crate) mod hop;
 pub(crate) mod listener;
 pub(crate) mod receiver;
@@ -131,8 +132,7 @@ pub(crate) async fn start(config: &Arc<Config>, names: &[ServiceName]) -> Result
     let mut users: Option<Users> = None;
     let mut running = Vec::new();
     for name in ServiceName::ALL.into_iter().filter(|n| names.contains(n)) {
-        let needs_users = matches!(name, ServiceName::Submission | ServiceName::Receiver)
-            || (name == ServiceName::Relay && config.users.is_some());
+        let needs_users = matches!(name, ServiceName::Submission | ServiceName::Receiver);
         if needs_users && users.is_none() {
             let loaded = Users::load(config, name.as_str()).await?;
             if let Some(u) = &config.users {
@@ -152,7 +152,7 @@ pub(crate) async fn start(config: &Arc<Config>, names: &[ServiceName]) -> Result
                 receiver::start(config, users.clone().ok_or("no users")?).await
             }
             ServiceName::Signer => signer::start(config).await,
-            ServiceName::Relay => relay::start(config, users.clone()).await,
+            ServiceName::Relay => relay::start(config).await,
             ServiceName::Lists => Err(
                 "[lists]: the list server is not built yet; run `ptt serve` without it".to_string(),
             ),

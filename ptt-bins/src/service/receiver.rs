@@ -7,15 +7,21 @@
 //! `Received-SPF` and `Authentication-Results` stamped; DMARC `p=reject`
 //! failures refused. Each message is stored in the Maildir of each
 //! recipient's user, `state/receiver/mail/ADDRESS/`, fsynced before the `250`.
+//! Mail for users with `forward_to`, and bounces to our SRS addresses, is
+//! handed to the signer (which ARC-seals it) and on to the relay, with an
+//! SRS sender ([`super::forwarding`]); the `250` comes once the signer has it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ptt_dmarc::Policy;
 use ptt_dmarc::psl::PublicSuffixList;
+use ptt_queue::srs::Srs;
 use ptt_smtp::server::{Event, Server, ServerConfig};
-use ptt_smtp::{EnhancedCode, Reply};
+use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
+use super::forwarding::{Destination, destination, rewrite_sender};
+use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
 use super::users::Users;
@@ -34,6 +40,9 @@ struct Shared {
     resolver: Resolver,
     psl: PublicSuffixList,
     mail: std::path::PathBuf,
+    srs: Srs,
+    /// Where forwarded mail goes: the signer.
+    signer: Option<Hop>,
 }
 
 fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
@@ -54,6 +63,17 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         resolver: crate::dns::Resolver::for_config(config)?,
         psl: PublicSuffixList::builtin(),
         mail: config.state_of(ServiceName::Receiver).join("mail"),
+        srs: super::forwarding::srs_key(&config.state)?,
+        signer: match &config.signer {
+            Some(s) => Some(Hop::new(
+                s.address,
+                identity.internal_connector()?,
+                &ServiceName::Signer.internal_name(),
+                TlsMode::Implicit,
+                &config.hostname,
+            )?),
+            None => None,
+        },
     });
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
@@ -84,8 +104,10 @@ struct Session {
     peer: IpAddr,
     helo: String,
     from: String,
-    /// The users (own addresses) the message is for.
+    /// The users (own addresses) the message is stored for.
     rcpts: Vec<String>,
+    /// The addresses it is forwarded to.
+    forward: Vec<String>,
     data: Vec<u8>,
 }
 
@@ -97,6 +119,7 @@ impl Session {
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
+            forward: Vec::new(),
             data: Vec::new(),
         }
     }
@@ -104,6 +127,7 @@ impl Session {
     fn reset(&mut self) {
         self.from.clear();
         self.rcpts.clear();
+        self.forward.clear();
         self.data = Vec::new();
     }
 
@@ -162,6 +186,47 @@ impl Session {
         ]
         .concat();
         let rcpts = std::mem::take(&mut self.rcpts);
+        let forward = std::mem::take(&mut self.forward);
+        if !forward.is_empty() {
+            // Forwarded first: if the signer cannot take it now, nothing is
+            // stored and the sender tries again later.
+            let sender = rewrite_sender(&shared.srs, &shared.domain, &self.from, unix_now());
+            let copy = [head.as_bytes(), &message].concat();
+            let outcome = match &shared.signer {
+                Some(signer) => signer.send(&sender, &forward, &copy).await,
+                None => Handoff::Deferred("no [signer] to forward through".into()),
+            };
+            match outcome {
+                Handoff::Taken { .. } => tracing::info!(
+                    service = "receiver",
+                    id,
+                    from = self.from,
+                    sender,
+                    to = forward.join(","),
+                    "forwarded"
+                ),
+                Handoff::Deferred(why) => {
+                    tracing::warn!(service = "receiver", id, "forwarding deferred: {why}");
+                    return Answer::Refuse(reply(
+                        451,
+                        4,
+                        4,
+                        0,
+                        "cannot forward the message now; try again later",
+                    ));
+                }
+                Handoff::Refused(why) if rcpts.is_empty() => {
+                    tracing::warn!(service = "receiver", id, %why, "forwarding refused");
+                    return Answer::Refuse(why);
+                }
+                Handoff::Refused(why) => {
+                    tracing::error!(service = "receiver", id, %why, to = forward.join(","), "forwarding refused; stored for the others");
+                }
+            }
+            if rcpts.is_empty() {
+                return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("forwarded as {id}")));
+            }
+        }
         let root = shared.mail.clone();
         let to = rcpts.clone();
         let stored = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -209,15 +274,23 @@ impl SessionHandler for Session {
                     return Answer::Refuse(reply(554, 5, 7, 1, "relay access denied"));
                 }
                 let db = self.shared.users.get();
-                let user = match db.owner(&mailbox) {
-                    Some((user, _)) => user.to_string(),
-                    None if mailbox.to_ascii_lowercase().starts_with("postmaster@") => {
-                        format!("postmaster@{domain}")
+                let (store, targets) =
+                    match destination(&db, domain, &self.shared.srs, &mailbox, unix_now()) {
+                        Destination::Store(store) => (store, Vec::new()),
+                        Destination::Forward { store, targets } => (store, targets),
+                        Destination::Unknown(why) => {
+                            return Answer::Refuse(reply(550, 5, 1, 1, &why));
+                        }
+                    };
+                for user in store {
+                    if !self.rcpts.contains(&user) {
+                        self.rcpts.push(user);
                     }
-                    None => return Answer::Refuse(reply(550, 5, 1, 1, "no such user here")),
-                };
-                if !self.rcpts.contains(&user) {
-                    self.rcpts.push(user);
+                }
+                for target in targets {
+                    if !self.forward.iter().any(|t| t.eq_ignore_ascii_case(&target)) {
+                        self.forward.push(target);
+                    }
                 }
                 Answer::Accept
             }

@@ -9,14 +9,12 @@
 //! domain's own users through the receiver, everyone else through the MX
 //! hosts or the smarthost ([`deliver`]), retrying with backoff, and sends
 //! the sender an RFC 3464 report through the signer when a recipient fails
-//! ([`bounce`]). Local users with `forward_to` are forwarded with an
-//! SRS-rewritten sender, and bounces to SRS addresses go back to the
-//! original sender ([`forward`]).
+//! ([`bounce`]). Forwarding is the receiver's: the relay delivers what it
+//! is given.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ptt_queue::srs::Srs;
 use ptt_queue::{Entry, RetryPolicy};
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
@@ -27,14 +25,12 @@ use super::hop::Hop;
 use super::listener::{Listener, Spec};
 use super::trace::unix_now;
 use super::transaction::Transaction;
-use super::users::Users;
 use crate::config::{Config, ServiceName};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::new_id;
 
 pub(crate) mod bounce;
 pub(crate) mod deliver;
-pub(crate) mod forward;
 pub(crate) mod queue_dir;
 pub(crate) mod worker;
 
@@ -47,8 +43,6 @@ pub(crate) fn queue_path(config: &Config) -> std::path::PathBuf {
 
 struct Shared {
     domain: String,
-    users: Option<Users>,
-    srs: Srs,
     queue: QueueDir,
     worker: mpsc::UnboundedSender<worker::Event>,
 }
@@ -58,7 +52,7 @@ fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
 }
 
 /// Starts `[relay]`.
-pub(crate) async fn start(config: &Config, users: Option<Users>) -> Result<Running, String> {
+pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     let Some(section) = &config.relay else {
         return Err("no [relay] section".into());
     };
@@ -138,8 +132,6 @@ pub(crate) async fn start(config: &Config, users: Option<Users>) -> Result<Runni
     });
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
-        users,
-        srs: forward::srs_key(&config.state)?,
         queue,
         worker: sender,
     });
@@ -188,31 +180,12 @@ impl Session {
             rcpts,
             data: message,
         } = self.tx.take();
-        let now = unix_now();
-        let db = self
-            .shared
-            .users
-            .as_ref()
-            .map(Users::get)
-            .unwrap_or_default();
-        let envelopes = forward::expand(
-            &db,
-            &self.shared.domain,
-            &self.shared.srs,
-            &from,
-            &rcpts,
-            now,
-        );
-        if envelopes.is_empty() {
-            return Answer::Refuse(reply(550, 5, 1, 1, "no valid recipients"));
+        if rcpts.is_empty() {
+            return Answer::Refuse(reply(554, 5, 5, 1, "no valid recipients"));
         }
-        let entries: Vec<Entry> = envelopes
-            .iter()
-            .map(|(sender, to)| {
-                let to: Vec<&str> = to.iter().map(String::as_str).collect();
-                Entry::new(&new_id(), sender, &to, now)
-            })
-            .collect();
+        let now = unix_now();
+        let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let entries = vec![Entry::new(&new_id(), &from, &to, now)];
         let queue = self.shared.queue.clone();
         let to_store = entries.clone();
         let stored = tokio::task::spawn_blocking(move || {
@@ -244,33 +217,10 @@ impl Session {
         }
         Answer::AcceptWith(reply(250, 2, 0, 0, &format!("queued as {}", ids.join(" "))))
     }
-
-    /// A recipient the relay takes: SRS addresses of ours only when they
-    /// are ours indeed.
-    fn check_rcpt(&self, to: &str) -> Option<Answer> {
-        if crate::userdb::domain_of(to) == self.shared.domain
-            && Srs::is_srs(to)
-            && let Err(e) = self.shared.srs.reverse(to, forward::today(unix_now()))
-        {
-            return Some(Answer::Refuse(reply(
-                550,
-                5,
-                1,
-                1,
-                &format!("no such address: {e}"),
-            )));
-        }
-        None
-    }
 }
 
 impl SessionHandler for Session {
     async fn event(&mut self, event: Event, session: &Server) -> Answer {
-        if let Event::Rcpt { to, .. } = &event
-            && let Some(refusal) = to.mailbox().and_then(|m| self.check_rcpt(&m.to_string()))
-        {
-            return refusal;
-        }
         let max = session.config().max_message_size;
         match self.tx.absorb(event, max, &self.shared.domain) {
             Ok(answer) => answer,

@@ -1,0 +1,539 @@
+//! The relay against real MX hosts on loopback: BIND serving MX records
+//! that point at aiosmtpd listeners on 127.0.0.2… (one down, one refusing
+//! at first, one refusing for good, one with STARTTLS), a null MX, RFC 3464
+//! reports parsed by Python's `email` package, and forwarding with SRS
+//! checked by pyspf.
+
+#[path = "common/site.rs"]
+mod site;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ptt_testkit::dns_zones::{BindZones, Zone};
+use ptt_testkit::python::pyspf_check;
+use ptt_testkit::{SignedCert, free_port, swaks};
+use site::{PASSWORD, Site, ptt, text};
+
+/// aiosmtpd MX hosts, killed with the test.
+struct MxFarm {
+    root: tempfile::TempDir,
+    child: Child,
+}
+
+impl Drop for MxFarm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MxFarm {
+    /// Hosts as `(ip, behaviour, tls)` on one port.
+    fn start(port: u16, hosts: &[(&str, &str, Option<&SignedCert>)]) -> MxFarm {
+        let root = tempfile::tempdir().unwrap();
+        let hosts: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|(ip, behaviour, cert)| {
+                serde_json::json!({
+                    "ip": ip, "behaviour": behaviour,
+                    "cert": cert.map(|c| c.cert.to_str().unwrap().to_string()),
+                    "key": cert.map(|c| c.key.to_str().unwrap().to_string()),
+                })
+            })
+            .collect();
+        let config = root.path().join("farm.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({"root": root.path().join("mail"), "port": port, "hosts": hosts})
+                .to_string(),
+        )
+        .unwrap();
+        let mut child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mx_farm.py"))
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the MX farm did not start");
+        MxFarm { root, child }
+    }
+
+    /// What the host at `ip` stored.
+    fn mail(&self, ip: &str) -> Vec<serde_json::Value> {
+        let dir: PathBuf = self.root.path().join("mail").join(ip);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    fn wait_mail(&self, ip: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.mail(ip);
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Sends a message as alice through submission.
+fn submit(site: &Site, to: &[&str], subject: &str) {
+    let mut args = vec!["--server", "127.0.0.1", "--port"];
+    let port = site.submission.to_string();
+    args.push(&port);
+    args.extend([
+        "-tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.test",
+        "--auth-password",
+        PASSWORD,
+    ]);
+    args.extend(["--from", "alice@example.test"]);
+    let to = to.join(",");
+    args.extend(["--to", &to]);
+    let header = format!("Subject: {subject}");
+    args.extend(["--header", &header, "--body", "hello from the relay test"]);
+    let out = swaks(&args);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("250 2.0.0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Parses an RFC 3464 report with Python's `email` package: returns the
+/// per-recipient fields as `action status final-recipient diagnostic` lines.
+fn parse_report(message: &[u8]) -> String {
+    let script = r#"import email, sys
+m = email.message_from_bytes(sys.stdin.buffer.read())
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m.get_param('report-type') == 'delivery-status'
+parts = m.get_payload()
+assert parts[0].get_content_type() == 'text/plain'
+assert parts[1].get_content_type() == 'message/delivery-status'
+assert parts[2].get_content_type() in ('text/rfc822-headers', 'message/rfc822')
+blocks = parts[1].get_payload()
+assert blocks[0]['Reporting-MTA'].startswith('dns;'), blocks[0]['Reporting-MTA']
+for b in blocks[1:]:
+    print(b['Action'], b['Status'], b['Final-Recipient'], b['Diagnostic-Code'])
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not a valid report: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(message)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn site_with_dns(dns: &BindZones, relay_extra: &str) -> Site {
+    let site = Site::with(
+        "",
+        Some(&format!("[dns]\nresolver = \"{}\"", dns.addr())),
+        "",
+    );
+    // [relay] is the last section but one; add its keys by rewriting it.
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let config = config.replacen("[relay]\n", &format!("[relay]\n{relay_extra}\n"), 1);
+    std::fs::write(&site.config, config).unwrap();
+    site
+}
+
+#[test]
+fn mx_order_retries_starttls_null_mx_and_one_report_for_the_failures() {
+    let mx_port = free_port();
+    let cert = SignedCert::for_names(&["mx2.remote.test"]);
+    let farm = MxFarm::start(
+        mx_port,
+        &[
+            ("127.0.0.3", "accept", Some(&cert)),
+            ("127.0.0.4", "tempfail_once", None),
+            ("127.0.0.5", "reject_rcpt", None),
+        ],
+    );
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "remote.test.",
+            records: &[
+                // The preferred MX is down (nothing listens on .2).
+                ("@", "MX", "10 mx1.remote.test."),
+                ("@", "MX", "20 mx2.remote.test."),
+                ("mx1", "A", "127.0.0.2"),
+                ("mx2", "A", "127.0.0.3"),
+            ],
+        },
+        Zone {
+            origin: "flaky.test.",
+            records: &[("@", "MX", "10 mx.flaky.test."), ("mx", "A", "127.0.0.4")],
+        },
+        Zone {
+            origin: "refuse.test.",
+            records: &[("@", "MX", "10 mx.refuse.test."), ("mx", "A", "127.0.0.5")],
+        },
+        Zone {
+            origin: "nullmx.test.",
+            records: &[("@", "MX", "0 .")],
+        },
+    ]);
+    let mut site = site_with_dns(
+        &dns,
+        &format!(
+            "port = {mx_port}\nretry_seconds = [1]\ngive_up_seconds = 120\nrequire_tls = [\"remote.test\"]\ntls_ca = \"{}\"",
+            cert.ca.display()
+        ),
+    );
+    site.serve(&[]);
+    submit(
+        &site,
+        &[
+            "bob@remote.test",
+            "carol@flaky.test",
+            "dave@refuse.test",
+            "erin@nullmx.test",
+        ],
+        "to four domains",
+    );
+
+    // remote.test: the second MX, over verified TLS (required for it).
+    let got = farm.wait_mail("127.0.0.3", 1);
+    assert_eq!(got.len(), 1, "{}", site.log());
+    assert_eq!(got[0]["rcpt_tos"], serde_json::json!(["bob@remote.test"]));
+    assert_eq!(got[0]["tls"], true);
+    assert_eq!(got[0]["mail_from"], "alice@example.test");
+    assert!(got[0]["data"].as_str().unwrap().contains("DKIM-Signature:"));
+    // flaky.test: 451 first, 250 at the next attempt a second later.
+    let got = farm.wait_mail("127.0.0.4", 1);
+    assert_eq!(got.len(), 1, "{}", site.log());
+    assert_eq!(got[0]["rcpt_tos"], serde_json::json!(["carol@flaky.test"]));
+    assert!(farm.mail("127.0.0.5").is_empty());
+
+    // One report for dave (550) and erin (null MX), in alice's mailbox.
+    let mailbox = site.wait_mailbox("alice@example.test", 1);
+    assert_eq!(mailbox.len(), 1, "{}", site.log());
+    let report = parse_report(&mailbox[0]);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("failed 5.1.1 rfc822; dave@refuse.test smtp; 550 5.1.1")),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("failed 5.1.10 rfc822; erin@nullmx.test")),
+        "{report}"
+    );
+    let dsn = String::from_utf8_lossy(&mailbox[0]);
+    assert!(dsn.contains("DKIM-Signature:"), "reports are signed: {dsn}");
+    assert!(
+        dsn.contains("Subject: to four domains"),
+        "the original header comes back"
+    );
+
+    // Nothing is left in the queue.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ptt(
+            &["queue", "list", "--config", site.config.to_str().unwrap()],
+            "",
+        );
+        let listed = text(&out);
+        if listed.contains("the queue is empty") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The log says which host took what, and how.
+    let log = site.log();
+    assert!(
+        log.contains("mx2.remote.test") && log.contains("tls=\"required\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_message_that_waits_is_listed_retried_and_deleted_by_ptt_queue() {
+    // An MX that is down, a retry far away: the message waits.
+    let mx_port = free_port();
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "down.test.",
+            records: &[("@", "MX", "10 mx.down.test."), ("mx", "A", "127.0.0.6")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [3600]"));
+    site.serve(&[]);
+    submit(&site, &["zed@down.test"], "waiting");
+    let config = site.config.to_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
+        if listed.contains("deferred") || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        listed.contains("zed@down.test  deferred 4.4.1") && listed.contains("Connection refused"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("next in 59m") || listed.contains("next in 1h"),
+        "{listed}"
+    );
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    let shown = text(&ptt(&["queue", "show", &id, "--config", &config], ""));
+    assert!(
+        shown.contains("Subject: waiting") && shown.contains("attempts: 1"),
+        "{shown}"
+    );
+
+    // Now the MX comes up; retry makes it go at once.
+    let farm = MxFarm::start(mx_port, &[("127.0.0.6", "accept", None)]);
+    let out = ptt(&["queue", "retry", &id, "--config", &config], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(farm.wait_mail("127.0.0.6", 1).len(), 1, "{}", site.log());
+
+    // A second message, deleted by hand while the relay runs.
+    drop(farm);
+    submit(&site, &["zed@down.test"], "to be deleted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
+        if listed.contains("deferred") || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    let out = ptt(&["queue", "delete", &id, "--config", &config], "");
+    assert!(
+        text(&out).contains(&format!("deleted {id}")),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&ptt(&["queue", "list", "--config", &config], "")).contains("the queue is empty"));
+    let out = ptt(&["queue", "show", "nonexistent0", "--config", &config], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Restarting finds nothing lost and nothing to do.
+    site.terminate();
+    assert!(
+        site.log().contains("deleted by ptt queue"),
+        "{}",
+        site.log()
+    );
+}
+
+#[test]
+fn forwarded_mail_passes_spf_with_srs_and_its_bounce_returns_to_the_sender() {
+    let mx_port = free_port();
+    let farm = MxFarm::start(
+        mx_port,
+        &[
+            ("127.0.0.7", "accept", None),
+            ("127.0.0.8", "reject_data", None),
+            ("127.0.0.9", "accept", None),
+        ],
+    );
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        // The original sender's domain allows nobody on loopback: without
+        // SRS, the forwarded copy would fail SPF at the destination.
+        Zone {
+            origin: "origin.test.",
+            records: &[
+                ("@", "TXT", "\"v=spf1 ip4:192.0.2.1 -all\""),
+                ("@", "MX", "10 mx.origin.test."),
+                ("mx", "A", "127.0.0.9"),
+            ],
+        },
+        Zone {
+            origin: "dest.test.",
+            records: &[("@", "MX", "10 mx.dest.test."), ("mx", "A", "127.0.0.7")],
+        },
+        Zone {
+            origin: "strict.test.",
+            records: &[("@", "MX", "10 mx.strict.test."), ("mx", "A", "127.0.0.8")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [1]"));
+    let repo = std::path::Path::new(site.repo()).to_path_buf();
+    let set_forward = |user: &str, to: &str| {
+        let path = repo.clone();
+        let work = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .current_dir(work.path())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        git(&["clone", "-q", path.to_str().unwrap(), "."]);
+        let file = work.path().join(format!("users/{user}.toml"));
+        let mut toml: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("forward_to"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        toml.push_str(&format!("forward_to = [\"{to}\"]\n"));
+        std::fs::write(&file, toml).unwrap();
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.test",
+            "commit",
+            "-qam",
+            "forward",
+        ]);
+        git(&["push", "-q", "origin", "HEAD"]);
+    };
+    set_forward("bob@example.test", "bob@dest.test");
+    site.serve(&[]);
+
+    // ann@origin.test writes to bob from the Internet (port 25).
+    let port = site.receiver.to_string();
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--ehlo",
+        "mx.origin.test",
+        "--from",
+        "ann@origin.test",
+        "--to",
+        "bob@example.test",
+        "--header",
+        "Subject: for bob, forwarded",
+        "--body",
+        "hi bob",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("250 2.0.0 forwarded"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = farm.wait_mail("127.0.0.7", 1);
+    assert_eq!(got.len(), 1, "{}", site.log());
+    let sender = got[0]["mail_from"].as_str().unwrap();
+    assert!(
+        sender.starts_with("SRS0=") && sender.ends_with("@example.test"),
+        "{sender}"
+    );
+    assert_eq!(got[0]["rcpt_tos"], serde_json::json!(["bob@dest.test"]));
+    let data = got[0]["data"].as_str().unwrap();
+    assert!(
+        data.contains("ARC-Seal:") && data.contains("Subject: for bob, forwarded"),
+        "{data}"
+    );
+    let (spf, why) = pyspf_check(
+        got[0]["peer"].as_str().unwrap(),
+        sender,
+        "mx.example.test",
+        dns.port(),
+    );
+    assert_eq!(spf, "pass", "{why}");
+    let (unrewritten, _) = pyspf_check(
+        got[0]["peer"].as_str().unwrap(),
+        "ann@origin.test",
+        "mx.example.test",
+        dns.port(),
+    );
+    assert_eq!(unrewritten, "fail", "without SRS it would fail");
+
+    // Now bob forwards to a host that refuses: the report goes to the SRS
+    // address, comes back in through the receiver, and reaches ann.
+    set_forward("bob@example.test", "bob@strict.test");
+    // The receiver reads the new commit within a second or two; until then
+    // a copy still goes to dest.test, which the loop notices.
+    let mut at_dest = farm.mail("127.0.0.7").len();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let out = swaks(&[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--ehlo",
+            "mx.origin.test",
+            "--from",
+            "ann@origin.test",
+            "--to",
+            "bob@example.test",
+            "--header",
+            "Subject: for bob, refused",
+            "--body",
+            "hi again",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("250 2.0.0 forwarded"),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        let now_at_dest = farm.mail("127.0.0.7").len();
+        if now_at_dest == at_dest {
+            break;
+        }
+        at_dest = now_at_dest;
+    }
+    let back = farm.wait_mail("127.0.0.9", 1);
+    assert_eq!(back.len(), 1, "{}", site.log());
+    // aiosmtpd writes the null reverse path as "<>".
+    assert_eq!(back[0]["mail_from"], "<>");
+    assert_eq!(back[0]["rcpt_tos"], serde_json::json!(["ann@origin.test"]));
+    let report = parse_report(back[0]["data"].as_str().unwrap().as_bytes());
+    assert!(
+        report.contains("failed 5.7.1 rfc822; bob@strict.test smtp; 554 5.7.1"),
+        "{report}"
+    );
+}
