@@ -537,3 +537,90 @@ fn forwarded_mail_passes_spf_with_srs_and_its_bounce_returns_to_the_sender() {
         "{report}"
     );
 }
+
+#[test]
+fn dsn_parameters_travel_from_submission_to_the_report() {
+    let mx_port = free_port();
+    let farm = MxFarm::start(
+        mx_port,
+        &[
+            ("127.0.0.10", "accept", None),
+            ("127.0.0.11", "reject_rcpt", None),
+        ],
+    );
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "yes.test.",
+            records: &[("@", "MX", "10 mx.yes.test."), ("mx", "A", "127.0.0.10")],
+        },
+        Zone {
+            origin: "no.test.",
+            records: &[("@", "MX", "10 mx.no.test."), ("mx", "A", "127.0.0.11")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [1]"));
+    site.serve(&[]);
+    // NOTIFY=SUCCESS for one, NEVER for another, ORCPT and ENVID.
+    let script = format!(
+        r#"import smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP('127.0.0.1', {port}, timeout=30)
+s.starttls(context=ctx)
+s.login('alice@example.test', '{PASSWORD}')
+msg = 'From: alice@example.test\r\nTo: bob@yes.test\r\nSubject: with DSN\r\n\r\nhi\r\n'
+s.mail('alice@example.test', ['RET=HDRS', 'ENVID=env-42'])
+print(s.rcpt('bob@yes.test', ['NOTIFY=SUCCESS', 'ORCPT=rfc822;b@yes.test']))
+print(s.rcpt('carl@no.test', ['NOTIFY=NEVER']))
+print(s.rcpt('dora@no.test', ['NOTIFY=FAILURE']))
+print(s.data(msg))
+s.quit()
+"#,
+        port = site.submission
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("250"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(farm.wait_mail("127.0.0.10", 1).len(), 1, "{}", site.log());
+    // Two reports: bob delivered (asked), dora failed (asked); carl never.
+    let mailbox = site.wait_mailbox("alice@example.test", 2);
+    assert_eq!(mailbox.len(), 2, "{}", site.log());
+    let reports: Vec<String> = mailbox.iter().map(|m| parse_report(m)).collect();
+    let all = reports.join("");
+    assert!(
+        all.contains("delivered 2.0.0 rfc822; bob@yes.test"),
+        "{all}"
+    );
+    assert!(all.contains("failed 5.1.1 rfc822; dora@no.test"), "{all}");
+    assert!(!all.contains("carl@no.test"), "{all}");
+    let texts: Vec<String> = mailbox
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("Original-Envelope-Id: env-42")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Original-Recipient: rfc822;b@yes.test")),
+        "{texts:?}"
+    );
+}

@@ -43,6 +43,7 @@ pub mod dsn;
 mod entry;
 mod policy;
 mod queue;
+pub mod mta_sts;
 pub mod route;
 pub mod srs;
 

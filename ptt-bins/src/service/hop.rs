@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ptt_smtp::{
-    Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
-};
+use ptt_smtp::{Client, ClientConfig, ClientEvent, Message, Reply, TlsMode};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
+use super::transaction::Dsn;
 use crate::net::smtp::{Conn, drive_client};
 
 /// How long a whole hand-off may take.
@@ -81,22 +80,35 @@ impl Hop {
 
     /// Sends one message.
     pub(crate) async fn send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
+        self.send_with(from, rcpts, data, &Dsn::default()).await
+    }
+
+    /// Sends one message with its RFC 3461 parameters (passed on when the
+    /// next hop offers DSN).
+    pub(crate) async fn send_with(
+        &self,
+        from: &str,
+        rcpts: &[String],
+        data: &[u8],
+        dsn: &Dsn,
+    ) -> Handoff {
         let Ok(_slot) = self.slots.acquire().await else {
             return Handoff::Deferred("shutting down".into());
         };
-        match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data)).await {
+        match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data, dsn)).await {
             Ok(outcome) => outcome,
             Err(_) => Handoff::Deferred(format!("{}: timed out", self.addr)),
         }
     }
 
-    async fn try_send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
+    async fn try_send(&self, from: &str, rcpts: &[String], data: &[u8], dsn: &Dsn) -> Handoff {
         let parse_rcpt = |a: &str| {
             ptt_smtp::ForwardPath::parse(&format!("<{a}>"), true).map_err(|e| format!("<{a}>: {e}"))
         };
         let to = match rcpts
             .iter()
-            .map(|r| Ok((parse_rcpt(r)?, RcptParams::default())))
+            .enumerate()
+            .map(|(i, r)| Ok((parse_rcpt(r)?, dsn.rcpt(i).to_params())))
             .collect::<Result<Vec<_>, String>>()
         {
             Ok(to) => to,
@@ -128,7 +140,7 @@ impl Hop {
         let mut client = Client::new(config, Duration::ZERO);
         client.send(Message {
             from: from_path,
-            params: MailParams::default(),
+            params: dsn.mail_params(),
             to,
             data: data.to_vec(),
         });

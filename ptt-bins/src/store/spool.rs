@@ -20,6 +20,9 @@ pub(crate) struct Envelope {
     /// The authenticated user, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) user: Option<String>,
+    /// RFC 3461 parameters (RET, ENVID, NOTIFY, ORCPT).
+    #[serde(default)]
+    pub(crate) dsn: crate::service::transaction::Dsn,
 }
 
 /// One spool folder.
@@ -103,6 +106,7 @@ mod tests {
             from: "a@example.org".into(),
             to: vec!["b@example.net".into(), "c@example.net".into()],
             user: Some("a@example.org".into()),
+            dsn: Default::default(),
         };
         let (id1, id2) = (new_id(), new_id());
         assert!(id1 < id2 || id1[..14] == id2[..14]);

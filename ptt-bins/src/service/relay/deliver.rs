@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
 use ptt_queue::route::{Route, mx_hosts};
-use ptt_queue::{Outcome, Report};
+use ptt_queue::{Entry, Outcome, Report, Return};
+use ptt_smtp::command::{Notify, Orcpt, Ret};
 use ptt_smtp::{
     Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
 };
@@ -99,6 +100,36 @@ fn all(rcpts: &[String], outcome: impl Fn() -> Outcome) -> Results {
     rcpts.iter().map(|r| (r.clone(), outcome())).collect()
 }
 
+/// A recipient's RFC 3461 parameters, passed on (the client drops them
+/// when the host does not offer DSN).
+fn rcpt_params(entry: &Entry, address: &str) -> RcptParams {
+    let Some(r) = entry
+        .recipients
+        .iter()
+        .find(|r| r.address.eq_ignore_ascii_case(address))
+    else {
+        return RcptParams::default();
+    };
+    let n = r.notify;
+    let notify = (n != ptt_queue::Notify::default()).then_some(Notify {
+        never: n == ptt_queue::Notify::NEVER,
+        success: n.success,
+        failure: n.failure,
+        delay: n.delay,
+    });
+    RcptParams {
+        notify,
+        orcpt: r.orcpt.as_ref().and_then(|o| {
+            let (addr_type, addr) = o.split_once(';')?;
+            Some(Orcpt {
+                addr_type: addr_type.to_string(),
+                addr: addr.to_string(),
+            })
+        }),
+        other: Vec::new(),
+    }
+}
+
 /// How one host's session ended.
 enum Session {
     /// The host answered for these recipients.
@@ -108,11 +139,10 @@ enum Session {
 }
 
 impl Deliverer {
-    /// Tries `recipients` of a message from `from` once.
+    /// Tries `recipients` of a queued message once.
     pub(crate) async fn attempt(
         &self,
-        id: &str,
-        from: &str,
+        entry: &Entry,
         recipients: &[String],
         message: &[u8],
         now: u64,
@@ -126,7 +156,7 @@ impl Deliverer {
                 .push(r.clone());
         }
         let attempts = by_domain.into_iter().map(|(domain, rcpts)| async move {
-            self.to_domain(id, &domain, from, &rcpts, message, now, random)
+            self.to_domain(entry, &domain, &rcpts, message, now, random)
                 .await
         });
         futures_util::future::join_all(attempts)
@@ -139,14 +169,14 @@ impl Deliverer {
     #[allow(clippy::too_many_arguments)]
     async fn to_domain(
         &self,
-        id: &str,
+        entry: &Entry,
         domain: &str,
-        from: &str,
         rcpts: &[String],
         message: &[u8],
         now: u64,
         random: u64,
     ) -> Results {
+        let (id, from) = (entry.id.as_str(), entry.from.as_str());
         if domain == self.domain {
             return self.to_receiver(id, from, rcpts, message, now).await;
         }
@@ -204,7 +234,7 @@ impl Deliverer {
                 let addr = SocketAddr::new(ip, *port);
                 let session = tokio::time::timeout(
                     SESSION_TIMEOUT,
-                    self.session(addr, host, required, from, rcpts, message, now),
+                    self.session(addr, host, required, entry, rcpts, message, now),
                 )
                 .await
                 .unwrap_or_else(|_| Session::TryNext(format!("{host} [{ip}]: timed out")));
@@ -308,11 +338,12 @@ impl Deliverer {
         addr: SocketAddr,
         host: &str,
         required: bool,
-        from: &str,
+        entry: &Entry,
         rcpts: &[String],
         message: &[u8],
         now: u64,
     ) -> Session {
+        let from = entry.from.as_str();
         let Ok(name) = ServerName::try_from(host.to_string()) else {
             return Session::TryNext(format!("{host:?} is not a host name"));
         };
@@ -342,7 +373,7 @@ impl Deliverer {
             .filter_map(|r| {
                 ptt_smtp::ForwardPath::parse(&format!("<{r}>"), true)
                     .ok()
-                    .map(|p| (p, RcptParams::default()))
+                    .map(|p| (p, rcpt_params(entry, r)))
             })
             .collect::<Vec<_>>();
         let Ok(from_path) = ptt_smtp::ReversePath::parse(&format!("<{from}>"), true) else {
@@ -358,7 +389,11 @@ impl Deliverer {
         let mut client = Client::new(config, Duration::ZERO);
         client.send(Message {
             from: from_path,
-            params: MailParams::default(),
+            params: MailParams {
+                ret: (entry.ret == Return::Full).then_some(Ret::Full),
+                envid: entry.envid.clone(),
+                ..MailParams::default()
+            },
             to,
             data: message.to_vec(),
         });

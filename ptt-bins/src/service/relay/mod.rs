@@ -178,6 +178,7 @@ impl Session {
         let Transaction {
             from,
             rcpts,
+            dsn,
             data: message,
         } = self.tx.take();
         if rcpts.is_empty() {
@@ -185,7 +186,17 @@ impl Session {
         }
         let now = unix_now();
         let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-        let entries = vec![Entry::new(&new_id(), &from, &to, now)];
+        let mut entry = Entry::new(&new_id(), &from, &to, now);
+        entry.envid = dsn.envid.clone();
+        if dsn.ret_full == Some(true) {
+            entry.ret = ptt_queue::Return::Full;
+        }
+        for (i, r) in entry.recipients.iter_mut().enumerate() {
+            let params = dsn.rcpt(i);
+            r.notify = params.queue_notify();
+            r.orcpt = params.orcpt;
+        }
+        let entries = vec![entry];
         let queue = self.shared.queue.clone();
         let to_store = entries.clone();
         let stored = tokio::task::spawn_blocking(move || {

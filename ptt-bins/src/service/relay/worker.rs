@@ -183,7 +183,7 @@ impl Worker {
         let Some(entry) = self.queue.get(&id) else {
             return;
         };
-        let from = entry.from.clone();
+        let entry = entry.clone();
         let (dir, deliverer, sender, slots) = (
             self.dir.clone(),
             self.deliverer.clone(),
@@ -201,8 +201,7 @@ impl Worker {
                     let _ = crate::random::fill(&mut random);
                     deliverer
                         .attempt(
-                            &id,
-                            &from,
+                            &entry,
                             &recipients,
                             &message,
                             now,

@@ -253,6 +253,7 @@ impl Session {
         let Transaction {
             from,
             rcpts,
+            dsn,
             data: message,
         } = self.tx.take();
         let id = new_id();
@@ -299,7 +300,12 @@ impl Session {
         };
         let trace = received_field(&self.helo, self.peer, &self.shared.hostname, "ESMTPS", &id);
         let signed = [trace.as_bytes(), signatures.as_bytes(), &message].concat();
-        match self.shared.relay.send(&from, &rcpts, &signed).await {
+        match self
+            .shared
+            .relay
+            .send_with(&from, &rcpts, &signed, &dsn)
+            .await
+        {
             Handoff::Taken { reply: next, .. } => {
                 tracing::info!(
                     service = "signer", id, from = from, to = rcpts.join(","),

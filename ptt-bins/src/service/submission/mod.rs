@@ -30,6 +30,7 @@ use self::throttle::{Limits, Throttle};
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
 use super::trace::{received_field, rfc5322_date, unix_now};
+use super::transaction::{Dsn, RcptDsn};
 use super::users::Users;
 use super::{Running, public_tls};
 use crate::config::{Config, ServiceName};
@@ -162,7 +163,7 @@ async fn drain_spool(shared: Arc<Shared>) {
             };
             match shared
                 .signer
-                .send(&envelope.from, &envelope.to, &message)
+                .send_with(&envelope.from, &envelope.to, &message, &envelope.dsn)
                 .await
             {
                 Handoff::Deferred(why) => {
@@ -184,8 +185,10 @@ async fn drain_spool(shared: Arc<Shared>) {
                     if !deferred.is_empty() {
                         // Keep the entry for the recipients still waiting.
                         let spool = shared.spool.clone();
+                        let to: Vec<String> = deferred.into_iter().map(|(r, _)| r).collect();
                         let envelope = Envelope {
-                            to: deferred.into_iter().map(|(r, _)| r).collect(),
+                            dsn: envelope.dsn.only(&envelope.to, &to),
+                            to,
                             ..envelope
                         };
                         let id = id.clone();
@@ -213,6 +216,8 @@ struct Session {
     user: Option<String>,
     from: String,
     rcpts: Vec<String>,
+    /// RET, ENVID, NOTIFY and ORCPT, passed on.
+    dsn: Dsn,
     data: Vec<u8>,
     too_big: bool,
 }
@@ -226,6 +231,7 @@ impl Session {
             user: None,
             from: String::new(),
             rcpts: Vec::new(),
+            dsn: Dsn::default(),
             data: Vec::new(),
             too_big: false,
         }
@@ -234,6 +240,7 @@ impl Session {
     fn reset(&mut self) {
         self.from.clear();
         self.rcpts.clear();
+        self.dsn = Dsn::default();
         self.data = Vec::new();
         self.too_big = false;
     }
@@ -357,7 +364,12 @@ impl Session {
         let mut full = head.into_bytes();
         full.extend_from_slice(&message);
         let rcpts = std::mem::take(&mut self.rcpts);
-        let outcome = self.shared.signer.send(&self.from, &rcpts, &full).await;
+        let dsn = std::mem::take(&mut self.dsn);
+        let outcome = self
+            .shared
+            .signer
+            .send_with(&self.from, &rcpts, &full, &dsn)
+            .await;
         let log_rcpts = rcpts.join(",");
         match outcome {
             Handoff::Taken {
@@ -369,8 +381,9 @@ impl Session {
                     tracing::warn!(service = "submission", id, rcpt, %why, "the signer refused a recipient");
                 }
                 if !deferred.is_empty() {
-                    let to = deferred.into_iter().map(|(r, _)| r).collect();
-                    if let Err(answer) = self.spool(&id, &user, to, &full).await {
+                    let to: Vec<String> = deferred.into_iter().map(|(r, _)| r).collect();
+                    let dsn = dsn.only(&rcpts, &to);
+                    if let Err(answer) = self.spool(&id, &user, to, dsn, &full).await {
                         return answer;
                     }
                 }
@@ -385,7 +398,7 @@ impl Session {
                 Answer::Refuse(why)
             }
             Handoff::Deferred(why) => {
-                if let Err(answer) = self.spool(&id, &user, rcpts, &full).await {
+                if let Err(answer) = self.spool(&id, &user, rcpts, dsn, &full).await {
                     return answer;
                 }
                 tracing::info!(
@@ -408,6 +421,7 @@ impl Session {
         id: &str,
         user: &str,
         to: Vec<String>,
+        dsn: Dsn,
         data: &[u8],
     ) -> Result<(), Answer> {
         let spool = self.shared.spool.clone();
@@ -415,6 +429,7 @@ impl Session {
             from: self.from.clone(),
             to,
             user: Some(user.to_string()),
+            dsn,
         };
         let (id, data) = (id.to_string(), data.to_vec());
         match tokio::task::spawn_blocking(move || spool.put(&id, &envelope, &data)).await {
@@ -457,8 +472,9 @@ impl SessionHandler for Session {
                 )
                 .await
             }
-            Event::Mail { from, .. } => {
+            Event::Mail { from, params } => {
                 self.reset();
+                self.dsn = Dsn::from_mail(&params);
                 let Some(user) = self.user.clone() else {
                     return Answer::Refuse(reply(530, 5, 7, 0, "Authentication required"));
                 };
@@ -489,7 +505,7 @@ impl SessionHandler for Session {
                 self.from = mailbox;
                 Answer::Accept
             }
-            Event::Rcpt { to, .. } => {
+            Event::Rcpt { to, params } => {
                 if self.user.is_none() {
                     return Answer::Refuse(reply(530, 5, 7, 0, "Authentication required"));
                 }
@@ -512,6 +528,7 @@ impl SessionHandler for Session {
                     ));
                 }
                 self.rcpts.push(rcpt);
+                self.dsn.rcpts.push(RcptDsn::from_params(&params));
                 Answer::Accept
             }
             Event::DataStart { .. } => {
