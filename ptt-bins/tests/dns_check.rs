@@ -8,11 +8,11 @@
 #[path = "common/site.rs"]
 mod site;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use ptt_testkit::SignedCert;
 use ptt_testkit::dns_zones::{BindZones, Zone};
-use ptt_testkit::{SignedCert, wait_for_tcp};
+use ptt_testkit::https::PolicyServer;
 use site::{Site, ptt, text};
 
 /// The TLSA 3 1 1 data of the receiver's certificate, once it exists.
@@ -31,54 +31,6 @@ fn spki_sha256(cert: &std::path::Path) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-/// Serves `/.well-known/mta-sts.txt` over HTTPS on 127.0.0.2:443.
-struct PolicyServer {
-    child: Child,
-}
-
-impl PolicyServer {
-    fn start(
-        dir: &std::path::Path,
-        cert: &std::path::Path,
-        key: &std::path::Path,
-        policy: &str,
-    ) -> PolicyServer {
-        let root = dir.join("www");
-        std::fs::create_dir_all(root.join(".well-known")).unwrap();
-        std::fs::write(root.join(".well-known/mta-sts.txt"), policy).unwrap();
-        let script = format!(
-            "import http.server, ssl, functools\n\
-             handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory='{root}')\n\
-             httpd = http.server.HTTPServer(('127.0.0.2', 443), handler)\n\
-             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain('{cert}', '{key}')\n\
-             httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)\n\
-             httpd.serve_forever()\n",
-            root = root.display(),
-            cert = cert.display(),
-            key = key.display()
-        );
-        let child = Command::new("python3")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_tcp(
-            ([127, 0, 0, 2], 443).into(),
-            Duration::from_secs(10),
-            "the MTA-STS policy server",
-        );
-        PolicyServer { child }
-    }
-}
-
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The records of a complete zone, with `skip` left out and `replace`
@@ -170,11 +122,10 @@ type Case<'a> = (
 
 #[test]
 fn a_complete_zone_passes_and_each_broken_record_says_what_to_publish() {
-    let dir = tempfile::tempdir().unwrap();
     let https = SignedCert::for_names(&["mta-sts.example.test"]);
     let ca = https.ca.clone();
     let _policy = PolicyServer::start(
-        dir.path(),
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
         &https.cert,
         &https.key,
         "version: STSv1\nmode: enforce\nmx: mx.example.test\nmax_age: 604800\n",

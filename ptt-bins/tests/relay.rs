@@ -624,3 +624,121 @@ s.quit()
         "{texts:?}"
     );
 }
+
+#[test]
+fn mta_sts_enforce_keeps_mail_from_a_host_with_a_bad_certificate() {
+    let mx_port = free_port();
+    // Both MX hosts present a certificate no configured CA vouches for.
+    let untrusted = SignedCert::for_names(&["mx.sts.test", "mx.plain.test", "mx.testing.test"]);
+    let farm = MxFarm::start(
+        mx_port,
+        &[
+            ("127.0.0.12", "accept", Some(&untrusted)),
+            ("127.0.0.14", "accept", Some(&untrusted)),
+            ("127.0.0.15", "accept", Some(&untrusted)),
+        ],
+    );
+    // The policies' server has a certificate of a CA the relay trusts.
+    let https = SignedCert::for_names(&["mta-sts.sts.test"]);
+    let _policy = ptt_testkit::https::PolicyServer::start(
+        std::net::Ipv4Addr::new(127, 0, 0, 13),
+        &https.cert,
+        &https.key,
+        "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
+    );
+    let testing = SignedCert::for_names(&["mta-sts.testing.test"]);
+    let _testing_policy = ptt_testkit::https::PolicyServer::start(
+        std::net::Ipv4Addr::new(127, 0, 0, 16),
+        &testing.cert,
+        &testing.key,
+        "version: STSv1\nmode: testing\nmx: *.testing.test\nmax_age: 86400\n",
+    );
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "sts.test.",
+            records: &[
+                ("@", "MX", "10 mx.sts.test."),
+                ("mx", "A", "127.0.0.12"),
+                ("_mta-sts", "TXT", "\"v=STSv1; id=20261207\""),
+                ("mta-sts", "A", "127.0.0.13"),
+            ],
+        },
+        Zone {
+            origin: "plain.test.",
+            records: &[("@", "MX", "10 mx.plain.test."), ("mx", "A", "127.0.0.14")],
+        },
+        Zone {
+            origin: "testing.test.",
+            records: &[
+                ("@", "MX", "10 mx.testing.test."),
+                ("mx", "A", "127.0.0.15"),
+                ("_mta-sts", "TXT", "\"v=STSv1; id=1\""),
+                ("mta-sts", "A", "127.0.0.16"),
+            ],
+        },
+    ]);
+    let bundle = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bundle.path(),
+        [
+            std::fs::read(&https.ca).unwrap(),
+            std::fs::read(&testing.ca).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut site = site_with_dns(
+        &dns,
+        &format!(
+            "port = {mx_port}\nretry_seconds = [3600]\ntls_ca = \"{}\"",
+            bundle.path().display()
+        ),
+    );
+    site.serve(&[]);
+    submit(
+        &site,
+        &["pat@sts.test", "quinn@plain.test", "rory@testing.test"],
+        "policies",
+    );
+    // Without a policy, and with a policy in testing mode, STARTTLS with
+    // any certificate will do.
+    assert_eq!(farm.wait_mail("127.0.0.14", 1).len(), 1, "{}", site.log());
+    assert_eq!(farm.wait_mail("127.0.0.15", 1).len(), 1, "{}", site.log());
+    // With enforce, the certificate must verify: kept, and the reason shown.
+    let config = site.config.to_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
+        if listed.contains("pat@sts.test  deferred") || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        listed.contains("pat@sts.test  deferred"),
+        "{listed}\n{}",
+        site.log()
+    );
+    assert!(
+        listed.contains("TLS mta-sts: a verified certificate is needed"),
+        "{listed}"
+    );
+    assert!(farm.mail("127.0.0.12").is_empty());
+    let log = site.log();
+    assert!(
+        log.contains("MTA-STS policy fetched") && log.contains("mode=enforce"),
+        "{log}"
+    );
+    assert!(log.contains("tls=\"mta-sts-testing\""), "{log}");
+    // The policy is cached on disk for the next start.
+    let cached = site.state().join("relay/mta-sts/sts.test.toml");
+    assert!(
+        std::fs::read_to_string(&cached)
+            .unwrap()
+            .contains("enforce")
+    );
+}

@@ -41,9 +41,9 @@ extern crate alloc;
 
 pub mod dsn;
 mod entry;
+pub mod mta_sts;
 mod policy;
 mod queue;
-pub mod mta_sts;
 pub mod route;
 pub mod srs;
 

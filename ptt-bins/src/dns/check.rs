@@ -3,13 +3,11 @@
 //! exact record to publish.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hickory_proto::rr::{RData, RecordType};
 use ptt_spf::{Request, SpfResult};
 use serde::Serialize;
 use sha2::Digest as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{Lookup, Resolver, txt_joined};
 use crate::config::{Config, ServiceName};
@@ -366,7 +364,11 @@ async fn mta_sts(config: &Config, resolver: &Resolver, mode: &str) -> Vec<Findin
     let publish = Some(format!(
         "https://{url_host}/.well-known/mta-sts.txt serving:\n{want}"
     ));
-    out.push(match fetch_policy(config, resolver, &url_host).await {
+    let fetched = match crate::net::tls::verified_connector(config.dns.https_ca.as_deref()) {
+        Ok(connector) => crate::net::https::mta_sts_policy(resolver, &connector, &url_host).await,
+        Err(e) => Err(e),
+    };
+    out.push(match fetched {
         Err(e) => finding("MTA-STS policy", Status::Missing, e, publish),
         Ok(body) => {
             let field = |k: &str| {
@@ -392,110 +394,6 @@ async fn mta_sts(config: &Config, resolver: &Resolver, mode: &str) -> Vec<Findin
             }
         }
     });
-    out
-}
-
-/// GET `https://HOST/.well-known/mta-sts.txt` (RFC 8461 §3.3), the host
-/// resolved through the configured resolver, trusting the system's roots
-/// and `[dns] https_ca`.
-async fn fetch_policy(config: &Config, resolver: &Resolver, host: &str) -> Result<String, String> {
-    let mut ips = Vec::new();
-    for rtype in [RecordType::A, RecordType::AAAA] {
-        if let Lookup::Found(records) = resolver.lookup(host, rtype).await {
-            ips.extend(records.iter().filter_map(|r| match r {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            }));
-        }
-    }
-    let ip = *ips
-        .first()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &config.dns.https_ca {
-        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
-            let _ = roots.add(cert);
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let fetch = async {
-        let tcp = tokio::net::TcpStream::connect((ip, 443))
-            .await
-            .map_err(|e| format!("connecting to {ip}:443: {e}"))?;
-        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {host}: {e}"))?;
-        let request = format!(
-            "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ptt\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        let _ = stream.take(64 * 1024).read_to_end(&mut response).await;
-        Ok::<Vec<u8>, String>(response)
-    };
-    let response = tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
-        .await
-        .map_err(|_| format!("https://{host}: timed out"))??;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("not an HTTP response")?;
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let body = &response[split + 4..];
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("https://{host}/.well-known/mta-sts.txt: {status}"));
-    }
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
-    Ok(String::from_utf8_lossy(&body).replace("\r\n", "\n"))
-}
-
-/// The body of a chunked HTTP/1.1 response (bytes: a chunk may end inside
-/// a character).
-fn dechunk(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = String::from_utf8_lossy(&rest[..eol]);
-        let Ok(n) = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16) else {
-            break;
-        };
-        let data = &rest[eol + 2..];
-        let Some(chunk) = data.get(..n) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(chunk);
-        rest = data.get(n..).unwrap_or_default();
-        rest = rest.strip_prefix(b"\r\n").unwrap_or(rest);
-    }
     out
 }
 
@@ -573,17 +471,5 @@ mod tests {
         );
         assert!(reverse_name("2001:db8::1".parse().unwrap()).starts_with("1.0.0.0."));
         assert!(reverse_name("2001:db8::1".parse().unwrap()).ends_with("8.b.d.0.1.0.0.2.ip6.arpa"));
-    }
-
-    #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(
-            dechunk(b"7\r\nversion\r\n3\r\n: x\r\n0\r\n\r\n"),
-            b"version: x".to_vec()
-        );
-        // A chunk that ends inside a character, and sizes that lie.
-        assert_eq!(dechunk("1\r\n\u{e9}\r\n".as_bytes()), vec![0xc3]);
-        assert!(dechunk(b"ff\r\nshort").is_empty());
-        assert!(dechunk(b"zz\r\n").is_empty());
     }
 }

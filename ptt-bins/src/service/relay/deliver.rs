@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
+use ptt_queue::mta_sts::{Verdict, check_host};
 use ptt_queue::route::{Route, mx_hosts};
 use ptt_queue::{Entry, Outcome, Report, Return};
 use ptt_smtp::command::{Notify, Orcpt, Ret};
@@ -26,6 +27,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::mta_sts::StsCache;
 use crate::dns::{Lookup, Resolver};
 use crate::net::smtp::{Conn, drive_client};
 use crate::service::hop::{Handoff, Hop};
@@ -57,6 +59,8 @@ pub(crate) struct Deliverer {
     pub(crate) verified: TlsConnector,
     /// The receiver, for our own domain.
     pub(crate) receiver: Option<Hop>,
+    /// MTA-STS policies.
+    pub(crate) sts: StsCache,
 }
 
 /// Reports of one attempt.
@@ -221,8 +225,36 @@ impl Deliverer {
             .require_tls
             .iter()
             .any(|d| d.eq_ignore_ascii_case(domain));
+        let policy = match (&self.smarthost, required) {
+            (None, false) => {
+                self.sts
+                    .policy(&self.resolver, &self.verified, domain, now)
+                    .await
+            }
+            _ => None,
+        };
         let mut last = String::from("no host to try");
         for (host, port) in &hosts {
+            let (verified, tls) = if required {
+                (true, "required")
+            } else {
+                match check_host(policy.as_ref(), host) {
+                    Verdict::NoPolicy => (false, "opportunistic"),
+                    Verdict::RequireVerifiedTls => (true, "mta-sts"),
+                    Verdict::TestingOnly { .. } => (false, "mta-sts-testing"),
+                    Verdict::HostNotListed => {
+                        last = format!("{host} is not an MX of the MTA-STS policy of {domain}");
+                        tracing::info!(
+                            service = "relay",
+                            id,
+                            mx = host,
+                            tls = "mta-sts",
+                            "skipped: {last}"
+                        );
+                        continue;
+                    }
+                }
+            };
             let addresses = match self.addresses(host).await {
                 Ok(a) => a,
                 Err(why) => {
@@ -234,7 +266,7 @@ impl Deliverer {
                 let addr = SocketAddr::new(ip, *port);
                 let session = tokio::time::timeout(
                     SESSION_TIMEOUT,
-                    self.session(addr, host, required, entry, rcpts, message, now),
+                    self.session(addr, host, verified, entry, rcpts, message, now),
                 )
                 .await
                 .unwrap_or_else(|_| Session::TryNext(format!("{host} [{ip}]: timed out")));
@@ -246,12 +278,17 @@ impl Deliverer {
                                 Outcome::Deferred(r) => ("deferred", r),
                                 Outcome::Failed(r) => ("failed", r),
                             };
-                            tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls = if required { "required" } else { "opportunistic" }, result = what, reply = r.diagnostic);
+                            tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls, result = what, reply = r.diagnostic);
                         }
                         return results;
                     }
                     Session::TryNext(why) => {
-                        tracing::info!(service = "relay", id, mx = host, ip = %ip, "trying the next host: {why}");
+                        let why = if verified {
+                            format!("{why} (TLS {tls}: a verified certificate is needed)")
+                        } else {
+                            why
+                        };
+                        tracing::info!(service = "relay", id, mx = host, ip = %ip, tls, "trying the next host: {why}");
                         last = why;
                     }
                 }
@@ -337,7 +374,7 @@ impl Deliverer {
         &self,
         addr: SocketAddr,
         host: &str,
-        required: bool,
+        verified: bool,
         entry: &Entry,
         rcpts: &[String],
         message: &[u8],
@@ -355,7 +392,7 @@ impl Deliverer {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (mode, connector) = if required {
+        let (mode, connector) = if verified {
             (TlsMode::Required, &self.verified)
         } else {
             (TlsMode::Opportunistic, &self.opportunistic)

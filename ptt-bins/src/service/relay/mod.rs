@@ -31,6 +31,7 @@ use crate::store::spool::new_id;
 
 pub(crate) mod bounce;
 pub(crate) mod deliver;
+pub(crate) mod mta_sts;
 pub(crate) mod queue_dir;
 pub(crate) mod worker;
 
@@ -114,6 +115,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         opportunistic: crate::net::tls::connector(None)?,
         verified: crate::net::tls::verified_connector(section.tls_ca.as_deref())?,
         receiver,
+        sts: mta_sts::StsCache::new(config.state_of(ServiceName::Relay).join("mta-sts")),
     };
     let notifier = bounce::Notifier {
         signer,
