@@ -100,7 +100,7 @@ fn outcome_of(reply: &Reply, host: &str, now: u64) -> Outcome {
     }
 }
 
-fn all(rcpts: &[String], outcome: impl Fn() -> Outcome) -> Results {
+fn all(rcpts: &[String], outcome: &dyn Fn() -> Outcome) -> Results {
     rcpts.iter().map(|r| (r.clone(), outcome())).collect()
 }
 
@@ -134,58 +134,99 @@ fn rcpt_params(entry: &Entry, address: &str) -> RcptParams {
     }
 }
 
-/// How one host's session ended.
-enum Session {
-    /// The host answered for these recipients.
-    Done(Results),
-    /// Nothing definite: try the next address or host.
-    TryNext(String),
+/// One queued message to try: which recipients, and its bytes.
+pub(crate) struct Job {
+    /// The queue entry.
+    pub(crate) entry: Entry,
+    /// The recipients to try now.
+    pub(crate) rcpts: Vec<String>,
+    /// The message.
+    pub(crate) message: Vec<u8>,
+}
+
+/// Part of a job for one domain: the job's index and those recipients.
+type Part = (usize, Vec<String>);
+
+/// How one host's session ended for the parts it was given.
+struct Session {
+    /// Parts the host answered for, with its answers.
+    done: Vec<(usize, Results)>,
+    /// Parts with no definite answer: for the next address or host.
+    left: Vec<Part>,
+    /// Why those were left.
+    why: String,
+}
+
+fn log_results(id: &str, host: &str, ip: IpAddr, tls: &str, results: &Results) {
+    for (rcpt, outcome) in results {
+        let (what, r) = match outcome {
+            Outcome::Delivered(r) => ("delivered", r),
+            Outcome::Deferred(r) => ("deferred", r),
+            Outcome::Failed(r) => ("failed", r),
+        };
+        tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls, result = what, reply = r.diagnostic);
+    }
 }
 
 impl Deliverer {
-    /// Tries `recipients` of a queued message once.
-    pub(crate) async fn attempt(
-        &self,
-        entry: &Entry,
-        recipients: &[String],
-        message: &[u8],
-        now: u64,
-        random: u64,
-    ) -> Results {
-        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in recipients {
-            by_domain
-                .entry(crate::userdb::domain_of(r))
-                .or_default()
-                .push(r.clone());
+    /// Tries a batch of queued messages once: their recipients grouped by
+    /// domain, each domain's messages sent over one connection (several
+    /// transactions in one session). The results are in the order of
+    /// `jobs`.
+    pub(crate) async fn attempt(&self, jobs: &[Job], now: u64, random: u64) -> Vec<Results> {
+        let mut by_domain: BTreeMap<String, Vec<Part>> = BTreeMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let mut mine: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for r in &job.rcpts {
+                mine.entry(crate::userdb::domain_of(r))
+                    .or_default()
+                    .push(r.clone());
+            }
+            for (domain, rcpts) in mine {
+                by_domain.entry(domain).or_default().push((i, rcpts));
+            }
         }
-        let attempts = by_domain.into_iter().map(|(domain, rcpts)| async move {
-            self.to_domain(entry, &domain, &rcpts, message, now, random)
-                .await
+        let attempts = by_domain.into_iter().map(|(domain, parts)| async move {
+            self.to_domain(&domain, parts, jobs, now, random).await
         });
-        futures_util::future::join_all(attempts)
+        let mut results: Vec<Results> = jobs.iter().map(|_| Vec::new()).collect();
+        for (i, r) in futures_util::future::join_all(attempts)
             .await
             .into_iter()
             .flatten()
-            .collect()
+        {
+            results[i].extend(r);
+        }
+        results
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn to_domain(
         &self,
-        entry: &Entry,
         domain: &str,
-        rcpts: &[String],
-        message: &[u8],
+        parts: Vec<Part>,
+        jobs: &[Job],
         now: u64,
         random: u64,
-    ) -> Results {
-        let (id, from) = (entry.id.as_str(), entry.from.as_str());
+    ) -> Vec<(usize, Results)> {
+        let each = |outcome: &dyn Fn() -> Outcome| -> Vec<(usize, Results)> {
+            parts
+                .iter()
+                .map(|(i, rcpts)| (*i, all(rcpts, outcome)))
+                .collect()
+        };
         if domain == self.domain {
-            return self.to_receiver(id, from, rcpts, message, now).await;
+            let local = parts.iter().map(|(i, rcpts)| async move {
+                let job = &jobs[*i];
+                (
+                    *i,
+                    self.to_receiver(&job.entry.id, &job.entry.from, rcpts, &job.message, now)
+                        .await,
+                )
+            });
+            return futures_util::future::join_all(local).await;
         }
         if self.hold {
-            return all(rcpts, || {
+            return each(&|| {
                 Outcome::Deferred(report(
                     "4.3.2",
                     None,
@@ -195,7 +236,7 @@ impl Deliverer {
             });
         }
         if domain.starts_with('[') || domain.parse::<IpAddr>().is_ok() {
-            return all(rcpts, || {
+            return each(&|| {
                 Outcome::Failed(report(
                     "5.1.2",
                     None,
@@ -209,7 +250,7 @@ impl Deliverer {
             None => match self.route(domain, random).await {
                 Ok(Route::Hosts(hosts)) => hosts.into_iter().map(|h| (h, self.port)).collect(),
                 Ok(Route::NullMx) => {
-                    return all(rcpts, || {
+                    return each(&|| {
                         Outcome::Failed(report(
                             "5.1.10",
                             None,
@@ -218,7 +259,7 @@ impl Deliverer {
                         ))
                     });
                 }
-                Err(outcome) => return all(rcpts, || outcome(now)),
+                Err(outcome) => return each(&|| outcome(now)),
             },
         };
         let required = self
@@ -233,8 +274,17 @@ impl Deliverer {
             }
             _ => None,
         };
+        let ids = |parts: &[Part]| {
+            parts
+                .iter()
+                .map(|(i, _)| jobs[*i].entry.id.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut done: Vec<(usize, Results)> = Vec::new();
+        let mut left = parts.clone();
         let mut last = String::from("no host to try");
-        for (host, port) in &hosts {
+        'hosts: for (host, port) in &hosts {
             let (verified, tls) = if required {
                 (true, "required")
             } else {
@@ -246,7 +296,7 @@ impl Deliverer {
                         last = format!("{host} is not an MX of the MTA-STS policy of {domain}");
                         tracing::info!(
                             service = "relay",
-                            id,
+                            id = ids(&left),
                             mx = host,
                             tls = "mta-sts",
                             "skipped: {last}"
@@ -264,39 +314,48 @@ impl Deliverer {
             };
             for ip in addresses {
                 let addr = SocketAddr::new(ip, *port);
-                let session = tokio::time::timeout(
+                let session = match tokio::time::timeout(
                     SESSION_TIMEOUT,
-                    self.session(addr, host, verified, entry, rcpts, message, now),
+                    self.session(addr, host, verified, &left, jobs, now),
                 )
                 .await
-                .unwrap_or_else(|_| Session::TryNext(format!("{host} [{ip}]: timed out")));
-                match session {
-                    Session::Done(results) => {
-                        for (rcpt, outcome) in &results {
-                            let (what, r) = match outcome {
-                                Outcome::Delivered(r) => ("delivered", r),
-                                Outcome::Deferred(r) => ("deferred", r),
-                                Outcome::Failed(r) => ("failed", r),
-                            };
-                            tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls, result = what, reply = r.diagnostic);
-                        }
-                        return results;
-                    }
-                    Session::TryNext(why) => {
-                        let why = if verified {
-                            format!("{why} (TLS {tls}: a verified certificate is needed)")
-                        } else {
-                            why
-                        };
-                        tracing::info!(service = "relay", id, mx = host, ip = %ip, tls, "trying the next host: {why}");
-                        last = why;
-                    }
+                {
+                    Ok(session) => session,
+                    Err(_) => Session {
+                        done: Vec::new(),
+                        left: left.clone(),
+                        why: format!("{host} [{ip}]: timed out"),
+                    },
+                };
+                for (i, results) in &session.done {
+                    log_results(&jobs[*i].entry.id, host, ip, tls, results);
                 }
+                done.extend(session.done);
+                left = session.left;
+                if left.is_empty() {
+                    break 'hosts;
+                }
+                let why = if verified {
+                    format!(
+                        "{} (TLS {tls}: a verified certificate is needed)",
+                        session.why
+                    )
+                } else {
+                    session.why
+                };
+                tracing::info!(service = "relay", id = ids(&left), mx = host, ip = %ip, tls, "trying the next host: {why}");
+                last = why;
             }
         }
-        all(rcpts, || {
-            Outcome::Deferred(report("4.4.1", None, format!("x-ptt; {last}"), now))
-        })
+        for (i, rcpts) in left {
+            done.push((
+                i,
+                all(&rcpts, &|| {
+                    Outcome::Deferred(report("4.4.1", None, format!("x-ptt; {last}"), now))
+                }),
+            ));
+        }
+        done
     }
 
     /// The domain's MX hosts, or why there are none.
@@ -369,27 +428,28 @@ impl Deliverer {
         Ok(ips)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One session with one host: every part as its own transaction.
     async fn session(
         &self,
         addr: SocketAddr,
         host: &str,
         verified: bool,
-        entry: &Entry,
-        rcpts: &[String],
-        message: &[u8],
+        parts: &[Part],
+        jobs: &[Job],
         now: u64,
     ) -> Session {
-        let from = entry.from.as_str();
+        let next = |why: String| Session {
+            done: Vec::new(),
+            left: parts.to_vec(),
+            why,
+        };
         let Ok(name) = ServerName::try_from(host.to_string()) else {
-            return Session::TryNext(format!("{host:?} is not a host name"));
+            return next(format!("{host:?} is not a host name"));
         };
         let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(t)) => t,
-            Ok(Err(e)) => return Session::TryNext(format!("{host} [{}]: {e}", addr.ip())),
-            Err(_) => {
-                return Session::TryNext(format!("{host} [{}]: connection timed out", addr.ip()));
-            }
+            Ok(Err(e)) => return next(format!("{host} [{}]: {e}", addr.ip())),
+            Err(_) => return next(format!("{host} [{}]: connection timed out", addr.ip())),
         };
         let _ = tcp.set_nodelay(true);
         let (mode, connector) = if verified {
@@ -405,93 +465,114 @@ impl Deliverer {
             chunking: true,
             timeout: Duration::from_secs(300),
         };
-        let to = rcpts
-            .iter()
-            .filter_map(|r| {
-                ptt_smtp::ForwardPath::parse(&format!("<{r}>"), true)
-                    .ok()
-                    .map(|p| (p, rcpt_params(entry, r)))
-            })
-            .collect::<Vec<_>>();
-        let Ok(from_path) = ptt_smtp::ReversePath::parse(&format!("<{from}>"), true) else {
-            return Session::Done(all(rcpts, || {
-                Outcome::Failed(report(
-                    "5.1.7",
-                    None,
-                    format!("x-ptt; bad sender <{from}>"),
-                    now,
-                ))
-            }));
-        };
         let mut client = Client::new(config, Duration::ZERO);
-        client.send(Message {
-            from: from_path,
-            params: MailParams {
-                ret: (entry.ret == Return::Full).then_some(Ret::Full),
-                envid: entry.envid.clone(),
-                ..MailParams::default()
-            },
-            to,
-            data: message.to_vec(),
-        });
+        // Client transaction id → the part it carries.
+        let mut sent: Vec<(u64, usize)> = Vec::new();
+        let mut done: Vec<(usize, Results)> = Vec::new();
+        for (k, (i, rcpts)) in parts.iter().enumerate() {
+            let entry = &jobs[*i].entry;
+            let Ok(from_path) = ptt_smtp::ReversePath::parse(&format!("<{}>", entry.from), true)
+            else {
+                done.push((
+                    *i,
+                    all(rcpts, &|| {
+                        Outcome::Failed(report(
+                            "5.1.7",
+                            None,
+                            format!("x-ptt; bad sender <{}>", entry.from),
+                            now,
+                        ))
+                    }),
+                ));
+                continue;
+            };
+            let mut to = Vec::new();
+            let mut bad = Vec::new();
+            for r in rcpts {
+                match ptt_smtp::ForwardPath::parse(&format!("<{r}>"), true) {
+                    Ok(p) => to.push((p, rcpt_params(entry, r))),
+                    Err(_) => bad.push((
+                        r.clone(),
+                        Outcome::Failed(report(
+                            "5.1.3",
+                            None,
+                            format!("x-ptt; bad address <{r}>"),
+                            now,
+                        )),
+                    )),
+                }
+            }
+            if !bad.is_empty() {
+                done.push((*i, bad));
+            }
+            if to.is_empty() {
+                continue;
+            }
+            let id = client.send(Message {
+                from: from_path,
+                params: MailParams {
+                    ret: (entry.ret == Return::Full).then_some(Ret::Full),
+                    envid: entry.envid.clone(),
+                    ..MailParams::default()
+                },
+                to,
+                data: jobs[*i].message.clone(),
+            });
+            sent.push((id, k));
+        }
         client.finish();
-        let (mut result, mut failure) = (None, None);
+        let (mut transactions, mut failure) = (Vec::new(), None);
         let driven = drive_client(
             Conn::Plain(tcp),
             &mut client,
             Some((connector, name)),
             |e| match e {
-                ClientEvent::Transaction(t) => result = Some(t.clone()),
+                ClientEvent::Transaction(t) => transactions.push(t.clone()),
                 ClientEvent::Failed(f) => failure = Some(f.to_string()),
                 _ => {}
             },
         )
         .await;
-        let Some(t) = result else {
-            let why = failure
-                .or_else(|| driven.err().map(|e| e.to_string()))
-                .unwrap_or_else(|| "the session ended before the message was sent".into());
-            return Session::TryNext(format!("{host} [{}]: {why}", addr.ip()));
-        };
-        if t.mail.is_transient() {
-            return Session::TryNext(format!("{host}: {}", t.mail));
-        }
-        if t.mail.is_permanent() {
-            return Session::Done(all(rcpts, || outcome_of(&t.mail, host, now)));
-        }
-        let mut results = Vec::new();
-        for (path, reply) in &t.rcpts {
-            let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
-            let outcome = if !reply.is_positive() {
-                outcome_of(reply, host, now)
-            } else {
-                match &t.data {
-                    Some(data) => outcome_of(data, host, now),
-                    None => Outcome::Deferred(report(
-                        "4.4.2",
-                        Some(host),
-                        "x-ptt; the connection ended before the data was taken".into(),
-                        now,
-                    )),
-                }
+        let why = failure
+            .or_else(|| driven.err().map(|e| e.to_string()))
+            .map(|w| format!("{host} [{}]: {w}", addr.ip()))
+            .unwrap_or_else(|| format!("{host} [{}]: the session ended early", addr.ip()));
+        let mut left = Vec::new();
+        for (id, k) in sent {
+            let (i, rcpts) = &parts[k];
+            let Some(t) = transactions.iter().find(|t| t.id == id) else {
+                left.push((*i, rcpts.clone()));
+                continue;
             };
-            results.push((address, outcome));
-        }
-        // Recipients whose address the client could not even write.
-        for r in rcpts {
-            if !results.iter().any(|(a, _)| a.eq_ignore_ascii_case(r)) {
-                results.push((
-                    r.clone(),
-                    Outcome::Failed(report(
-                        "5.1.3",
-                        None,
-                        format!("x-ptt; bad address <{r}>"),
-                        now,
-                    )),
-                ));
+            if t.mail.is_transient() {
+                left.push((*i, rcpts.clone()));
+                continue;
             }
+            if t.mail.is_permanent() {
+                done.push((*i, all(rcpts, &|| outcome_of(&t.mail, host, now))));
+                continue;
+            }
+            let mut results = Vec::new();
+            for (path, reply) in &t.rcpts {
+                let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
+                let outcome = if !reply.is_positive() {
+                    outcome_of(reply, host, now)
+                } else {
+                    match &t.data {
+                        Some(data) => outcome_of(data, host, now),
+                        None => Outcome::Deferred(report(
+                            "4.4.2",
+                            Some(host),
+                            "x-ptt; the connection ended before the data was taken".into(),
+                            now,
+                        )),
+                    }
+                };
+                results.push((address, outcome));
+            }
+            done.push((*i, results));
         }
-        Session::Done(results)
+        Session { done, left, why }
     }
 
     /// The domain's own mail, to the receiver.
@@ -504,7 +585,7 @@ impl Deliverer {
         now: u64,
     ) -> Results {
         let Some(receiver) = &self.receiver else {
-            return all(rcpts, || {
+            return all(rcpts, &|| {
                 Outcome::Deferred(report(
                     "4.3.0",
                     None,
@@ -535,8 +616,8 @@ impl Deliverer {
                     (r.clone(), outcome)
                 })
                 .collect(),
-            Handoff::Refused(reply) => all(rcpts, || outcome_of(&reply, &host, now)),
-            Handoff::Deferred(why) => all(rcpts, || {
+            Handoff::Refused(reply) => all(rcpts, &|| outcome_of(&reply, &host, now)),
+            Handoff::Deferred(why) => all(rcpts, &|| {
                 Outcome::Deferred(report("4.4.1", None, format!("x-ptt; {why}"), now))
             }),
         };

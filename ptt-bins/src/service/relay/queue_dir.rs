@@ -133,6 +133,31 @@ impl QueueDir {
         self.sync_dir()
     }
 
+    /// Replaces the states of `saves` and deletes `removes`, with one
+    /// folder fsync for all.
+    pub(crate) fn apply(&self, saves: &[Entry], removes: &[String]) -> std::io::Result<()> {
+        let mut temps = Vec::new();
+        for entry in saves {
+            let text = toml::to_string(entry).map_err(std::io::Error::other)?;
+            temps.push((
+                self.write_temp(&format!("{}.toml", entry.id), text.as_bytes())?,
+                self.toml(&entry.id),
+            ));
+        }
+        for (tmp, path) in temps {
+            std::fs::rename(tmp, path)?;
+        }
+        for id in removes {
+            match std::fs::remove_file(self.toml(id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let _ = std::fs::remove_file(self.msg(id));
+        }
+        self.sync_dir()
+    }
+
     /// The message of an entry.
     pub(crate) fn message(&self, id: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.msg(id))
@@ -275,6 +300,16 @@ mod tests {
         assert_eq!(q.entry("0a").unwrap().attempts, 3);
         q.remove("0a").unwrap();
         assert_eq!(q.load_all().unwrap().0.len(), 1);
+        let mut b2 = q.entry("0b").unwrap();
+        b2.attempts = 7;
+        let c = Entry::new("0f", "", &["w@example.net"], 8);
+        q.put(&[(&c, b"F")]).unwrap();
+        q.apply(&[b2], &["0f".to_string(), "0nothere".to_string()])
+            .unwrap();
+        let (left, _) = q.load_all().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].attempts, 7);
+        assert!(!dir.path().join("0f.msg").exists());
     }
 
     #[test]

@@ -11,12 +11,15 @@ use ptt_queue::{Entry, NoticeKind, Outcome, Output, Queue, RetryPolicy};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::bounce::Notifier;
-use super::deliver::Deliverer;
+use super::deliver::{Deliverer, Job};
 use super::queue_dir::{QueueDir, Request};
 use crate::service::trace::unix_now;
 
-/// Attempts and reports running at once.
+/// Batches of attempts and reports running at once.
 const CONCURRENCY: usize = 128;
+
+/// Messages in one batch of attempts at most (they are read into memory).
+const BATCH: usize = 64;
 
 /// What reaches the worker.
 pub(crate) enum Event {
@@ -137,53 +140,62 @@ impl Worker {
     }
 
     async fn carry_out(&mut self) {
-        while let Some(output) = self.queue.poll_output() {
+        let outputs: Vec<Output> = std::iter::from_fn(|| self.queue.poll_output()).collect();
+        // A state written just before its entry is removed is not written.
+        let removed: std::collections::HashSet<String> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Remove { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let (mut batch, mut saves) = (Vec::new(), Vec::new());
+        for output in outputs {
             match output {
-                Output::Attempt { id, recipients } => self.attempt(id, recipients),
+                Output::Attempt { id, recipients } => batch.push((id, recipients)),
                 Output::Notify {
                     id,
                     kind,
                     recipients,
                 } => self.notify(id, kind, recipients),
-                Output::Save { id } => {
-                    let Some(entry) = self.queue.get(&id).cloned() else {
-                        continue;
-                    };
-                    let dir = self.dir.clone();
-                    let saved = tokio::task::spawn_blocking(move || dir.save(&entry)).await;
-                    if !matches!(saved, Ok(Ok(()))) {
-                        // The old state stays on disk: at worst an attempt is
-                        // made again after a restart.
-                        tracing::error!(
-                            service = "relay",
-                            id,
-                            "cannot write the queue entry: {saved:?}"
-                        );
+                Output::Save { id } if !removed.contains(&id) => {
+                    if let Some(entry) = self.queue.get(&id) {
+                        saves.push(entry.clone());
                     }
                 }
-                Output::Remove { id } => {
-                    let dir = self.dir.clone();
-                    let key = id.clone();
-                    let removed = tokio::task::spawn_blocking(move || dir.remove(&key)).await;
-                    if !matches!(removed, Ok(Ok(()))) {
-                        tracing::error!(
-                            service = "relay",
-                            id,
-                            "cannot remove the queue entry: {removed:?}"
-                        );
-                    } else {
+                Output::Save { .. } | Output::Remove { .. } => {}
+            }
+        }
+        if !saves.is_empty() || !removed.is_empty() {
+            // One folder fsync for all the changes of this step.
+            let dir = self.dir.clone();
+            let removes: Vec<String> = removed.into_iter().collect();
+            let ids = removes.clone();
+            let applied = tokio::task::spawn_blocking(move || dir.apply(&saves, &removes)).await;
+            match applied {
+                Ok(Ok(())) => {
+                    for id in ids {
                         tracing::info!(service = "relay", id, "done");
                     }
                 }
+                // The old states stay on disk: at worst an attempt is made
+                // again after a restart.
+                other => tracing::error!(service = "relay", "cannot write the queue: {other:?}"),
             }
+        }
+        // Attempts due together go together: one connection per
+        // destination carries all their messages.
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(BATCH));
+            self.attempt(std::mem::replace(&mut batch, rest));
         }
     }
 
-    fn attempt(&self, id: String, recipients: Vec<String>) {
-        let Some(entry) = self.queue.get(&id) else {
-            return;
-        };
-        let entry = entry.clone();
+    fn attempt(&self, due: Vec<(String, Vec<String>)>) {
+        let entries: Vec<(Entry, Vec<String>)> = due
+            .into_iter()
+            .filter_map(|(id, rcpts)| Some((self.queue.get(&id)?.clone(), rcpts)))
+            .collect();
         let (dir, deliverer, sender, slots) = (
             self.dir.clone(),
             self.deliverer.clone(),
@@ -193,45 +205,64 @@ impl Worker {
         tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
             let now = unix_now();
-            let key = id.clone();
-            let message = tokio::task::spawn_blocking(move || dir.message(&key)).await;
-            let results = match message {
-                Ok(Ok(message)) => {
-                    let mut random = [0u8; 8];
-                    let _ = crate::random::fill(&mut random);
-                    deliverer
-                        .attempt(
-                            &entry,
-                            &recipients,
-                            &message,
-                            now,
-                            u64::from_le_bytes(random),
-                        )
-                        .await
+            let loaded = tokio::task::spawn_blocking(move || {
+                entries
+                    .into_iter()
+                    .map(|(entry, rcpts)| {
+                        let message = dir.message(&entry.id);
+                        (entry, rcpts, message)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            let mut jobs = Vec::new();
+            for (entry, rcpts, message) in loaded {
+                match message {
+                    Ok(message) => jobs.push(Job {
+                        entry,
+                        rcpts,
+                        message,
+                    }),
+                    Err(e) => {
+                        tracing::error!(
+                            service = "relay",
+                            id = entry.id,
+                            "cannot read the queued message: {e}"
+                        );
+                        let results = rcpts
+                            .iter()
+                            .map(|r| {
+                                (
+                                    r.clone(),
+                                    Outcome::Deferred(ptt_queue::Report {
+                                        status: "4.3.0".into(),
+                                        remote_mta: None,
+                                        diagnostic: "x-ptt; the queued message cannot be read"
+                                            .into(),
+                                        at: now,
+                                    }),
+                                )
+                            })
+                            .collect();
+                        let _ = sender.send(Event::Attempted {
+                            id: entry.id,
+                            results,
+                        });
+                    }
                 }
-                other => {
-                    tracing::error!(
-                        service = "relay",
-                        id,
-                        "cannot read the queued message: {other:?}"
-                    );
-                    recipients
-                        .iter()
-                        .map(|r| {
-                            (
-                                r.clone(),
-                                Outcome::Deferred(ptt_queue::Report {
-                                    status: "4.3.0".into(),
-                                    remote_mta: None,
-                                    diagnostic: "x-ptt; the queued message cannot be read".into(),
-                                    at: now,
-                                }),
-                            )
-                        })
-                        .collect()
-                }
-            };
-            let _ = sender.send(Event::Attempted { id, results });
+            }
+            let mut random = [0u8; 8];
+            let _ = crate::random::fill(&mut random);
+            let results = deliverer
+                .attempt(&jobs, now, u64::from_le_bytes(random))
+                .await;
+            for (job, results) in jobs.into_iter().zip(results) {
+                let _ = sender.send(Event::Attempted {
+                    id: job.entry.id,
+                    results,
+                });
+            }
         });
     }
 
