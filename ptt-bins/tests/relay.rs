@@ -742,3 +742,325 @@ fn mta_sts_enforce_keeps_mail_from_a_host_with_a_bad_certificate() {
             .contains("enforce")
     );
 }
+
+/// The crash test's generator: `n` messages through submission over one
+/// connection, each with its own subject; prints how many got a 250.
+fn generate(port: u16, n: usize, rcpt_domain: &str, body_bytes: usize) -> Child {
+    let script = format!(
+        r#"import smtplib, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def connect():
+    s = smtplib.SMTP('127.0.0.1', {port}, timeout=60)
+    s.starttls(context=ctx)
+    s.login('alice@example.test', '{PASSWORD}')
+    return s
+s = connect()
+ok = 0
+body = 'x' * 70 + '\r\n'
+body = body * ({body_bytes} // 72 + 1)
+for i in range({n}):
+    msg = 'From: alice@example.test\r\nTo: u{{0}}@{rcpt_domain}\r\nSubject: flow-{{0}}\r\n\r\n'.format(i) + body
+    for attempt in range(20):
+        try:
+            s.sendmail('alice@example.test', ['u%d@{rcpt_domain}' % (i % 10)], msg)
+            ok += 1
+            break
+        except (smtplib.SMTPException, OSError) as e:
+            print('retry', i, e, file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            try:
+                s = connect()
+            except Exception:
+                pass
+print(ok, flush=True)
+"#
+    );
+    Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The subjects `flow-N` the host at `ip` stored, with how many times each.
+fn flow_counts(farm: &MxFarm, ip: &str) -> std::collections::BTreeMap<usize, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for m in farm.mail(ip) {
+        let data = m["data"].as_str().unwrap_or_default();
+        if let Some(n) = data
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: flow-"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn kill_9_of_the_relay_while_a_thousand_messages_flow_loses_none() {
+    const N: usize = 1000;
+    let mx_port = free_port();
+    let farm = MxFarm::start(mx_port, &[("127.0.0.20", "accept", None)]);
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "sink.test.",
+            records: &[("@", "MX", "10 mx.sink.test."), ("mx", "A", "127.0.0.20")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [1]"));
+    site.serve(&["relay"]);
+    site.serve(&["submission", "signer", "receiver"]);
+    let mut generator = generate(site.submission, N, "sink.test", 200);
+    // Kill the relay with SIGKILL at random moments while mail flows, and
+    // start it again each time.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("kill schedule seed {seed}");
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut kills = 0;
+    while generator.try_wait().unwrap().is_none() && kills < 20 {
+        std::thread::sleep(Duration::from_millis(100 + random(700)));
+        site.kill("relay");
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(random(300)));
+        site.serve(&["relay"]);
+    }
+    let out = generator.wait_with_output().unwrap();
+    let accepted: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(accepted, N, "every message got its 250 from submission");
+    // Everything arrives: submission retries its spool every 30 s.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut counts = flow_counts(&farm, "127.0.0.20");
+    while counts.len() < N && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        counts = flow_counts(&farm, "127.0.0.20");
+    }
+    let missing: Vec<usize> = (0..N).filter(|n| !counts.contains_key(n)).collect();
+    let duplicates = counts.values().filter(|&&c| c > 1).count();
+    eprintln!(
+        "{kills} kills; {} distinct messages at the sink, {duplicates} delivered more than once",
+        counts.len()
+    );
+    assert!(kills >= 3, "the relay was killed {kills} times only");
+    assert!(missing.is_empty(), "lost: {missing:?}\n{}", site.log());
+}
+
+#[test]
+fn a_full_queue_disk_gets_452_and_loses_nothing() {
+    if !Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!(
+            "skipped: needs `unshare -m` (root or CAP_SYS_ADMIN) to give the relay a small tmpfs"
+        );
+        return;
+    }
+    const N: usize = 12;
+    let mx_port = free_port();
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "later.test.",
+            records: &[("@", "MX", "10 mx.later.test."), ("mx", "A", "127.0.0.22")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [1]"));
+    let queue = site.state().join("relay/queue");
+    std::fs::create_dir_all(&queue).unwrap();
+    // The relay's queue on a 320 KiB tmpfs of its own: five of these
+    // messages fill it.
+    let mount = format!(
+        "mount -t tmpfs -o size=320k tmpfs '{}' && exec \"$@\"",
+        queue.display()
+    );
+    site.serve_via(
+        &["relay"],
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+            "sh",
+        ],
+    );
+    site.serve(&["submission", "signer", "receiver"]);
+    // The MX is down: the queue fills up.
+    let generator = generate(site.submission, N, "later.test", 60_000);
+    let out = generator.wait_with_output().unwrap();
+    let accepted: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(accepted, N, "submission took every message");
+    let log = site.log();
+    assert!(
+        log.contains("cannot queue a message"),
+        "the relay never ran out of room:\n{log}"
+    );
+    assert!(log.contains("452"), "{log}");
+    // The MX comes up: the queue drains, room comes back, submission's
+    // spool sends the rest.
+    let farm = MxFarm::start(mx_port, &[("127.0.0.22", "accept", None)]);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut counts = flow_counts(&farm, "127.0.0.22");
+    while counts.len() < N && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        counts = flow_counts(&farm, "127.0.0.22");
+    }
+    let missing: Vec<usize> = (0..N).filter(|n| !counts.contains_key(n)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}\n{}", site.log());
+}
+
+#[test]
+fn no_relay_trick_gets_mail_out() {
+    let mx_port = free_port();
+    let farm = MxFarm::start(mx_port, &[("127.0.0.23", "accept", None)]);
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[
+                ("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\""),
+                ("@", "MX", "10 mx.example.test."),
+                ("mx", "A", "127.0.0.1"),
+            ],
+        },
+        Zone {
+            origin: "victim.test.",
+            records: &[("@", "MX", "10 mx.victim.test."), ("mx", "A", "127.0.0.23")],
+        },
+    ]);
+    let mut site = site_with_dns(&dns, &format!("port = {mx_port}\nretry_seconds = [1]"));
+    site.serve(&[]);
+    let receiver = site.receiver.to_string();
+    let tricks = [
+        "bob%victim.test@example.test",
+        "@example.test:bob@victim.test",
+        "victim.test!bob@example.test",
+        "\"bob@victim.test\"@example.test",
+        "bob@victim.test",
+        "bob@[127.0.0.23]",
+        "bob@victim.test@example.test",
+        "bob@example.test.victim.test",
+        "postmaster@victim.test",
+        "bob@example.test.",
+    ];
+    for rcpt in tricks {
+        let out = swaks(&[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &receiver,
+            "--ehlo",
+            "attacker.test",
+            "--from",
+            "spammer@attacker.test",
+            "--to",
+            rcpt,
+            "--header",
+            "Subject: relay trick",
+            "--body",
+            "spam",
+        ]);
+        let transcript = String::from_utf8_lossy(&out.stdout);
+        let rcpt_reply = transcript
+            .lines()
+            .skip_while(|l| !l.contains("RCPT TO"))
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            rcpt_reply.contains(" 5")
+                || rcpt_reply.contains("<** 5")
+                || transcript.contains("<** 5"),
+            "{rcpt}: {transcript}"
+        );
+        assert!(
+            !transcript.contains("250 2.0.0"),
+            "{rcpt} was accepted: {transcript}"
+        );
+    }
+    // Submission without AUTH, and AUTH over cleartext, get nowhere.
+    let submission = site.submission.to_string();
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &submission,
+        "-tls",
+        "--from",
+        "alice@example.test",
+        "--to",
+        "bob@victim.test",
+        "--body",
+        "x",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("530"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The relay and the signer take only ptt's own services: a client with
+    // no certificate, or the wrong one, fails the handshake.
+    for port in [site.relay, site.signer] {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-quiet",
+                "-verify_quiet",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                let _ = c.stdin.take().unwrap().write_all(
+                    b"EHLO x\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<bob@victim.test>\r\n",
+                );
+                c.wait_with_output()
+            })
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !said.contains("250"),
+            "port {port} spoke SMTP without a client certificate: {said}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        farm.mail("127.0.0.23").is_empty(),
+        "something reached the victim"
+    );
+    let listed = text(&ptt(
+        &["queue", "list", "--config", site.config.to_str().unwrap()],
+        "",
+    ));
+    assert!(listed.contains("the queue is empty"), "{listed}");
+}

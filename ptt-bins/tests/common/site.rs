@@ -150,16 +150,35 @@ impl Site {
 
     /// Starts `ptt serve` for `services` (all when empty), logs to a file.
     pub fn serve(&mut self, services: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!(
-            "serve-{}.log",
-            if services.is_empty() {
-                "all".to_string()
-            } else {
-                services.join("-")
+        self.serve_via(services, &[]);
+    }
+
+    /// Like [`Site::serve`], with `ptt serve …` run by `wrapper` (a command
+    /// that ends by running its arguments, e.g. `unshare … sh -c '…; exec "$@"' sh`).
+    pub fn serve_via(&mut self, services: &[&str], wrapper: &[&str]) {
+        // Appended: a service started again (after a kill) keeps its
+        // earlier lines.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!(
+                "serve-{}.log",
+                if services.is_empty() {
+                    "all".to_string()
+                } else {
+                    services.join("-")
+                }
+            )))
+            .unwrap();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_ptt"));
+                c
             }
-        )))
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ptt"))
+            None => Command::new(env!("CARGO_BIN_EXE_ptt")),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(&self.config)
@@ -253,6 +272,18 @@ impl Site {
             statuses.push(child.wait().unwrap());
         }
         statuses
+    }
+
+    /// Kills (SIGKILL) the serve process that runs exactly `service`.
+    pub fn kill(&mut self, service: &str) {
+        let i = self
+            .processes
+            .iter()
+            .position(|(s, _)| s.len() == 1 && s[0] == service)
+            .unwrap_or_else(|| panic!("no process runs only {service}"));
+        let (_, mut child) = self.processes.remove(i);
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// The pids of the serve processes, with their services.
