@@ -8,14 +8,19 @@
 mod site;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ptt_testkit::dns_zones::{BindZones, Zone};
+use ptt_testkit::dnssec::{SignedZones, ValidatingResolver};
 use ptt_testkit::python::pyspf_check;
 use ptt_testkit::{SignedCert, free_port, swaks};
 use site::{PASSWORD, Site, ptt, text};
+
+/// One MX host: its address, its behaviour (see `mx_farm.py`), and its
+/// certificate chain and key files when it offers STARTTLS.
+type FarmHost<'a> = (&'a str, &'a str, Option<(&'a Path, &'a Path)>);
 
 /// aiosmtpd MX hosts, killed with the test.
 struct MxFarm {
@@ -31,16 +36,16 @@ impl Drop for MxFarm {
 }
 
 impl MxFarm {
-    /// Hosts as `(ip, behaviour, tls)` on one port.
-    fn start(port: u16, hosts: &[(&str, &str, Option<&SignedCert>)]) -> MxFarm {
+    /// Hosts as `(ip, behaviour, certificate chain and key files)` on one port.
+    fn start(port: u16, hosts: &[FarmHost<'_>]) -> MxFarm {
         let root = tempfile::tempdir().unwrap();
         let hosts: Vec<serde_json::Value> = hosts
             .iter()
             .map(|(ip, behaviour, cert)| {
                 serde_json::json!({
                     "ip": ip, "behaviour": behaviour,
-                    "cert": cert.map(|c| c.cert.to_str().unwrap().to_string()),
-                    "key": cert.map(|c| c.key.to_str().unwrap().to_string()),
+                    "cert": cert.map(|(c, _)| c.to_str().unwrap().to_string()),
+                    "key": cert.map(|(_, k)| k.to_str().unwrap().to_string()),
                 })
             })
             .collect();
@@ -90,6 +95,11 @@ impl MxFarm {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A certificate's files as the MX farm takes them.
+fn files(cert: &SignedCert) -> (&Path, &Path) {
+    (cert.cert.as_path(), cert.key.as_path())
 }
 
 /// Sends a message as alice through submission.
@@ -173,7 +183,7 @@ fn mx_order_retries_starttls_null_mx_and_one_report_for_the_failures() {
     let farm = MxFarm::start(
         mx_port,
         &[
-            ("127.0.0.3", "accept", Some(&cert)),
+            ("127.0.0.3", "accept", Some(files(&cert))),
             ("127.0.0.4", "tempfail_once", None),
             ("127.0.0.5", "reject_rcpt", None),
         ],
@@ -633,9 +643,9 @@ fn mta_sts_enforce_keeps_mail_from_a_host_with_a_bad_certificate() {
     let farm = MxFarm::start(
         mx_port,
         &[
-            ("127.0.0.12", "accept", Some(&untrusted)),
-            ("127.0.0.14", "accept", Some(&untrusted)),
-            ("127.0.0.15", "accept", Some(&untrusted)),
+            ("127.0.0.12", "accept", Some(files(&untrusted))),
+            ("127.0.0.14", "accept", Some(files(&untrusted))),
+            ("127.0.0.15", "accept", Some(files(&untrusted))),
         ],
     );
     // The policies' server has a certificate of a CA the relay trusts.
@@ -724,7 +734,7 @@ fn mta_sts_enforce_keeps_mail_from_a_host_with_a_bad_certificate() {
         site.log()
     );
     assert!(
-        listed.contains("TLS mta-sts: a verified certificate is needed"),
+        listed.contains("TLS mta-sts: an authenticated certificate is needed"),
         "{listed}"
     );
     assert!(farm.mail("127.0.0.12").is_empty());
@@ -1063,4 +1073,173 @@ fn no_relay_trick_gets_mail_out() {
         "",
     ));
     assert!(listed.contains("the queue is empty"), "{listed}");
+}
+
+/// `openssl … | openssl dgst -sha256`, in hex: the data of a TLSA record.
+fn sha256_hex(pipeline: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", &format!("{pipeline} | openssl dgst -sha256 -r")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn dane_a_matching_tlsa_delivers_and_a_mismatch_or_a_bogus_answer_waits() {
+    let mx_port = free_port();
+    // A certificate no configured CA vouches for: only DANE can vouch.
+    let cert = SignedCert::for_names(&[
+        "mx1.dane.test",
+        "mx2.dane.test",
+        "mx3.dane.test",
+        "mx.broken.test",
+    ]);
+    let chain = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        chain.path(),
+        [
+            std::fs::read(&cert.cert).unwrap(),
+            std::fs::read(&cert.ca).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let with_chain = (chain.path(), cert.key.as_path());
+    let farm = MxFarm::start(
+        mx_port,
+        &[
+            ("127.0.0.26", "accept", Some(with_chain)),
+            ("127.0.0.27", "accept", Some(with_chain)),
+            ("127.0.0.28", "accept", Some(with_chain)),
+            ("127.0.0.29", "accept", Some(with_chain)),
+        ],
+    );
+    let leaf_spki = sha256_hex(&format!(
+        "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform DER",
+        cert.cert.display()
+    ));
+    let ca_cert = sha256_hex(&format!(
+        "openssl x509 -in '{}' -outform DER",
+        cert.ca.display()
+    ));
+    let (ee, bad, ta) = (
+        format!("3 1 1 {leaf_spki}"),
+        format!("3 1 1 {}", "00".repeat(32)),
+        format!("2 0 1 {ca_cert}"),
+    );
+    let (tlsa1, tlsa2, tlsa3, tlsa4) = (
+        format!("_{mx_port}._tcp.mx1"),
+        format!("_{mx_port}._tcp.mx2"),
+        format!("_{mx_port}._tcp.mx3"),
+        format!("_{mx_port}._tcp.mx"),
+    );
+    let zones = SignedZones::start(
+        &[
+            Zone {
+                origin: "example.test.",
+                records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+            },
+            Zone {
+                origin: "dane.test.",
+                records: &[
+                    ("ok", "MX", "10 mx1.dane.test."),
+                    ("bad", "MX", "10 mx2.dane.test."),
+                    ("ta", "MX", "10 mx3.dane.test."),
+                    ("mx1", "A", "127.0.0.26"),
+                    ("mx2", "A", "127.0.0.27"),
+                    ("mx3", "A", "127.0.0.29"),
+                    (&tlsa1, "TLSA", &ee),
+                    (&tlsa2, "TLSA", &bad),
+                    (&tlsa3, "TLSA", &ta),
+                ],
+            },
+            Zone {
+                origin: "broken.test.",
+                records: &[
+                    ("@", "MX", "10 mx.broken.test."),
+                    ("mx", "A", "127.0.0.28"),
+                    (&tlsa4, "TLSA", &ee),
+                ],
+            },
+        ],
+        &["dane.test", "broken.test"],
+    );
+    // broken.test is given dane.test's key: its answers are bogus.
+    let resolver = ValidatingResolver::start(
+        zones.addr(),
+        &[
+            ("dane.test", zones.anchor("dane.test")),
+            ("broken.test", zones.anchor("dane.test")),
+        ],
+    );
+    let mut site = Site::with(
+        "",
+        Some(&format!(
+            "[dns]\nresolver = \"{}\"\ndnssec_probe = \"dane.test\"",
+            resolver.addr()
+        )),
+        "",
+    );
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(
+        &site.config,
+        config.replacen(
+            "[relay]\n",
+            &format!("[relay]\nport = {mx_port}\nretry_seconds = [3600]\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    site.serve(&[]);
+    submit(
+        &site,
+        &[
+            "a@ok.dane.test",
+            "b@bad.dane.test",
+            "c@ta.dane.test",
+            "d@broken.test",
+        ],
+        "dane",
+    );
+    // DANE-EE and DANE-TA matches are delivered…
+    assert_eq!(farm.wait_mail("127.0.0.26", 1).len(), 1, "{}", site.log());
+    assert_eq!(farm.wait_mail("127.0.0.29", 1).len(), 1, "{}", site.log());
+    // …a mismatch and a bogus answer wait, and say why.
+    let config = site.config.to_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
+        if (listed.contains("b@bad.dane.test  deferred")
+            && listed.contains("d@broken.test  deferred"))
+            || Instant::now() > deadline
+        {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        listed.contains("no TLSA record matches"),
+        "{listed}\n{}",
+        site.log()
+    );
+    assert!(listed.contains("bogus"), "{listed}");
+    assert!(farm.mail("127.0.0.27").is_empty() && farm.mail("127.0.0.28").is_empty());
+    let log = site.log();
+    assert!(
+        log.contains("the resolver validates DNSSEC: DANE is on"),
+        "{log}"
+    );
+    assert!(
+        log.contains("tls=\"dane\"") && log.contains("result=\"delivered\""),
+        "{log}"
+    );
 }

@@ -22,6 +22,7 @@
 pub mod bench_mail;
 mod bind;
 pub mod dns_zones;
+pub mod dnssec;
 pub mod https;
 mod named;
 mod process;

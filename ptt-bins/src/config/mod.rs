@@ -149,6 +149,9 @@ pub struct Dns {
     /// An extra CA to trust for HTTPS lookups (the MTA-STS policy), e.g.
     /// a test server's.
     pub https_ca: Option<PathBuf>,
+    /// A DNSSEC-signed name the relay asks at start to learn whether the
+    /// resolver validates (DANE needs it); default `.`.
+    pub dnssec_probe: String,
 }
 
 /// `[users]`.

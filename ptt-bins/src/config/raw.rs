@@ -57,6 +57,7 @@ struct DnsSection {
     tls_rpt: Option<S<String>>,
     dane: Option<S<bool>>,
     https_ca: Option<S<String>>,
+    dnssec_probe: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -423,6 +424,10 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 }),
                 dane: d.dane.as_ref().is_some_and(|v| *v.get_ref()),
                 https_ca,
+                dnssec_probe: d
+                    .dnssec_probe
+                    .as_ref()
+                    .map_or_else(|| ".".to_string(), |p| p.get_ref().clone()),
             }
         }
     };

@@ -15,6 +15,7 @@
 pub(crate) mod check;
 pub(crate) mod evaluate;
 pub(crate) mod publish;
+pub(crate) mod secure;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;

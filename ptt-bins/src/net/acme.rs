@@ -308,7 +308,12 @@ fn validity(pem: &[u8]) -> Option<(i64, i64)> {
 /// `pem`: what a TLSA record with selector 1 hashes.
 pub(crate) fn spki(pem: &[u8]) -> Option<Vec<u8>> {
     let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
-    let (cert, _) = der_item(der.as_ref(), 0x30)?;
+    spki_of_der(der.as_ref())
+}
+
+/// The subjectPublicKeyInfo (whole DER item) of a DER certificate.
+pub(crate) fn spki_of_der(der: &[u8]) -> Option<Vec<u8>> {
+    let (cert, _) = der_item(der, 0x30)?;
     let (tbs, _) = der_item(cert, 0x30)?;
     let mut rest = tbs;
     if rest.first() == Some(&0xa0) {

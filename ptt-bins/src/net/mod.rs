@@ -5,6 +5,7 @@
 //! HTTPS fetch of MTA-STS policies ([`https`]).
 
 pub(crate) mod acme;
+pub(crate) mod dane;
 pub(crate) mod https;
 pub(crate) mod pki;
 pub(crate) mod smtp;

@@ -28,7 +28,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::mta_sts::StsCache;
+use crate::dns::secure::{SecureResolver, Security};
 use crate::dns::{Lookup, Resolver};
+use crate::net::dane::Tlsa;
 use crate::net::smtp::{Conn, drive_client};
 use crate::service::hop::{Handoff, Hop};
 
@@ -61,6 +63,32 @@ pub(crate) struct Deliverer {
     pub(crate) receiver: Option<Hop>,
     /// MTA-STS policies.
     pub(crate) sts: StsCache,
+    /// DNSSEC-aware lookups when the resolver validates: DANE is on.
+    pub(crate) secure: Option<SecureResolver>,
+}
+
+/// How a session with one host does TLS.
+enum TlsChoice {
+    /// STARTTLS when offered, any certificate (RFC 7435).
+    Opportunistic,
+    /// STARTTLS required, the certificate verified for the host name.
+    Verified,
+    /// STARTTLS required, the certificate matched against TLSA records.
+    Dane(TlsConnector),
+    /// STARTTLS required, any certificate (TLSA records, none usable).
+    Encrypted,
+}
+
+/// What the TLSA records of a host say.
+enum DaneState {
+    /// Usable records: only a matching certificate will do.
+    Records(Vec<Tlsa>),
+    /// Records, none usable: TLS without authentication.
+    Unusable,
+    /// No secure records: DANE does not apply.
+    None,
+    /// The lookup was bogus or failed: do not go on in the clear.
+    Defer(String),
 }
 
 /// Reports of one attempt.
@@ -245,6 +273,22 @@ impl Deliverer {
                 ))
             });
         }
+        // DANE (RFC 7672) applies to MX hosts from a secure MX answer; an
+        // MX answer that is bogus or missing stops here, and says so.
+        let dane_on = match (&self.secure, &self.smarthost) {
+            (Some(secure), None) => match secure.lookup(domain, RecordType::MX).await.security {
+                Security::Secure => true,
+                Security::Insecure => false,
+                why => {
+                    let reason = format!(
+                        "x-ptt; the MX answer of {domain} is {why}; DANE may apply, so nothing is sent"
+                    );
+                    tracing::warn!(service = "relay", domain, dnssec = %why, "MX lookup not trusted");
+                    return each(&|| Outcome::Deferred(report("4.7.5", None, reason.clone(), now)));
+                }
+            },
+            _ => false,
+        };
         let hosts: Vec<(String, u16)> = match &self.smarthost {
             Some(h) => vec![h.clone()],
             None => match self.route(domain, random).await {
@@ -285,13 +329,33 @@ impl Deliverer {
         let mut left = parts.clone();
         let mut last = String::from("no host to try");
         'hosts: for (host, port) in &hosts {
-            let (verified, tls) = if required {
-                (true, "required")
+            let dane = if dane_on {
+                self.dane_state(host, *port).await
             } else {
-                match check_host(policy.as_ref(), host) {
-                    Verdict::NoPolicy => (false, "opportunistic"),
-                    Verdict::RequireVerifiedTls => (true, "mta-sts"),
-                    Verdict::TestingOnly { .. } => (false, "mta-sts-testing"),
+                DaneState::None
+            };
+            let (choice, tls) = match dane {
+                DaneState::Records(records) => (
+                    TlsChoice::Dane(crate::net::dane::connector(records)),
+                    "dane",
+                ),
+                DaneState::Unusable => (TlsChoice::Encrypted, "dane-unusable"),
+                DaneState::Defer(why) => {
+                    last = why;
+                    tracing::warn!(
+                        service = "relay",
+                        id = ids(&left),
+                        mx = host,
+                        tls = "dane",
+                        "skipped: {last}"
+                    );
+                    continue;
+                }
+                DaneState::None if required => (TlsChoice::Verified, "required"),
+                DaneState::None => match check_host(policy.as_ref(), host) {
+                    Verdict::NoPolicy => (TlsChoice::Opportunistic, "opportunistic"),
+                    Verdict::RequireVerifiedTls => (TlsChoice::Verified, "mta-sts"),
+                    Verdict::TestingOnly { .. } => (TlsChoice::Opportunistic, "mta-sts-testing"),
                     Verdict::HostNotListed => {
                         last = format!("{host} is not an MX of the MTA-STS policy of {domain}");
                         tracing::info!(
@@ -303,8 +367,9 @@ impl Deliverer {
                         );
                         continue;
                     }
-                }
+                },
             };
+            let verified = !matches!(choice, TlsChoice::Opportunistic);
             let addresses = match self.addresses(host).await {
                 Ok(a) => a,
                 Err(why) => {
@@ -316,7 +381,7 @@ impl Deliverer {
                 let addr = SocketAddr::new(ip, *port);
                 let session = match tokio::time::timeout(
                     SESSION_TIMEOUT,
-                    self.session(addr, host, verified, &left, jobs, now),
+                    self.session(addr, host, &choice, &left, jobs, now),
                 )
                 .await
                 {
@@ -337,7 +402,7 @@ impl Deliverer {
                 }
                 let why = if verified {
                     format!(
-                        "{} (TLS {tls}: a verified certificate is needed)",
+                        "{} (TLS {tls}: an authenticated certificate is needed)",
                         session.why
                     )
                 } else {
@@ -356,6 +421,38 @@ impl Deliverer {
             ));
         }
         done
+    }
+
+    /// The TLSA records of `host` for `port` (RFC 7672 §2.2), as far as
+    /// the resolver vouches for them.
+    async fn dane_state(&self, host: &str, port: u16) -> DaneState {
+        let Some(secure) = &self.secure else {
+            return DaneState::None;
+        };
+        let name = format!("_{port}._tcp.{host}");
+        let answer = secure.lookup(&name, RecordType::TLSA).await;
+        let records: Vec<Tlsa> = answer
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                RData::TLSA(t) => Some(Tlsa {
+                    usage: u8::from(t.cert_usage),
+                    selector: u8::from(t.selector),
+                    matching: u8::from(t.matching),
+                    data: t.cert_data.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        tracing::info!(service = "relay", tlsa = name, dnssec = %answer.security, records = records.len(), "TLSA lookup");
+        match answer.security {
+            Security::Secure if records.iter().any(Tlsa::is_usable) => DaneState::Records(records),
+            Security::Secure if !records.is_empty() => DaneState::Unusable,
+            Security::Secure | Security::Insecure => DaneState::None,
+            why => DaneState::Defer(format!(
+                "TLSA {name}: {why}; not sent without DANE (RFC 7672 §2.2)"
+            )),
+        }
     }
 
     /// The domain's MX hosts, or why there are none.
@@ -433,7 +530,7 @@ impl Deliverer {
         &self,
         addr: SocketAddr,
         host: &str,
-        verified: bool,
+        tls: &TlsChoice,
         parts: &[Part],
         jobs: &[Job],
         now: u64,
@@ -452,10 +549,11 @@ impl Deliverer {
             Err(_) => return next(format!("{host} [{}]: connection timed out", addr.ip())),
         };
         let _ = tcp.set_nodelay(true);
-        let (mode, connector) = if verified {
-            (TlsMode::Required, &self.verified)
-        } else {
-            (TlsMode::Opportunistic, &self.opportunistic)
+        let (mode, connector) = match tls {
+            TlsChoice::Opportunistic => (TlsMode::Opportunistic, &self.opportunistic),
+            TlsChoice::Verified => (TlsMode::Required, &self.verified),
+            TlsChoice::Dane(connector) => (TlsMode::Required, connector),
+            TlsChoice::Encrypted => (TlsMode::Required, &self.opportunistic),
         };
         let config = ClientConfig {
             hello_name: self.hello.clone(),

@@ -26,6 +26,7 @@ use super::listener::{Listener, Spec};
 use super::trace::unix_now;
 use super::transaction::Transaction;
 use crate::config::{Config, ServiceName};
+use crate::dns::secure::{SecureResolver, Security};
 use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::spool::new_id;
 
@@ -116,6 +117,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         verified: crate::net::tls::verified_connector(section.tls_ca.as_deref())?,
         receiver,
         sts: mta_sts::StsCache::new(config.state_of(ServiceName::Relay).join("mta-sts")),
+        secure: dane_resolver(config).await,
     };
     let notifier = bounce::Notifier {
         signer,
@@ -158,6 +160,34 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         listeners,
         tasks: vec![task],
     })
+}
+
+/// The DNSSEC-aware client DANE needs, when `[dns] resolver` validates:
+/// asked once at start, and said in the log either way.
+async fn dane_resolver(config: &Config) -> Option<SecureResolver> {
+    let Some(server) = config.dns.resolver else {
+        tracing::warn!(
+            service = "relay",
+            "DANE is off: no [dns] resolver to ask whether it validates DNSSEC"
+        );
+        return None;
+    };
+    let probe = if config.dns.dnssec_probe.is_empty() {
+        "."
+    } else {
+        config.dns.dnssec_probe.as_str()
+    };
+    let secure = SecureResolver::connect(server);
+    match secure.validates(probe).await {
+        Security::Secure => {
+            tracing::info!(service = "relay", resolver = %secure.server(), probe, "the resolver validates DNSSEC: DANE is on");
+            Some(secure)
+        }
+        other => {
+            tracing::warn!(service = "relay", resolver = %secure.server(), probe, answer = %other, "the resolver does not validate DNSSEC (no AD on the probe): DANE is off");
+            None
+        }
+    }
 }
 
 struct Session {
