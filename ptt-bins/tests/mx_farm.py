@@ -3,7 +3,8 @@ loopback address, each with a behaviour, storing what they accept as JSON.
 
 argv[1]: a JSON file: {"root": DIR, "port": N, "hosts": [{"ip": "127.0.0.3",
 "behaviour": "accept" | "tempfail_once" | "reject_rcpt" | "reject_data",
-"cert": PEM or null, "key": PEM or null}, ...]}
+"cert": PEM or null, "key": PEM or null, "auth": "USER:PASSWORD" or null},
+...]}; a host with "auth" takes mail only after AUTH (under TLS).
 """
 
 import json
@@ -12,6 +13,21 @@ import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def authenticator_for(expected):
+    user, password = expected.split(":", 1)
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
+            and auth_data.password.decode() == password
+        )
+        return AuthResult(success=ok)
+
+    return authenticator
 
 
 class Host:
@@ -41,6 +57,7 @@ class Host:
             "peer": session.peer[0],
             "helo": session.host_name,
             "tls": session.ssl is not None,
+            "authenticated": bool(getattr(session, "authenticated", False)),
             "data": envelope.original_content.decode("utf-8", "replace"),
         }
         path = os.path.join(self.dir, "%04d.json" % self.count)
@@ -60,6 +77,10 @@ def main():
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(h["cert"], h["key"])
             kwargs["tls_context"] = context
+        if h.get("auth"):
+            kwargs["authenticator"] = authenticator_for(h["auth"])
+            kwargs["auth_required"] = True
+            kwargs["auth_require_tls"] = True
         c = Controller(
             Host(config["root"], h["ip"], h["behaviour"]),
             hostname=h["ip"],

@@ -38,7 +38,6 @@ impl Drop for MxFarm {
 impl MxFarm {
     /// Hosts as `(ip, behaviour, certificate chain and key files)` on one port.
     fn start(port: u16, hosts: &[FarmHost<'_>]) -> MxFarm {
-        let root = tempfile::tempdir().unwrap();
         let hosts: Vec<serde_json::Value> = hosts
             .iter()
             .map(|(ip, behaviour, cert)| {
@@ -49,6 +48,12 @@ impl MxFarm {
                 })
             })
             .collect();
+        MxFarm::start_with(port, &hosts)
+    }
+
+    /// Hosts given as the JSON objects `mx_farm.py` takes.
+    fn start_with(port: u16, hosts: &[serde_json::Value]) -> MxFarm {
+        let root = tempfile::tempdir().unwrap();
         let config = root.path().join("farm.json");
         std::fs::write(
             &config,
@@ -1241,5 +1246,72 @@ fn dane_a_matching_tlsa_delivers_and_a_mismatch_or_a_bogus_answer_waits() {
     assert!(
         log.contains("tls=\"dane\"") && log.contains("result=\"delivered\""),
         "{log}"
+    );
+}
+
+#[test]
+fn a_smarthost_gets_everything_with_auth_over_verified_tls() {
+    let port = free_port();
+    let cert = SignedCert::for_names(&["smart.example.test"]);
+    let farm = MxFarm::start_with(
+        port,
+        &[serde_json::json!({
+            "ip": "127.0.0.30", "behaviour": "accept",
+            "cert": cert.cert, "key": cert.key, "auth": "ptt-relay:s3cret smarthost",
+        })],
+    );
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[
+                ("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\""),
+                ("smart", "A", "127.0.0.30"),
+            ],
+        },
+        // An MX of its own, never dialled: the smarthost takes everything.
+        Zone {
+            origin: "elsewhere.test.",
+            records: &[
+                ("@", "MX", "10 mx.elsewhere.test."),
+                ("mx", "A", "127.0.0.31"),
+            ],
+        },
+    ]);
+    let password = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(password.path(), "s3cret smarthost\n").unwrap();
+    let mut site = site_with_dns(
+        &dns,
+        &format!(
+            "smarthost = \"smart.example.test:{port}\"\nsmarthost_user = \"ptt-relay\"\nsmarthost_password_file = \"{}\"\ntls_ca = \"{}\"",
+            password.path().display(),
+            cert.ca.display()
+        ),
+    );
+    site.serve(&[]);
+    submit(&site, &["zoe@elsewhere.test"], "via the smarthost");
+    let got = farm.wait_mail("127.0.0.30", 1);
+    assert_eq!(got.len(), 1, "{}", site.log());
+    assert_eq!(got[0]["authenticated"], true);
+    assert_eq!(got[0]["tls"], true);
+    assert!(
+        site.log().contains("tls=\"smarthost-auth\""),
+        "{}",
+        site.log()
+    );
+    // A smarthost user without its password file is a configuration error.
+    let bad = site.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&site.config)
+            .unwrap()
+            .replace("smarthost_password_file", "# smarthost_password_file"),
+    )
+    .unwrap();
+    let out = ptt(&["check-config", bad.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("smarthost_user without smarthost_password_file"),
+        "{}",
+        text(&out)
     );
 }

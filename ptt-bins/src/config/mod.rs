@@ -244,6 +244,9 @@ pub struct Relay {
     pub port: u16,
     /// Send everything to this host (`HOST:PORT`) instead of the MX hosts.
     pub smarthost: Option<String>,
+    /// AUTH at the smarthost: the user name and the file holding the
+    /// password (sent only over TLS with a certificate that verifies).
+    pub smarthost_auth: Option<(String, PathBuf)>,
     /// Keep mail for other domains queued without trying it (`ptt up`'s
     /// demo, which must not reach the Internet).
     pub hold: bool,

@@ -124,6 +124,8 @@ struct RelaySection {
     address: Option<S<String>>,
     port: Option<S<u16>>,
     smarthost: Option<S<String>>,
+    smarthost_user: Option<S<String>>,
+    smarthost_password_file: Option<S<String>>,
     hold: Option<S<bool>>,
     retry_seconds: Option<S<Vec<S<u64>>>>,
     give_up_seconds: Option<S<u64>>,
@@ -607,6 +609,43 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             }
             text.clone()
         });
+        let smarthost_auth = match (&r.smarthost_user, &r.smarthost_password_file) {
+            (Some(user), Some(file)) => {
+                let path = path_in(&base, file.get_ref());
+                if !path.is_file() {
+                    c.at(
+                        file.span(),
+                        format!("[relay] smarthost_password_file: {} does not exist", path.display()),
+                        "name a file holding the smarthost password (mode 0600)",
+                    );
+                }
+                if smarthost.is_none() {
+                    c.at(
+                        user.span(),
+                        "[relay] smarthost_user without a smarthost",
+                        "add smarthost = \"HOST:PORT\" or remove smarthost_user",
+                    );
+                }
+                Some((user.get_ref().clone(), path))
+            }
+            (Some(user), None) => {
+                c.at(
+                    user.span(),
+                    "[relay] smarthost_user without smarthost_password_file",
+                    "add smarthost_password_file = \"FILE\" (the password, mode 0600)",
+                );
+                None
+            }
+            (None, Some(file)) => {
+                c.at(
+                    file.span(),
+                    "[relay] smarthost_password_file without smarthost_user",
+                    "add smarthost_user = \"NAME\"",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         let retry = match &r.retry_seconds {
             Some(list) if list.get_ref().is_empty() || list.get_ref().iter().any(|v| *v.get_ref() == 0) => {
                 c.at(
@@ -638,6 +677,7 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
             address,
             port,
             smarthost,
+            smarthost_auth,
             hold: r.hold.as_ref().is_some_and(|v| *v.get_ref()),
             retry,
             give_up,

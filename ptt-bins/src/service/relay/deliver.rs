@@ -19,6 +19,7 @@ use hickory_proto::rr::{RData, RecordType};
 use ptt_queue::mta_sts::{Verdict, check_host};
 use ptt_queue::route::{Route, mx_hosts};
 use ptt_queue::{Entry, Outcome, Report, Return};
+use ptt_smtp::Credentials;
 use ptt_smtp::command::{Notify, Orcpt, Ret};
 use ptt_smtp::{
     Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
@@ -51,6 +52,8 @@ pub(crate) struct Deliverer {
     pub(crate) port: u16,
     /// `[relay] smarthost`, as host and port.
     pub(crate) smarthost: Option<(String, u16)>,
+    /// AUTH at the smarthost.
+    pub(crate) smarthost_auth: Option<Credentials>,
     /// `[relay] hold`: keep mail for other domains.
     pub(crate) hold: bool,
     /// Domains that need verified TLS.
@@ -352,6 +355,10 @@ impl Deliverer {
                     continue;
                 }
                 DaneState::None if required => (TlsChoice::Verified, "required"),
+                // A password goes only to a server whose certificate verifies.
+                DaneState::None if self.smarthost_auth.is_some() => {
+                    (TlsChoice::Verified, "smarthost-auth")
+                }
                 DaneState::None => match check_host(policy.as_ref(), host) {
                     Verdict::NoPolicy => (TlsChoice::Opportunistic, "opportunistic"),
                     Verdict::RequireVerifiedTls => (TlsChoice::Verified, "mta-sts"),
@@ -558,7 +565,10 @@ impl Deliverer {
         let config = ClientConfig {
             hello_name: self.hello.clone(),
             tls: mode,
-            credentials: None,
+            credentials: self
+                .smarthost
+                .as_ref()
+                .and_then(|_| self.smarthost_auth.clone()),
             pipelining: true,
             chunking: true,
             timeout: Duration::from_secs(300),

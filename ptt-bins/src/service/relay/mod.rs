@@ -105,12 +105,25 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
             port.parse().ok()?,
         ))
     });
+    let smarthost_auth = match &section.smarthost_auth {
+        Some((user, file)) => {
+            let password = std::fs::read_to_string(file)
+                .map_err(|e| format!("[relay] smarthost_password_file {}: {e}", file.display()))?;
+            Some(ptt_smtp::Credentials {
+                authzid: String::new(),
+                username: user.clone(),
+                password: password.lines().next().unwrap_or_default().to_string(),
+            })
+        }
+        None => None,
+    };
     let deliverer = deliver::Deliverer {
         resolver: Arc::new(crate::dns::Resolver::for_config(config)?),
         domain: config.domain.clone(),
         hello: config.hostname.clone(),
         port: section.port,
         smarthost,
+        smarthost_auth,
         hold: section.hold,
         require_tls: section.require_tls.clone(),
         opportunistic: crate::net::tls::connector(None)?,
