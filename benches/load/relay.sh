@@ -9,8 +9,10 @@
 #      -> relay (its queue fsynced) -> the sink, each service its own process;
 # all to the same sink (ptt smtp-sink --no-fsync, STARTTLS). Prints, for
 # each, messages per second from the first message sent to the last one
-# stored at the sink, and each ptt service's peak RSS (VmHWM) against the
-# 64 MiB budget.
+# stored at the sink, the machine's CPU time per message over that span
+# (user+system on all cores: generator and sink included, the same for
+# every row; steadier than msgs/s when the cores are shared), and each ptt
+# service's peak RSS (VmHWM) against the 64 MiB budget.
 #
 # usage: benches/load/relay.sh   (from the workspace root; builds ptt in release)
 #   N=2000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build.
@@ -71,9 +73,13 @@ start_sink() {
 
 # measure NAME PORT SINKDIR [USER PASSWORD]: generator to PORT, until the
 # sink has N messages.
+# The machine's CPU time so far (user+system, all cores), in ticks.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
 measure() {
     local name=$1 port=$2 dir=$3; shift 3
-    local t0 t1 stored report
+    local t0 t1 c0 c1 stored report
+    c0=$(machine_ticks)
     t0=$(date +%s.%N)
     report=$(python3 "$root/benches/load/relay_clients.py" "$port" "$N" "$S" "$L" \
         alice@example.test bob@example.net "$@")
@@ -83,8 +89,10 @@ measure() {
         sleep 0.05
     done
     t1=$(date +%s.%N)
-    printf '%-34s %5d at the sink in %7.2f s = %7.1f msgs/s   (generator: %s)\n' \
-        "$name" "$stored" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$stored / ($t1 - $t0)" | bc -l)" "$report"
+    c1=$(machine_ticks)
+    printf '%-34s %5d at the sink in %7.2f s = %7.1f msgs/s   machine CPU %6.1f ms/msg   (generator: %s)\n' \
+        "$name" "$stored" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$stored / ($t1 - $t0)" | bc -l)" \
+        "$(echo "($c1 - $c0) * 1000 / $(getconf CLK_TCK) / $stored" | bc -l)" "$report"
 }
 
 # A private Postfix instance relaying everything to the sink.
@@ -195,13 +203,24 @@ TOML
         pids+=($!); pid_of[$s]=$!
     done
     for p in $sub $subs $sig $rel $rcv; do wait_port "$p"; done
+    declare -A cpu0
+    for s in submission signer relay; do cpu0[$s]=$(awk '{print $14 + $15}' "/proc/${pid_of[$s]}/stat"); done
     measure "ptt submission>signer>relay" "$sub" "$work/ptt.sink" alice@example.test "$pw"
     for s in submission signer relay; do
-        printf '  %-11s peak RSS %5.1f MiB (budget 64)\n' "$s" "$(hwm_mib "${pid_of[$s]}")"
+        local c1; c1=$(awk '{print $14 + $15}' "/proc/${pid_of[$s]}/stat")
+        printf '  %-11s CPU %5.2f ms/msg   peak RSS %5.1f MiB (budget 64)\n' "$s" \
+            "$(echo "($c1 - ${cpu0[$s]}) * 1000 / $(getconf CLK_TCK) / $N" | bc -l)" "$(hwm_mib "${pid_of[$s]}")"
     done
 }
 
+# The generator straight to the sink: what every row's figures include.
+baseline_row() {
+    start_sink "$work/direct.sink"
+    measure "generator -> sink (no relay)" "$SINK_PORT" "$work/direct.sink"
+}
+
 echo "N=$N messages of ~$L octets over S=$S connections; $(nproc) cores; $(uname -r); $(postconf -d mail_version 2>/dev/null)"
+baseline_row
 postfix_row "postfix relay (queue fsynced)"
 opendkim_milter
 postfix_row "postfix + opendkim milter" "$MILTER"

@@ -394,3 +394,134 @@ pub(crate) async fn drive_client(
         }
     }
 }
+
+/// A client session that outlives one message: the connection, the
+/// ptt-smtp machine and its clock, kept open between transactions so that
+/// the next message to the same hop skips the TCP and TLS handshakes.
+pub(crate) struct ClientSession {
+    conn: Conn,
+    client: Client,
+    epoch: Instant,
+    tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    buf: Vec<u8>,
+    /// When its last transaction ended.
+    pub(crate) idle_since: Instant,
+}
+
+/// How one transaction on a [`ClientSession`] went.
+pub(crate) enum Transacted {
+    /// The server answered MAIL (and the rest).
+    Done(client::TransactionResult),
+    /// The session failed before the server answered anything of this
+    /// transaction: safe to try again on a new connection.
+    Unsent(String),
+    /// The session failed during the transaction.
+    Failed(String),
+}
+
+impl ClientSession {
+    /// A session over `conn` (plain, or TLS already), its machine made at
+    /// `epoch`.
+    pub(crate) fn new(
+        conn: Conn,
+        client: Client,
+        epoch: Instant,
+        tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    ) -> ClientSession {
+        ClientSession {
+            conn,
+            client,
+            epoch,
+            tls,
+            buf: vec![0u8; 4 * 1024],
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Sends one message and drives the session until its result.
+    pub(crate) async fn transact(&mut self, message: client::Message) -> Transacted {
+        let id = self.client.send(message);
+        let (mut result, mut failure, mut replies) = (None, None, 0usize);
+        let driven = self
+            .drive_until(|e| match e {
+                ClientEvent::Transaction(t) if t.id == id => {
+                    result = Some(t.clone());
+                    true
+                }
+                ClientEvent::Failed(f) => {
+                    failure = Some(f.to_string());
+                    true
+                }
+                ClientEvent::Reply(_) => {
+                    replies += 1;
+                    false
+                }
+                _ => false,
+            })
+            .await;
+        self.idle_since = Instant::now();
+        if let Some(t) = result {
+            return Transacted::Done(t);
+        }
+        let why = failure
+            .or_else(|| driven.err().map(|e| e.to_string()))
+            .unwrap_or_else(|| "the session ended before the message was sent".into());
+        if replies == 0 {
+            Transacted::Unsent(why)
+        } else {
+            Transacted::Failed(why)
+        }
+    }
+
+    /// Says QUIT and closes (at most a few seconds).
+    pub(crate) async fn quit(mut self) {
+        self.client.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.drive_until(|_| false)).await;
+    }
+
+    /// Drives until `stop` says so for an event, the machine has nothing to
+    /// do (idle), or the connection closes.
+    async fn drive_until(&mut self, mut stop: impl FnMut(&ClientEvent) -> bool) -> io::Result<()> {
+        let epoch = self.epoch;
+        let now = move || epoch.elapsed();
+        loop {
+            match self.client.poll_output() {
+                client::Output::Transmit(bytes) => {
+                    self.conn.write_all(&bytes).await?;
+                    self.conn.flush().await?;
+                }
+                client::Output::Event(e) => {
+                    if stop(&e) {
+                        return Ok(());
+                    }
+                }
+                client::Output::StartTls => {
+                    let (connector, name) = self
+                        .tls
+                        .clone()
+                        .ok_or_else(|| io::Error::other("STARTTLS without a TLS configuration"))?;
+                    self.conn.connect_tls(&connector, name).await?;
+                    self.client
+                        .handle_input(client::Input::TlsEstablished(now()));
+                }
+                client::Output::Close => {
+                    let _ = self.conn.shutdown().await;
+                    return Ok(());
+                }
+                // Idle: nothing queued, nothing awaited.
+                client::Output::Timeout(at) if at == Duration::MAX => return Ok(()),
+                client::Output::Timeout(at) => {
+                    let wait = at.saturating_sub(now()).min(Duration::from_secs(3600));
+                    tokio::select! {
+                        read = self.conn.read(&mut self.buf) => match read {
+                            Ok(0) => self.client.handle_input(client::Input::Closed(now())),
+                            Ok(n) => self.client.handle_input(client::Input::Receive(now(), &self.buf[..n])),
+                            Err(e) => return Err(e),
+                        },
+                        () = tokio::time::sleep(wait) => self.client.handle_input(client::Input::Timeout(now())),
+                    }
+                }
+            }
+        }
+    }
+}

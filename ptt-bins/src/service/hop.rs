@@ -1,19 +1,23 @@
 //! Handing a message to the next service (or host) over SMTP: one
-//! connection, one transaction, with the answer sorted into what the
-//! caller must do: the next hop has it, refused it for good, or try later.
+//! transaction per message, with the answer sorted into what the caller
+//! must do: the next hop has it, refused it for good, or try later. The
+//! sessions are kept open between messages (up to [`HOP_CONNECTIONS`], for
+//! [`IDLE`]), so a flow of mail pays for the TCP and TLS handshakes once; a
+//! kept session the next hop closed meanwhile is replaced, and the message
+//! sent again, only when nothing of it had been answered.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use ptt_smtp::{Client, ClientConfig, ClientEvent, Message, Reply, TlsMode};
+use ptt_smtp::{Client, ClientConfig, Message, Reply, TlsMode};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
 use super::transaction::Dsn;
-use crate::net::smtp::{Conn, drive_client};
+use crate::net::smtp::{ClientSession, Conn, Transacted};
 
 /// How long a whole hand-off may take.
 const HOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -22,6 +26,9 @@ const HOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// queues here instead of holding a thousand connections (and their TLS
 /// state) to the next service.
 pub(crate) const HOP_CONNECTIONS: usize = 64;
+
+/// How long a session is kept open without a message.
+pub(crate) const IDLE: Duration = Duration::from_secs(10);
 
 /// A next hop: where, and how to speak TLS to it.
 #[derive(Clone)]
@@ -38,6 +45,8 @@ pub(crate) struct Hop {
     pub(crate) hello: String,
     /// Connections open to it now, at most [`HOP_CONNECTIONS`].
     pub(crate) slots: Arc<Semaphore>,
+    /// Sessions open and idle, the most recent last.
+    idle: Arc<Mutex<Vec<ClientSession>>>,
 }
 
 /// What came of a hand-off.
@@ -75,6 +84,7 @@ impl Hop {
             mode,
             hello: hello.to_string(),
             slots: Arc::new(Semaphore::new(HOP_CONNECTIONS)),
+            idle: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -118,50 +128,31 @@ impl Hop {
             Ok(f) => f,
             Err(e) => return Handoff::Refused(Reply::new(553, None, &format!("<{from}>: {e}"))),
         };
-        let tcp = match TcpStream::connect(self.addr).await {
-            Ok(t) => t,
-            Err(e) => return Handoff::Deferred(format!("connecting to {}: {e}", self.addr)),
-        };
-        let _ = tcp.set_nodelay(true);
-        let mut conn = Conn::Plain(tcp);
-        if self.mode == TlsMode::Implicit
-            && let Err(e) = conn.connect_tls(&self.connector, self.name.clone()).await
-        {
-            return Handoff::Deferred(format!("TLS with {}: {e}", self.addr));
-        }
-        let config = ClientConfig {
-            hello_name: self.hello.clone(),
-            tls: self.mode,
-            credentials: None,
-            pipelining: true,
-            chunking: false,
-            timeout: Duration::from_secs(60),
-        };
-        let mut client = Client::new(config, Duration::ZERO);
-        client.send(Message {
+        let message = Message {
             from: from_path,
             params: dsn.mail_params(),
             to,
             data: data.to_vec(),
-        });
-        client.finish();
-        let (mut result, mut failure) = (None, None);
-        let driven = drive_client(
-            conn,
-            &mut client,
-            Some((&self.connector, self.name.clone())),
-            |e| match e {
-                ClientEvent::Transaction(t) => result = Some(t.clone()),
-                ClientEvent::Failed(f) => failure = Some(f.to_string()),
-                _ => {}
-            },
-        )
-        .await;
-        let Some(t) = result else {
-            let why = failure
-                .or_else(|| driven.err().map(|e| e.to_string()))
-                .unwrap_or_else(|| "the session ended before the message was sent".into());
-            return Handoff::Deferred(format!("{}: {why}", self.addr));
+        };
+        let t = loop {
+            let (mut session, reused) = match self.take_idle() {
+                Some(session) => (session, true),
+                None => match self.open().await {
+                    Ok(session) => (session, false),
+                    Err(why) => return Handoff::Deferred(why),
+                },
+            };
+            match session.transact(message.clone()).await {
+                Transacted::Done(t) => {
+                    self.put_idle(session);
+                    break t;
+                }
+                // A kept session the next hop had closed: a new one.
+                Transacted::Unsent(_) if reused => continue,
+                Transacted::Unsent(why) | Transacted::Failed(why) => {
+                    return Handoff::Deferred(format!("{}: {why}", self.addr));
+                }
+            }
         };
         if !t.mail.is_positive() {
             return classify(t.mail);
@@ -187,6 +178,61 @@ impl Hop {
                 (None, Some((_, reply))) => Handoff::Refused(reply),
                 (None, None) => Handoff::Deferred(format!("{}: no data reply", self.addr)),
             },
+        }
+    }
+}
+
+impl Hop {
+    /// A new session: TCP, and TLS at once for implicit TLS.
+    async fn open(&self) -> Result<ClientSession, String> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.addr))?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Conn::Plain(tcp);
+        if self.mode == TlsMode::Implicit {
+            conn.connect_tls(&self.connector, self.name.clone())
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", self.addr))?;
+        }
+        let config = ClientConfig {
+            hello_name: self.hello.clone(),
+            tls: self.mode,
+            credentials: None,
+            pipelining: true,
+            chunking: false,
+            timeout: Duration::from_secs(60),
+        };
+        Ok(ClientSession::new(
+            conn,
+            Client::new(config, Duration::ZERO),
+            Instant::now(),
+            Some((self.connector.clone(), self.name.clone())),
+        ))
+    }
+
+    /// An idle session still fresh enough; stale ones are closed.
+    fn take_idle(&self) -> Option<ClientSession> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(session) = idle.pop() {
+            if session.idle_since.elapsed() < IDLE {
+                return Some(session);
+            }
+            tokio::spawn(session.quit());
+        }
+        None
+    }
+
+    /// Keeps a session for the next message, closing the oldest beyond
+    /// the limit.
+    fn put_idle(&self, session: ClientSession) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        idle.push(session);
+        if idle.len() > HOP_CONNECTIONS {
+            let oldest = idle.remove(0);
+            tokio::spawn(oldest.quit());
         }
     }
 }

@@ -10,9 +10,9 @@
 //! [`Outcome::Delivered`], [`Outcome::Deferred`] (4xx, no host reachable,
 //! DNS trouble) or [`Outcome::Failed`] (5xx, no such domain, null MX).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::rr::{RData, RecordType};
@@ -21,9 +21,7 @@ use ptt_queue::route::{Route, mx_hosts};
 use ptt_queue::{Entry, Outcome, Report, Return};
 use ptt_smtp::Credentials;
 use ptt_smtp::command::{Notify, Orcpt, Ret};
-use ptt_smtp::{
-    Client, ClientConfig, ClientEvent, MailParams, Message, RcptParams, Reply, TlsMode,
-};
+use ptt_smtp::{Client, ClientConfig, MailParams, Message, RcptParams, Reply, TlsMode};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -32,7 +30,7 @@ use super::mta_sts::StsCache;
 use crate::dns::secure::{SecureResolver, Security};
 use crate::dns::{Lookup, Resolver};
 use crate::net::dane::Tlsa;
-use crate::net::smtp::{Conn, drive_client};
+use crate::net::smtp::{ClientSession, Conn, Transacted};
 use crate::service::hop::{Handoff, Hop};
 
 /// How long connecting to one address may take.
@@ -68,7 +66,18 @@ pub(crate) struct Deliverer {
     pub(crate) sts: StsCache,
     /// DNSSEC-aware lookups when the resolver validates: DANE is on.
     pub(crate) secure: Option<SecureResolver>,
+    /// Sessions kept open after a delivery, per destination.
+    pub(crate) idle: Mutex<HashMap<SessionKey, Vec<ClientSession>>>,
 }
+
+/// A kept session's destination: address, host name, TLS rule.
+type SessionKey = (SocketAddr, String, &'static str);
+
+/// How long a session is kept open without a message.
+const KEEP_SESSION: Duration = Duration::from_secs(10);
+
+/// Sessions kept per destination at most.
+const SESSIONS_PER_HOST: usize = 8;
 
 /// How a session with one host does TLS.
 enum TlsChoice {
@@ -80,6 +89,19 @@ enum TlsChoice {
     Dane(TlsConnector),
     /// STARTTLS required, any certificate (TLSA records, none usable).
     Encrypted,
+}
+
+impl TlsChoice {
+    /// A name for the kept-session key (DANE sessions are never shared
+    /// across different records: each is keyed by its host anyway).
+    fn label(&self) -> &'static str {
+        match self {
+            TlsChoice::Opportunistic => "opportunistic",
+            TlsChoice::Verified => "verified",
+            TlsChoice::Dane(_) => "dane",
+            TlsChoice::Encrypted => "encrypted",
+        }
+    }
 }
 
 /// What the TLSA records of a host say.
@@ -532,28 +554,24 @@ impl Deliverer {
         Ok(ips)
     }
 
-    /// One session with one host: every part as its own transaction.
-    async fn session(
+    /// A session with `addr`: a kept one when there is one (and whether it
+    /// was kept), else a new connection.
+    async fn connect(
         &self,
         addr: SocketAddr,
         host: &str,
         tls: &TlsChoice,
-        parts: &[Part],
-        jobs: &[Job],
-        now: u64,
-    ) -> Session {
-        let next = |why: String| Session {
-            done: Vec::new(),
-            left: parts.to_vec(),
-            why,
-        };
-        let Ok(name) = ServerName::try_from(host.to_string()) else {
-            return next(format!("{host:?} is not a host name"));
-        };
+    ) -> Result<(ClientSession, bool), String> {
+        let key = (addr, host.to_string(), tls.label());
+        if let Some(session) = self.take_idle(&key) {
+            return Ok((session, true));
+        }
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| format!("{host:?} is not a host name"))?;
         let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(t)) => t,
-            Ok(Err(e)) => return next(format!("{host} [{}]: {e}", addr.ip())),
-            Err(_) => return next(format!("{host} [{}]: connection timed out", addr.ip())),
+            Ok(Err(e)) => return Err(format!("{host} [{}]: {e}", addr.ip())),
+            Err(_) => return Err(format!("{host} [{}]: connection timed out", addr.ip())),
         };
         let _ = tcp.set_nodelay(true);
         let (mode, connector) = match tls {
@@ -573,11 +591,76 @@ impl Deliverer {
             chunking: true,
             timeout: Duration::from_secs(300),
         };
-        let mut client = Client::new(config, Duration::ZERO);
-        // Client transaction id → the part it carries.
-        let mut sent: Vec<(u64, usize)> = Vec::new();
+        Ok((
+            ClientSession::new(
+                Conn::Plain(tcp),
+                Client::new(config, Duration::ZERO),
+                std::time::Instant::now(),
+                Some((connector.clone(), name)),
+            ),
+            false,
+        ))
+    }
+
+    fn take_idle(&self, key: &SessionKey) -> Option<ClientSession> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(key)?;
+        while let Some(session) = list.pop() {
+            if session.idle_since.elapsed() < KEEP_SESSION {
+                return Some(session);
+            }
+            tokio::spawn(session.quit());
+        }
+        None
+    }
+
+    fn put_idle(&self, key: SessionKey, session: ClientSession) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        // Drop the destinations nobody used for a while.
+        idle.retain(|_, list| {
+            list.retain(|s| s.idle_since.elapsed() < KEEP_SESSION);
+            !list.is_empty()
+        });
+        let list = idle.entry(key).or_default();
+        list.push(session);
+        if list.len() > SESSIONS_PER_HOST {
+            let oldest = list.remove(0);
+            tokio::spawn(oldest.quit());
+        }
+    }
+
+    /// One session with one host: every part as its own transaction, on a
+    /// session kept from an earlier delivery when there is one.
+    async fn session(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        tls: &TlsChoice,
+        parts: &[Part],
+        jobs: &[Job],
+        now: u64,
+    ) -> Session {
+        let (mut session, mut reused) = match self.connect(addr, host, tls).await {
+            Ok(s) => s,
+            Err(why) => {
+                return Session {
+                    done: Vec::new(),
+                    left: parts.to_vec(),
+                    why,
+                };
+            }
+        };
         let mut done: Vec<(usize, Results)> = Vec::new();
-        for (k, (i, rcpts)) in parts.iter().enumerate() {
+        let mut left: Vec<Part> = Vec::new();
+        let mut why = String::new();
+        let mut healthy = true;
+        for (i, rcpts) in parts {
+            if !healthy {
+                left.push((*i, rcpts.clone()));
+                continue;
+            }
             let entry = &jobs[*i].entry;
             let Ok(from_path) = ptt_smtp::ReversePath::parse(&format!("<{}>", entry.from), true)
             else {
@@ -610,13 +693,11 @@ impl Deliverer {
                     )),
                 }
             }
-            if !bad.is_empty() {
-                done.push((*i, bad));
-            }
             if to.is_empty() {
+                done.push((*i, bad));
                 continue;
             }
-            let id = client.send(Message {
+            let message = Message {
                 from: from_path,
                 params: MailParams {
                     ret: (entry.ret == Return::Full).then_some(Ret::Full),
@@ -625,42 +706,40 @@ impl Deliverer {
                 },
                 to,
                 data: jobs[*i].message.clone(),
-            });
-            sent.push((id, k));
-        }
-        client.finish();
-        let (mut transactions, mut failure) = (Vec::new(), None);
-        let driven = drive_client(
-            Conn::Plain(tcp),
-            &mut client,
-            Some((connector, name)),
-            |e| match e {
-                ClientEvent::Transaction(t) => transactions.push(t.clone()),
-                ClientEvent::Failed(f) => failure = Some(f.to_string()),
-                _ => {}
-            },
-        )
-        .await;
-        let why = failure
-            .or_else(|| driven.err().map(|e| e.to_string()))
-            .map(|w| format!("{host} [{}]: {w}", addr.ip()))
-            .unwrap_or_else(|| format!("{host} [{}]: the session ended early", addr.ip()));
-        let mut left = Vec::new();
-        for (id, k) in sent {
-            let (i, rcpts) = &parts[k];
-            let Some(t) = transactions.iter().find(|t| t.id == id) else {
-                left.push((*i, rcpts.clone()));
-                continue;
+            };
+            let mut outcome = session.transact(message.clone()).await;
+            if matches!(outcome, Transacted::Unsent(_)) && reused {
+                // The host closed the kept session meanwhile: a new one.
+                reused = false;
+                match self.connect_fresh(addr, host, tls).await {
+                    Ok(fresh) => {
+                        session = fresh;
+                        outcome = session.transact(message).await;
+                    }
+                    Err(e) => outcome = Transacted::Unsent(e),
+                }
+            }
+            let t = match outcome {
+                Transacted::Done(t) => t,
+                Transacted::Unsent(w) | Transacted::Failed(w) => {
+                    why = format!("{host} [{}]: {w}", addr.ip());
+                    healthy = false;
+                    left.push((*i, rcpts.clone()));
+                    continue;
+                }
             };
             if t.mail.is_transient() {
+                // Not this host, now: the next one may take it.
+                why = format!("{host}: {}", t.mail);
                 left.push((*i, rcpts.clone()));
                 continue;
             }
+            let mut results = bad;
             if t.mail.is_permanent() {
-                done.push((*i, all(rcpts, &|| outcome_of(&t.mail, host, now))));
+                results.extend(all(rcpts, &|| outcome_of(&t.mail, host, now)));
+                done.push((*i, results));
                 continue;
             }
-            let mut results = Vec::new();
             for (path, reply) in &t.rcpts {
                 let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
                 let outcome = if !reply.is_positive() {
@@ -680,7 +759,23 @@ impl Deliverer {
             }
             done.push((*i, results));
         }
+        if healthy {
+            self.put_idle((addr, host.to_string(), tls.label()), session);
+        }
         Session { done, left, why }
+    }
+
+    async fn connect_fresh(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        tls: &TlsChoice,
+    ) -> Result<ClientSession, String> {
+        // Forget kept sessions to this host: they are likely closed too.
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.remove(&(addr, host.to_string(), tls.label()));
+        }
+        self.connect(addr, host, tls).await.map(|(s, _)| s)
     }
 
     /// The domain's own mail, to the receiver.

@@ -131,6 +131,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         receiver,
         sts: mta_sts::StsCache::new(config.state_of(ServiceName::Relay).join("mta-sts")),
         secure: dane_resolver(config).await,
+        idle: Default::default(),
     };
     let notifier = bounce::Notifier {
         signer,
