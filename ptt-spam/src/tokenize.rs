@@ -168,11 +168,15 @@ pub const DANGEROUS_EXTENSIONS: &[&str] = &[
 
 /// Whether `name` ends in one of [`DANGEROUS_EXTENSIONS`] (case-insensitive).
 pub fn is_dangerous_name(name: &str) -> bool {
+    has_extension(name, DANGEROUS_EXTENSIONS.iter().copied())
+}
+
+/// Whether `name` (trimmed of trailing dots, spaces and quotes) has a stem
+/// and ends in one of `extensions` (case-insensitive).
+fn has_extension<'a>(name: &str, mut extensions: impl Iterator<Item = &'a str>) -> bool {
     let name = name.trim().trim_end_matches(['.', ' ', '"']);
     match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => DANGEROUS_EXTENSIONS
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(ext)),
+        Some((stem, ext)) if !stem.is_empty() => extensions.any(|d| d.eq_ignore_ascii_case(ext)),
         _ => false,
     }
 }
@@ -186,6 +190,8 @@ pub struct Tokenizer {
     explain: bool,
     osb_window: usize,
     parser: MessageParser,
+    /// Lower-case extensions of attachments that run code when opened.
+    dangerous: alloc::sync::Arc<[String]>,
 }
 
 impl Default for Tokenizer {
@@ -205,7 +211,30 @@ impl Tokenizer {
                 .with_mime_headers()
                 .with_address_headers()
                 .header_text(HeaderName::Subject),
+            dangerous: DANGEROUS_EXTENSIONS
+                .iter()
+                .map(|e| String::from(*e))
+                .collect(),
         }
+    }
+
+    /// Sets the extensions that make an attachment dangerous (without the
+    /// dot, any case), instead of [`DANGEROUS_EXTENSIONS`].
+    ///
+    /// ```
+    /// use ptt_spam::Tokenizer;
+    /// let msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+    ///   Content-Type: application/octet-stream; name=\"run.xyz\"\r\n\r\nAA\r\n--b--\r\n";
+    /// assert!(Tokenizer::default().tokenize(msg).dangerous_attachments().is_empty());
+    /// let t = Tokenizer::default().dangerous_extensions(&["xyz"]).tokenize(msg);
+    /// assert_eq!(t.dangerous_attachments(), ["run.xyz"]);
+    /// ```
+    pub fn dangerous_extensions(mut self, extensions: &[&str]) -> Self {
+        self.dangerous = extensions
+            .iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+        self
     }
 
     /// Also keep the readable form of each token, for explaining verdicts
@@ -254,6 +283,7 @@ impl Tokenizer {
         }
         let (head, tail) = raw.split_at(raw.len().min(self.limits.max_message_bytes));
         let mut sink = Sink::new(self.limits, self.explain, self.osb_window - 1);
+        sink.dangerous_ext = self.dangerous.clone();
         if !tail.is_empty() {
             sink.truncated = true;
             scan_attachment_names(tail, &mut sink);
@@ -294,6 +324,8 @@ struct Sink {
     emitted: usize,
     names: Vec<(u64, String)>,
     dangerous: Vec<String>,
+    /// The extensions that make an attachment dangerous.
+    dangerous_ext: alloc::sync::Arc<[String]>,
     truncated: bool,
     parts: usize,
     word: String,
@@ -316,6 +348,7 @@ impl Sink {
             emitted: 0,
             names: Vec::new(),
             dangerous: Vec::new(),
+            dangerous_ext: alloc::sync::Arc::from(Vec::new()),
             truncated: false,
             parts: 0,
             word: String::with_capacity(64),
@@ -323,6 +356,10 @@ impl Sink {
             window_words: Default::default(),
             window_len: 0,
         }
+    }
+
+    fn is_dangerous(&self, name: &str) -> bool {
+        has_extension(name, self.dangerous_ext.iter().map(String::as_str))
     }
 
     fn full(&mut self) -> bool {
@@ -669,7 +706,7 @@ impl Sink {
                 if let Some((_, ext)) = name.rsplit_once('.') {
                     self.tag("att:", &ext.to_ascii_lowercase());
                 }
-                if is_dangerous_name(name) && self.dangerous.len() < 8 {
+                if self.is_dangerous(name) && self.dangerous.len() < 8 {
                     self.dangerous.push(String::from(name));
                 }
             }
@@ -754,7 +791,7 @@ fn scan_attachment_names(tail: &[u8], sink: &mut Sink) {
             .unwrap_or(rest.len())
             .min(255);
         let name = String::from_utf8_lossy(&rest[..end]);
-        if is_dangerous_name(&name) {
+        if sink.is_dangerous(&name) {
             sink.dangerous.push(name.into_owned());
         }
     }
