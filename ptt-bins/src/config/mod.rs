@@ -275,6 +275,18 @@ pub struct Receiver {
     pub address: SocketAddr,
     /// Largest message, in octets.
     pub max_message_size: u64,
+    /// The spam filter's token database (`None`: `STATE/receiver/spam.db`).
+    pub spam_db: Option<PathBuf>,
+    /// `tag` (headers only) or `refuse` (`550 5.7.1` at the end of data)
+    /// for spam scoring at least `spam_threshold`.
+    pub spam_action: String,
+    /// The score from which `spam_action` applies.
+    pub spam_threshold: f64,
+    /// Attachment extensions refused (`550 5.7.1`), inside the MIME tree too.
+    pub dangerous_extensions: Vec<String>,
+    /// `enforce` (p=reject refused, p=quarantine marked), `quarantine`
+    /// (both marked), or `annotate` (results recorded only).
+    pub dmarc_action: String,
 }
 
 /// `[lists]`.

@@ -141,6 +141,11 @@ struct ReceiverSection {
     listen: S<Vec<S<String>>>,
     address: Option<S<String>>,
     max_message_size: Option<S<u64>>,
+    spam_db: Option<S<String>>,
+    spam_action: Option<S<String>>,
+    spam_threshold: Option<S<f64>>,
+    dangerous_extensions: Option<S<Vec<S<String>>>>,
+    dmarc_action: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -701,6 +706,57 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
         let r = r.get_ref();
         let listen = c.listen(&r.listen, "receiver", "0.0.0.0:25");
         let address = c.dial(r.address.as_ref(), &listen, "receiver");
+        let mut choice =
+            |value: &Option<S<String>>, key: &str, allowed: &[&str], default: &str| match value {
+                Some(v) if !allowed.contains(&v.get_ref().as_str()) => {
+                    c.at(
+                        v.span(),
+                        format!(
+                            "[receiver] {key} = {:?} is not one of {}",
+                            v.get_ref(),
+                            allowed.join(", ")
+                        ),
+                        format!(
+                            "write {key} = \"{default}\" (or another of {})",
+                            allowed.join(", ")
+                        ),
+                    );
+                    default.to_string()
+                }
+                Some(v) => v.get_ref().clone(),
+                None => default.to_string(),
+            };
+        let spam_action = choice(&r.spam_action, "spam_action", &["tag", "refuse"], "tag");
+        let dmarc_action = choice(
+            &r.dmarc_action,
+            "dmarc_action",
+            &["enforce", "quarantine", "annotate"],
+            "enforce",
+        );
+        let spam_threshold =
+            match &r.spam_threshold {
+                Some(t) if !(0.0..=1.0).contains(t.get_ref()) => {
+                    c.at(
+                    t.span(),
+                    format!("[receiver] spam_threshold = {} is not between 0 and 1", t.get_ref()),
+                    "write the score from which the spam action applies, e.g. spam_threshold = 0.9",
+                );
+                    0.9
+                }
+                Some(t) => *t.get_ref(),
+                None => 0.9,
+            };
+        let dangerous_extensions = match &r.dangerous_extensions {
+            Some(list) => list
+                .get_ref()
+                .iter()
+                .map(|e| e.get_ref().trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
+            None => ptt_spam::tokenize::DANGEROUS_EXTENSIONS
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+        };
         Receiver {
             listen,
             address,
@@ -709,6 +765,11 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 "[receiver] max_message_size",
                 36_700_160,
             ),
+            spam_db: r.spam_db.as_ref().map(|p| path_in(&base, p.get_ref())),
+            spam_action,
+            spam_threshold,
+            dangerous_extensions,
+            dmarc_action,
         }
     });
 

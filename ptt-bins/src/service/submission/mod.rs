@@ -516,8 +516,12 @@ impl SessionHandler for Session {
                 // The domain's own addresses are known here: a typo gets its
                 // 550 now, in the user's mail program, not a lost message.
                 let local = crate::userdb::domain_of(&rcpt) == self.shared.domain;
+                let normalized = normalize(&rcpt);
+                // spam@ and ham@ train the receiver's filter.
                 let known = self.shared.users.get().owner(&rcpt).is_some()
-                    || normalize(&rcpt).starts_with("postmaster@");
+                    || normalized.starts_with("postmaster@")
+                    || normalized.starts_with("spam@")
+                    || normalized.starts_with("ham@");
                 if local && !known {
                     return Answer::Refuse(reply(
                         550,

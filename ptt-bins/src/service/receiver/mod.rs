@@ -10,6 +10,14 @@
 //! Mail for users with `forward_to`, and bounces to our SRS addresses, is
 //! handed to the signer (which ARC-seals it) and on to the relay, with an
 //! SRS sender ([`super::forwarding`]); the `250` comes once the signer has it.
+//!
+//! Every message is scored by the spam filter ([`spam`]): `X-Spam-Status`
+//! and `X-Spam-Score` added (those arriving removed), spam at or above
+//! `spam_threshold` refused with `spam_action = "refuse"`, and a message
+//! carrying an attachment of a dangerous type (`dangerous_extensions`,
+//! anywhere in the MIME tree) refused. The domain's users train the filter
+//! by sending to `spam@DOMAIN` or `ham@DOMAIN` (recognised by our own DKIM
+//! signature, which only their authenticated submissions carry).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,6 +28,7 @@ use ptt_queue::srs::Srs;
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
+use self::spam::{SpamFilter, VERDICT_FIELDS, messages_to_learn, strip_fields};
 use super::forwarding::{Destination, destination, rewrite_sender};
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
@@ -33,6 +42,8 @@ use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::maildir::Maildir;
 use crate::store::spool::new_id;
 
+pub(crate) mod spam;
+
 struct Shared {
     domain: String,
     hostname: String,
@@ -43,6 +54,14 @@ struct Shared {
     srs: Srs,
     /// Where forwarded mail goes: the signer.
     signer: Option<Hop>,
+    /// The spam filter.
+    spam: Arc<SpamFilter>,
+    /// `[receiver] spam_action == "refuse"`.
+    refuse_spam: bool,
+    /// `[receiver] spam_threshold`.
+    spam_threshold: f64,
+    /// `[receiver] dmarc_action`.
+    dmarc_action: String,
 }
 
 fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
@@ -56,6 +75,29 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     };
     let identity = crate::net::pki::identity(config, ServiceName::Receiver)?;
     let (acceptor, acme_task) = public_tls(config, &identity, ServiceName::Receiver)?;
+    let spam_db = section
+        .spam_db
+        .clone()
+        .unwrap_or_else(|| config.state_of(ServiceName::Receiver).join("spam.db"));
+    let spam = Arc::new(SpamFilter::open(&spam_db, &section.dangerous_extensions)?);
+    let watcher = {
+        let spam = spam.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let filter = spam.clone();
+                match tokio::task::spawn_blocking(move || filter.reload_if_replaced()).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!(service = "receiver", "spam database replaced: read again")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(service = "receiver", "spam database not read again: {e}")
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
         hostname: config.hostname.clone(),
@@ -74,6 +116,10 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
             )?),
             None => None,
         },
+        spam,
+        refuse_spam: section.spam_action == "refuse",
+        spam_threshold: section.spam_threshold,
+        dmarc_action: section.dmarc_action.clone(),
     });
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
@@ -95,7 +141,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     Ok(Running {
         name: ServiceName::Receiver,
         listeners,
-        tasks: acme_task.into_iter().collect(),
+        tasks: acme_task.into_iter().chain([watcher]).collect(),
     })
 }
 
@@ -108,6 +154,8 @@ struct Session {
     rcpts: Vec<String>,
     /// The addresses it is forwarded to.
     forward: Vec<String>,
+    /// `spam@` or `ham@` was a recipient: what to learn it as.
+    learn: Option<ptt_spam::Class>,
     data: Vec<u8>,
 }
 
@@ -120,6 +168,7 @@ impl Session {
             from: String::new(),
             rcpts: Vec::new(),
             forward: Vec::new(),
+            learn: None,
             data: Vec::new(),
         }
     }
@@ -128,12 +177,14 @@ impl Session {
         self.from.clear();
         self.rcpts.clear();
         self.forward.clear();
+        self.learn = None;
         self.data = Vec::new();
     }
 
     async fn end_of_data(&mut self, tls: bool) -> Answer {
         let shared = self.shared.clone();
         let message = strip_forged_results(&std::mem::take(&mut self.data), &shared.hostname);
+        let message = strip_fields(&message, VERDICT_FIELDS);
         let envelope = Envelope {
             ip: self.peer,
             helo: self.helo.clone(),
@@ -150,7 +201,8 @@ impl Session {
             crate::random::below(100),
         )
         .await;
-        if auth.dmarc.disposition == Policy::Reject {
+        let dmarc_refuses = shared.dmarc_action == "enforce";
+        if auth.dmarc.disposition == Policy::Reject && dmarc_refuses {
             tracing::info!(
                 service = "receiver",
                 id,
@@ -171,17 +223,103 @@ impl Session {
                 return Answer::Refuse(reply(451, 4, 3, 0, &format!("cannot record results: {e}")));
             }
         };
-        let quarantine = if auth.dmarc.disposition == Policy::Quarantine {
-            "X-Ptt-Quarantine: DMARC\r\n"
-        } else {
-            ""
+        let marks = shared.dmarc_action != "annotate";
+        let quarantine =
+            if marks && matches!(auth.dmarc.disposition, Policy::Quarantine | Policy::Reject) {
+                "X-Ptt-Quarantine: DMARC\r\n"
+            } else {
+                ""
+            };
+        // Training by the domain's users: our own DKIM signature and a
+        // From of our domain say it came through their submission.
+        if let Some(class) = self.learn.take() {
+            let ours = |d: &str| d.eq_ignore_ascii_case(&shared.domain);
+            let signed_by_us = auth.dkim.iter().any(|r| {
+                matches!(r.verdict, ptt_dkim::Verdict::Pass)
+                    && r.domain.as_deref().is_some_and(ours)
+            });
+            let from_us = crate::authn::from_domain(&message).is_ok_and(|d| ours(&d));
+            if signed_by_us && from_us {
+                let filter = shared.spam.clone();
+                let learnt = messages_to_learn(&message);
+                let n = learnt.len();
+                let trained = tokio::task::spawn_blocking(move || {
+                    learnt.iter().try_for_each(|m| filter.train(m, class))
+                })
+                .await;
+                match trained {
+                    Ok(Ok(())) => {
+                        tracing::info!(service = "receiver", id, class = ?class, messages = n, "spam filter trained")
+                    }
+                    other => {
+                        tracing::error!(service = "receiver", id, "training failed: {other:?}");
+                        return Answer::Refuse(reply(451, 4, 3, 0, "cannot train the filter now"));
+                    }
+                }
+                if self.rcpts.is_empty() && self.forward.is_empty() {
+                    return Answer::AcceptWith(reply(
+                        250,
+                        2,
+                        0,
+                        0,
+                        &format!("learnt as {class:?} ({n} message(s))"),
+                    ));
+                }
+            } else if self.rcpts.is_empty() && self.forward.is_empty() {
+                return Answer::Refuse(reply(
+                    550,
+                    5,
+                    7,
+                    1,
+                    "only the domain's own users may train the filter (send through submission)",
+                ));
+            }
+        }
+        // The spam filter.
+        let filter = shared.spam.clone();
+        let scored = message.clone();
+        let Ok(verdict) = tokio::task::spawn_blocking(move || filter.classify(&scored)).await
+        else {
+            return Answer::Refuse(reply(451, 4, 3, 0, "cannot score the message now"));
         };
+        if let Some(name) = &verdict.dangerous_attachment {
+            tracing::info!(
+                service = "receiver",
+                id,
+                attachment = name,
+                "refused: dangerous attachment"
+            );
+            return Answer::Refuse(reply(
+                550,
+                5,
+                7,
+                1,
+                &format!("attachments of this type are not accepted: {name}"),
+            ));
+        }
+        let is_spam =
+            verdict.verdict == ptt_spam::Verdict::Spam && verdict.score >= shared.spam_threshold;
+        if is_spam && shared.refuse_spam {
+            tracing::info!(
+                service = "receiver",
+                id,
+                score = verdict.score,
+                "refused as spam"
+            );
+            return Answer::Refuse(reply(550, 5, 7, 1, "message refused as spam"));
+        }
+        let spam_fields = format!(
+            "{}X-Spam-Score: {:.3}\r\n",
+            verdict.headers(),
+            verdict.score
+        );
         let protocol = if tls { "ESMTPS" } else { "ESMTP" };
         let trace = received_field(&self.helo, self.peer, &shared.hostname, protocol, &id);
         let head = [
             results,
             auth.received_spf.clone(),
             quarantine.to_string(),
+            spam_fields,
             trace,
         ]
         .concat();
@@ -274,6 +412,19 @@ impl SessionHandler for Session {
                     return Answer::Refuse(reply(554, 5, 7, 1, "relay access denied"));
                 }
                 let db = self.shared.users.get();
+                // spam@ and ham@ train the filter (unless a user has them).
+                let local = mailbox
+                    .rsplit_once('@')
+                    .map(|(l, _)| l.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if db.owner(&mailbox).is_none() && (local == "spam" || local == "ham") {
+                    self.learn = Some(if local == "spam" {
+                        ptt_spam::Class::Spam
+                    } else {
+                        ptt_spam::Class::Ham
+                    });
+                    return Answer::Accept;
+                }
                 let (store, targets) =
                     match destination(&db, domain, &self.shared.srs, &mailbox, unix_now()) {
                         Destination::Store(store) => (store, Vec::new()),
