@@ -417,3 +417,144 @@ fn dmarc_action_annotate_and_quarantine_keep_a_reject_spoof() {
         text(&out)
     );
 }
+
+#[test]
+fn a_thousand_concurrent_sessions_at_the_receiver_stay_under_64_mib() {
+    const SESSIONS: usize = 1000;
+    let dns = zones();
+    let mut site = site(&dns, "");
+    site.serve(&["receiver"]);
+    let out = Command::new("python3")
+        .arg(site::repo_root().join("benches/load/receiver_clients.py"))
+        .args([
+            &site.receiver.to_string(),
+            &SESSIONS.to_string(),
+            "bob@example.test",
+            "100",
+        ])
+        .output()
+        .expect("run the load client");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let peak = site
+        .pids()
+        .into_iter()
+        .map(|(_, pid)| site::peak_rss_kib(pid))
+        .max()
+        .unwrap_or(0);
+    println!("{report}receiver peak RSS {peak} KiB");
+    assert!(
+        report.starts_with(&format!("sessions {SESSIONS} ok {SESSIONS} errors 0")),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while site.mailbox("bob@example.test").len() < SESSIONS && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(site.mailbox("bob@example.test").len(), SESSIONS);
+    assert!(peak > 0 && peak < 64 * 1024, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn one_address_gets_no_more_than_its_share_of_sessions() {
+    let dns = zones();
+    let mut site = site(&dns, "max_sessions_per_ip = 3\n");
+    site.serve(&[]);
+    let script = format!(
+        r#"import socket, time
+socks = []
+for i in range(5):
+    s = socket.create_connection(('127.0.0.1', {port}))
+    s.recv(1000)
+    s.sendall(b'EHLO x.test\r\n')
+    time.sleep(0.2)
+    print(i, s.recv(1000).split(b'\r\n')[0].decode())
+    socks.append(s)
+"#,
+        port = site.receiver
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lines[..3].iter().all(|l| l.contains(" 250")), "{said}");
+    assert!(lines[3..].iter().all(|l| l.contains(" 421")), "{said}");
+    // Another address is not affected, and the slots come back.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let answer = send_raw(
+        site.receiver,
+        "a@sender.test",
+        "bob@example.test",
+        b"Subject: x\r\n\r\ny\r\n",
+    );
+    assert!(answer.starts_with("250"), "{answer}");
+}
+
+#[test]
+fn kill_9_of_the_receiver_loses_nothing_that_got_a_250() {
+    let dns = zones();
+    let mut site = site(&dns, "");
+    site.serve(&["receiver"]);
+    // A sender that records which messages got their 250, retrying the others.
+    let script = format!(
+        r#"import smtplib, sys, time
+accepted = []
+for i in range(300):
+    msg = 'From: a@sender.test\r\nTo: bob@example.test\r\nSubject: crash-%d\r\n\r\nbody %d\r\n' % (i, i)
+    for attempt in range(100):
+        try:
+            s = smtplib.SMTP('127.0.0.1', {port}, timeout=10)
+            s.sendmail('a@sender.test', ['bob@example.test'], msg)
+            accepted.append(i)
+            try:
+                s.quit()
+            except Exception:
+                pass
+            break
+        except Exception:
+            time.sleep(0.05)
+print(' '.join(str(i) for i in accepted))
+"#,
+        port = site.receiver
+    );
+    let mut sender = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    while sender.try_wait().unwrap().is_none() && kills < 8 {
+        std::thread::sleep(std::time::Duration::from_millis(300 + 97 * kills));
+        site.kill("receiver");
+        kills += 1;
+        site.serve(&["receiver"]);
+    }
+    let out = sender.wait_with_output().unwrap();
+    let accepted: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(accepted.len(), 300, "every message got its 250 in the end");
+    let stored: std::collections::BTreeSet<usize> = site
+        .mailbox("bob@example.test")
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: crash-"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .collect();
+    let lost: Vec<&usize> = accepted.iter().filter(|n| !stored.contains(n)).collect();
+    assert!(kills >= 3, "killed {kills} times only");
+    assert!(lost.is_empty(), "lost after a 250: {lost:?}");
+}

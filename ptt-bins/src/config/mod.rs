@@ -275,6 +275,11 @@ pub struct Receiver {
     pub address: SocketAddr,
     /// Largest message, in octets.
     pub max_message_size: u64,
+    /// Recipients per message at most.
+    pub max_recipients: usize,
+    /// Sessions open at once per client address (IPv6 per /64); more get
+    /// `421 4.7.0`.
+    pub max_sessions_per_ip: usize,
     /// The spam filter's token database (`None`: `STATE/receiver/spam.db`).
     pub spam_db: Option<PathBuf>,
     /// `tag` (headers only) or `refuse` (`550 5.7.1` at the end of data)

@@ -146,6 +146,8 @@ struct ReceiverSection {
     spam_threshold: Option<S<f64>>,
     dangerous_extensions: Option<S<Vec<S<String>>>>,
     dmarc_action: Option<S<String>>,
+    max_recipients: Option<S<u64>>,
+    max_sessions_per_ip: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -765,6 +767,18 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 "[receiver] max_message_size",
                 36_700_160,
             ),
+            max_recipients: c.bounded(
+                r.max_recipients.as_ref(),
+                "[receiver] max_recipients",
+                100,
+                100_000,
+            ) as usize,
+            max_sessions_per_ip: c.bounded(
+                r.max_sessions_per_ip.as_ref(),
+                "[receiver] max_sessions_per_ip",
+                50,
+                1_000_000,
+            ) as usize,
             spam_db: r.spam_db.as_ref().map(|p| path_in(&base, p.get_ref())),
             spam_action,
             spam_threshold,

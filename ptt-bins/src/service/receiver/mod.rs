@@ -62,6 +62,45 @@ struct Shared {
     spam_threshold: f64,
     /// `[receiver] dmarc_action`.
     dmarc_action: String,
+    /// Sessions open per client address (IPv6 per /64); entries leave
+    /// with their last session, so it holds no more than the sessions do.
+    per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// `[receiver] max_sessions_per_ip`.
+    max_per_ip: usize,
+}
+
+/// The key a client address is counted under: IPv6 by /64 (one host
+/// usually holds the whole /64), IPv4 as it is.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// One session's place in the per-address count, given back on drop.
+struct Slot {
+    shared: Arc<Shared>,
+    key: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.per_ip.lock()
+            && let Some(n) = map.get_mut(&self.key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
@@ -120,12 +159,15 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         refuse_spam: section.spam_action == "refuse",
         spam_threshold: section.spam_threshold,
         dmarc_action: section.dmarc_action.clone(),
+        per_ip: std::sync::Mutex::new(std::collections::HashMap::new()),
+        max_per_ip: section.max_sessions_per_ip,
     });
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt receiver".into(),
         starttls: true,
         max_message_size: section.max_message_size,
+        max_recipients: section.max_recipients,
         ..ServerConfig::default()
     });
     let spec = Spec {
@@ -156,12 +198,33 @@ struct Session {
     forward: Vec<String>,
     /// `spam@` or `ham@` was a recipient: what to learn it as.
     learn: Option<ptt_spam::Class>,
+    /// Its place in the per-address count.
+    _slot: Slot,
+    /// The address has more sessions open than allowed: `421` at once.
+    crowded: bool,
     data: Vec<u8>,
 }
 
 impl Session {
     fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+        let key = client_key(peer);
+        let open = shared
+            .per_ip
+            .lock()
+            .map(|mut map| {
+                let n = map.entry(key).or_insert(0);
+                *n += 1;
+                *n
+            })
+            .unwrap_or(0);
+        let crowded = open > shared.max_per_ip;
+        let slot = Slot {
+            shared: shared.clone(),
+            key,
+        };
         Session {
+            _slot: slot,
+            crowded,
             shared,
             peer,
             helo: String::new(),
@@ -390,6 +453,16 @@ impl Session {
 
 impl SessionHandler for Session {
     async fn event(&mut self, event: Event, session: &Server) -> Answer {
+        if self.crowded {
+            tracing::info!(service = "receiver", peer = %self.peer, "refused: too many sessions from this address");
+            return Answer::Refuse(reply(
+                421,
+                4,
+                7,
+                0,
+                "too many connections from your address; try again later",
+            ));
+        }
         match event {
             Event::Hello { name, .. } => {
                 self.helo = name;
