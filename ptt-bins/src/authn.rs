@@ -38,6 +38,8 @@ pub(crate) struct Authentication {
     pub(crate) received_spf: String,
     /// One result per DKIM-Signature.
     pub(crate) dkim: Vec<SignatureResult>,
+    /// What DMARC was given (for the aggregate report).
+    pub(crate) input: AuthInput,
     /// DMARC for the RFC 5322.From domain.
     pub(crate) dmarc: Verdict,
     /// Why DMARC could not evaluate the From field (its permerror).
@@ -107,7 +109,7 @@ pub(crate) async fn authenticate(
         dkim: dkim_outcomes(&dkim),
     };
     let (dmarc, from_problem) = match from_domain(message) {
-        Ok(domain) => match Evaluation::new(psl, &domain, input, sample) {
+        Ok(domain) => match Evaluation::new(psl, &domain, input.clone(), sample) {
             Ok(evaluation) => (evaluate::dmarc(resolver, evaluation).await, None),
             Err(e) => (Evaluation::permerror(&domain), Some(e.to_string())),
         },
@@ -117,6 +119,7 @@ pub(crate) async fn authenticate(
         spf,
         received_spf,
         dkim,
+        input,
         dmarc,
         from_problem,
     }

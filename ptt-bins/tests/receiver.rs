@@ -465,7 +465,7 @@ fn one_address_gets_no_more_than_its_share_of_sessions() {
         r#"import socket, time
 socks = []
 for i in range(5):
-    s = socket.create_connection(('127.0.0.1', {port}))
+    s = socket.create_connection(('127.0.0.1', {port}), source_address=('127.0.0.5', 0))
     s.recv(1000)
     s.sendall(b'EHLO x.test\r\n')
     time.sleep(0.2)
@@ -557,4 +557,87 @@ print(' '.join(str(i) for i in accepted))
     let lost: Vec<&usize> = accepted.iter().filter(|n| !stored.contains(n)).collect();
     assert!(kills >= 3, "killed {kills} times only");
     assert!(lost.is_empty(), "lost after a 250: {lost:?}");
+}
+
+#[test]
+fn a_dmarc_aggregate_report_goes_to_the_rua_address_and_validates() {
+    let sink = ptt_testkit::AiosmtpdSink::start(ptt_testkit::SinkTls::None);
+    let dns = BindZones::start(&[
+        Zone {
+            origin: "example.test.",
+            records: &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+        },
+        Zone {
+            origin: "sender.test.",
+            records: &[
+                ("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\""),
+                (
+                    "_dmarc",
+                    "TXT",
+                    "\"v=DMARC1; p=none; rua=mailto:reports@sender.test\"",
+                ),
+                ("@", "MX", "10 mx.sender.test."),
+                ("mx", "A", "127.0.0.1"),
+            ],
+        },
+    ]);
+    let site_ = site(&dns, "dmarc_report_seconds = 3\n");
+    let config = std::fs::read_to_string(&site_.config).unwrap();
+    std::fs::write(
+        &site_.config,
+        config.replacen(
+            "[relay]\n",
+            &format!("[relay]\nport = {}\n", sink.port()),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut site = site_;
+    site.serve(&[]);
+    for i in 0..3 {
+        let message = format!(
+            "From: x@sender.test\r\nTo: bob@example.test\r\nSubject: m{i}\r\n\r\nhello\r\n"
+        );
+        let answer = send_raw(
+            site.receiver,
+            "x@sender.test",
+            "bob@example.test",
+            message.as_bytes(),
+        );
+        assert!(answer.starts_with("250"), "{answer}");
+    }
+    let got = sink.wait_for(1, std::time::Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "{}", site.log());
+    assert_eq!(got[0].rcpt_to, ["reports@sender.test"]);
+    let feedback = ptt_dmarc::report::from_message(&got[0].data).unwrap();
+    assert_eq!(feedback.len(), 1);
+    assert_eq!(feedback[0].policy.domain, "sender.test");
+    let count: u64 = feedback[0].records.iter().map(|r| r.count).sum();
+    assert_eq!(count, 3, "{:?}", feedback[0]);
+    // The attachment as sent validates against the RFC 7489 schema.
+    let xsd = site::repo_root().join("ptt-dmarc/tests/data/rfc7489-rua.xsd");
+    let script = r#"import email, gzip, subprocess, sys, tempfile
+m = email.message_from_bytes(sys.stdin.buffer.read())
+part = [p for p in m.walk() if p.get_filename()][0]
+xml = gzip.decompress(part.get_payload(decode=True))
+with tempfile.NamedTemporaryFile(suffix='.xml') as f:
+    f.write(xml); f.flush()
+    r = subprocess.run(['xmllint', '--noout', '--schema', sys.argv[1], f.name], capture_output=True, text=True)
+    print(r.returncode, r.stderr)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, xsd.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&got[0].data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.starts_with("0 "), "xmllint: {said}");
+    let text = String::from_utf8_lossy(&got[0].data).into_owned();
+    assert!(
+        text.contains("DKIM-Signature:") && text.contains("Report Domain: sender.test"),
+        "{text}"
+    );
 }

@@ -280,6 +280,11 @@ pub struct Receiver {
     /// Sessions open at once per client address (IPv6 per /64); more get
     /// `421 4.7.0`.
     pub max_sessions_per_ip: usize,
+    /// Networks whose sessions `max_sessions_per_ip` does not count (the
+    /// relay delivering the domain's own mail comes from 127.0.0.1).
+    pub unlimited: Vec<Network>,
+    /// How often DMARC aggregate reports are sent, in seconds (a day).
+    pub dmarc_report_seconds: u64,
     /// The spam filter's token database (`None`: `STATE/receiver/spam.db`).
     pub spam_db: Option<PathBuf>,
     /// `tag` (headers only) or `refuse` (`550 5.7.1` at the end of data)

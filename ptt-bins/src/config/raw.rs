@@ -148,6 +148,8 @@ struct ReceiverSection {
     dmarc_action: Option<S<String>>,
     max_recipients: Option<S<u64>>,
     max_sessions_per_ip: Option<S<u64>>,
+    dmarc_report_seconds: Option<S<u64>>,
+    unlimited: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -779,6 +781,31 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                 50,
                 1_000_000,
             ) as usize,
+            unlimited: match &r.unlimited {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|a| {
+                        let n = Network::parse(a.get_ref());
+                        if n.is_none() {
+                            c.at(
+                                a.span(),
+                                format!("[receiver] unlimited: {:?} is not a network", a.get_ref()),
+                                "write ADDRESS/PREFIX, e.g. \"127.0.0.1/32\"",
+                            );
+                        }
+                        n
+                    })
+                    .collect(),
+                None => ["127.0.0.1/32", "::1/128"]
+                    .iter()
+                    .filter_map(|n| Network::parse(n))
+                    .collect(),
+            },
+            dmarc_report_seconds: c.positive(
+                r.dmarc_report_seconds.as_ref(),
+                "[receiver] dmarc_report_seconds",
+                86_400,
+            ),
             spam_db: r.spam_db.as_ref().map(|p| path_in(&base, p.get_ref())),
             spam_action,
             spam_threshold,

@@ -1,7 +1,7 @@
 //! Handing a message to the next service (or host) over SMTP: one
 //! transaction per message, with the answer sorted into what the caller
 //! must do: the next hop has it, refused it for good, or try later. The
-//! sessions are kept open between messages (up to [`HOP_CONNECTIONS`], for
+//! sessions are kept open between messages (up to [`IDLE_KEPT`], for
 //! [`IDLE`]), so a flow of mail pays for the TCP and TLS handshakes once; a
 //! kept session the next hop closed meanwhile is replaced, and the message
 //! sent again, only when nothing of it had been answered.
@@ -29,6 +29,10 @@ pub(crate) const HOP_CONNECTIONS: usize = 64;
 
 /// How long a session is kept open without a message.
 pub(crate) const IDLE: Duration = Duration::from_secs(10);
+
+/// Idle sessions kept at most (each holds its TLS buffers): a burst opens
+/// up to [`HOP_CONNECTIONS`], a steady flow reuses a few.
+pub(crate) const IDLE_KEPT: usize = 16;
 
 /// A next hop: where, and how to speak TLS to it.
 #[derive(Clone)]
@@ -230,7 +234,7 @@ impl Hop {
             return;
         };
         idle.push(session);
-        if idle.len() > HOP_CONNECTIONS {
+        if idle.len() > IDLE_KEPT {
             let oldest = idle.remove(0);
             tokio::spawn(oldest.quit());
         }

@@ -42,6 +42,7 @@ use crate::net::smtp::{Answer, SessionHandler};
 use crate::store::maildir::Maildir;
 use crate::store::spool::new_id;
 
+pub(crate) mod dmarc_reports;
 pub(crate) mod spam;
 
 struct Shared {
@@ -67,6 +68,10 @@ struct Shared {
     per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
     /// `[receiver] max_sessions_per_ip`.
     max_per_ip: usize,
+    /// `[receiver] unlimited`.
+    unlimited: Vec<crate::config::Network>,
+    /// The DMARC aggregate reports of the current period.
+    reports: dmarc_reports::Reports,
 }
 
 /// The key a client address is counted under: IPv6 by /64 (one host
@@ -161,7 +166,25 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         dmarc_action: section.dmarc_action.clone(),
         per_ip: std::sync::Mutex::new(std::collections::HashMap::new()),
         max_per_ip: section.max_sessions_per_ip,
+        unlimited: section.unlimited.clone(),
+        reports: dmarc_reports::Reports::new(&config.domain, &config.hostname, unix_now()),
     });
+    let reporter = {
+        let shared = shared.clone();
+        let every = std::time::Duration::from_secs(section.dmarc_report_seconds);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(signer) = &shared.signer else {
+                    continue;
+                };
+                shared
+                    .reports
+                    .send(signer, &shared.resolver, &shared.psl, unix_now())
+                    .await;
+            }
+        })
+    };
     let smtp = Arc::new(ServerConfig {
         hostname: config.hostname.clone(),
         banner: "ESMTP ptt receiver".into(),
@@ -183,7 +206,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
     Ok(Running {
         name: ServiceName::Receiver,
         listeners,
-        tasks: acme_task.into_iter().chain([watcher]).collect(),
+        tasks: acme_task.into_iter().chain([watcher, reporter]).collect(),
     })
 }
 
@@ -217,7 +240,8 @@ impl Session {
                 *n
             })
             .unwrap_or(0);
-        let crowded = open > shared.max_per_ip;
+        let crowded =
+            open > shared.max_per_ip && !shared.unlimited.iter().any(|n| n.contains(peer));
         let slot = Slot {
             shared: shared.clone(),
             key,
@@ -264,6 +288,7 @@ impl Session {
             crate::random::below(100),
         )
         .await;
+        shared.reports.record(self.peer, &self.from, &auth);
         let dmarc_refuses = shared.dmarc_action == "enforce";
         if auth.dmarc.disposition == Policy::Reject && dmarc_refuses {
             tracing::info!(
