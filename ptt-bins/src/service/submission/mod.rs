@@ -365,11 +365,14 @@ impl Session {
         full.extend_from_slice(&message);
         let rcpts = std::mem::take(&mut self.rcpts);
         let dsn = std::mem::take(&mut self.dsn);
-        let outcome = self
-            .shared
-            .signer
-            .send_with(&self.from, &rcpts, &full, &dsn)
-            .await;
+        // Boxed: the hand-off's state lives on the heap only while it runs,
+        // not inside every session's future.
+        let outcome = Box::pin(
+            self.shared
+                .signer
+                .send_with(&self.from, &rcpts, &full, &dsn),
+        )
+        .await;
         let log_rcpts = rcpts.join(",");
         match outcome {
             Handoff::Taken {
