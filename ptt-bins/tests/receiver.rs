@@ -581,7 +581,10 @@ fn a_dmarc_aggregate_report_goes_to_the_rua_address_and_validates() {
             ],
         },
     ]);
-    let site_ = site(&dns, "dmarc_report_seconds = 3\n");
+    let site_ = site(
+        &dns,
+        "dmarc_report_seconds = 3\ndmarc_rua = \"dmarc@example.test\"\n",
+    );
     let config = std::fs::read_to_string(&site_.config).unwrap();
     std::fs::write(
         &site_.config,
@@ -635,9 +638,47 @@ with tempfile.NamedTemporaryFile(suffix='.xml') as f:
     let out = child.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.starts_with("0 "), "xmllint: {said}");
-    let text = String::from_utf8_lossy(&got[0].data).into_owned();
+    let sent = String::from_utf8_lossy(&got[0].data).into_owned();
     assert!(
-        text.contains("DKIM-Signature:") && text.contains("Report Domain: sender.test"),
-        "{text}"
+        sent.contains("DKIM-Signature:") && sent.contains("Report Domain: sender.test"),
+        "{sent}"
     );
+    // The same report sent to our own rua= address is kept and listed.
+    let answer = send_raw(
+        site.receiver,
+        "reports@sender.test",
+        "dmarc@example.test",
+        &got[0].data,
+    );
+    assert!(answer.starts_with("250"), "{answer}");
+    assert!(
+        site.log().contains("DMARC aggregate report kept"),
+        "{}",
+        site.log()
+    );
+    let answer = send_raw(
+        site.receiver,
+        "x@sender.test",
+        "dmarc@example.test",
+        b"Subject: hi\r\n\r\nnot a report\r\n",
+    );
+    assert!(answer.starts_with("550"), "{answer}");
+    let out = ptt(
+        &[
+            "dmarc",
+            "reports",
+            "--config",
+            site.config.to_str().unwrap(),
+        ],
+        "",
+    );
+    let listed = text(&out);
+    assert!(out.status.success(), "{listed}");
+    let line = listed
+        .lines()
+        .find(|l| l.contains("sender.test"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[0], "example.test", "{listed}");
+    assert_eq!(&fields[fields.len() - 3..], ["3", "3", "0"], "{listed}");
 }

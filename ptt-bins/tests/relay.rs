@@ -1315,3 +1315,109 @@ fn a_smarthost_gets_everything_with_auth_over_verified_tls() {
         text(&out)
     );
 }
+
+#[test]
+fn a_forwarded_message_carries_an_arc_chain_dkimpy_validates() {
+    // The signer publishes its keys in BIND (the ARC seal's key among them);
+    // the forwarded copy goes to a smarthost standing in for the user's
+    // real mailbox provider.
+    let bind = ptt_testkit::Bind::start(
+        "example.test",
+        &[("@", "TXT", "\"v=spf1 ip4:127.0.0.0/8 -all\"")],
+    );
+    let port = free_port();
+    let farm = MxFarm::start(port, &[("127.0.0.32", "accept", None)]);
+    let dns = format!(
+        "[dns]\nresolver = \"{a}\"\nprimary = \"{a}\"\ntsig_key = \"{k}\"",
+        a = bind.addr(),
+        k = bind.key().file.display()
+    );
+    let mut site = Site::with("", Some(&dns), "record_ttl = 1");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(
+        &site.config,
+        config.replacen(
+            "[relay]\n",
+            &format!("[relay]\nsmarthost = \"127.0.0.32:{port}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let repo = Path::new(site.repo()).to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(work.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["clone", "-q", repo.to_str().unwrap(), "."]);
+    let file = work.path().join("users/bob@example.test.toml");
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    toml.push_str("forward_to = [\"bob@real.example\"]\n");
+    std::fs::write(&file, toml).unwrap();
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.test",
+        "commit",
+        "-qam",
+        "forward",
+    ]);
+    git(&["push", "-q", "origin", "HEAD"]);
+    site.serve(&[]);
+    let receiver = site.receiver.to_string();
+    // Wait until the signer signs (its keys published), then send from outside.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !site.log().contains("ready") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        let out = swaks(&[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &receiver,
+            "--ehlo",
+            "mx.origin.test",
+            "--from",
+            "ann@origin.test",
+            "--to",
+            "bob@example.test",
+            "--header",
+            "Subject: forwarded with ARC",
+            "--body",
+            "hello bob",
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        if said.contains("250 2.0.0 forwarded") {
+            got = farm.wait_mail("127.0.0.32", 1);
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert_eq!(got.len(), 1, "{}", site.log());
+    let data = got[0]["data"]
+        .as_str()
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert!(
+        data.contains("ARC-Seal:") && data.contains("ARC-Message-Signature:"),
+        "{data}"
+    );
+    assert!(got[0]["mail_from"].as_str().unwrap().starts_with("SRS0="));
+    let verdict = ptt_testkit::python::dkimpy_arc_verify(
+        data.as_bytes(),
+        &ptt_testkit::python::PyDns::Server(bind.port()),
+    );
+    assert_eq!(verdict, "pass", "{data}");
+}

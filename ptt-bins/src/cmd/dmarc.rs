@@ -19,6 +19,81 @@ enum Action {
     /// Make `_dmarc.DOMAIN` hold exactly this DMARC record (other TXT
     /// records there are kept; nothing is sent when it already does).
     Publish(PublishArgs),
+    /// The aggregate reports other receivers sent to `[receiver] dmarc_rua`:
+    /// one line each (reporter, domain, period, messages, DMARC pass, fail).
+    Reports(ReportsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportsArgs {
+    /// The site's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
+}
+
+fn reports(args: ReportsArgs) -> Outcome {
+    use std::io::Write as _;
+    let config = super::serve::load(&args.config)?;
+    let dir = crate::service::receiver::dmarc_reports::kept_dir(&config);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "xml"));
+    files.sort();
+    let mut out = std::io::stdout().lock();
+    if files.is_empty() {
+        writeln!(out, "no aggregate reports in {}", dir.display()).map_err(Failure::stdout)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<28} {:<24} {:<23} {:>8} {:>6} {:>6}",
+        "reporter", "domain", "period (UTC)", "messages", "pass", "fail"
+    )
+    .map_err(Failure::stdout)?;
+    for file in files {
+        let Ok(xml) = std::fs::read(&file) else {
+            continue;
+        };
+        let report = match ptt_dmarc::report::Feedback::parse_xml(&xml) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(out, "{}: {e}", file.display()).map_err(Failure::stdout)?;
+                continue;
+            }
+        };
+        let (mut total, mut pass) = (0u64, 0u64);
+        for r in &report.records {
+            total += r.count;
+            if r.policy_evaluated.dkim_pass || r.policy_evaluated.spf_pass {
+                pass += r.count;
+            }
+        }
+        let day = |t: u64| {
+            crate::service::trace::rfc5322_date(t)
+                .split(' ')
+                .skip(1)
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        writeln!(
+            out,
+            "{:<28} {:<24} {:<23} {:>8} {:>6} {:>6}",
+            report.metadata.org_name,
+            report.policy.domain,
+            format!(
+                "{} - {}",
+                day(report.metadata.begin),
+                day(report.metadata.end)
+            ),
+            total,
+            pass,
+            total - pass
+        )
+        .map_err(Failure::stdout)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +121,7 @@ pub(crate) fn run(args: Args) -> Outcome {
         .map_err(|e| Failure::input(format!("cannot start the async runtime: {e}")))?;
     match args.action {
         Action::Publish(a) => runtime.block_on(publish(a)),
+        Action::Reports(a) => reports(a),
     }
 }
 

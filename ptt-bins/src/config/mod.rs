@@ -283,6 +283,9 @@ pub struct Receiver {
     /// Networks whose sessions `max_sessions_per_ip` does not count (the
     /// relay delivering the domain's own mail comes from 127.0.0.1).
     pub unlimited: Vec<Network>,
+    /// The address of our own DMARC record's `rua=`: aggregate reports
+    /// sent there are parsed and kept (`ptt dmarc reports`).
+    pub dmarc_rua: Option<String>,
     /// How often DMARC aggregate reports are sent, in seconds (a day).
     pub dmarc_report_seconds: u64,
     /// The spam filter's token database (`None`: `STATE/receiver/spam.db`).

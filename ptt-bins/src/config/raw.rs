@@ -150,6 +150,7 @@ struct ReceiverSection {
     max_sessions_per_ip: Option<S<u64>>,
     dmarc_report_seconds: Option<S<u64>>,
     unlimited: Option<Vec<S<String>>>,
+    dmarc_rua: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -801,6 +802,17 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                     .filter_map(|n| Network::parse(n))
                     .collect(),
             },
+            dmarc_rua: r.dmarc_rua.as_ref().map(|a| {
+                let text = a.get_ref().trim().trim_start_matches("mailto:").to_ascii_lowercase();
+                if crate::userdb::check_address(&text).is_err() {
+                    c.at(
+                        a.span(),
+                        format!("[receiver] dmarc_rua = {:?} is not an address", a.get_ref()),
+                        "write the address of your DMARC record's rua=, e.g. dmarc_rua = \"dmarc@example.org\"",
+                    );
+                }
+                text
+            }),
             dmarc_report_seconds: c.positive(
                 r.dmarc_report_seconds.as_ref(),
                 "[receiver] dmarc_report_seconds",

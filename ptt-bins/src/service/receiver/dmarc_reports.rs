@@ -228,3 +228,44 @@ Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encodin
         .into_bytes()
     }
 }
+
+/// Where the reports sent to our `rua=` are kept.
+pub(crate) fn kept_dir(config: &crate::config::Config) -> std::path::PathBuf {
+    config
+        .state_of(crate::config::ServiceName::Receiver)
+        .join("dmarc-reports")
+}
+
+/// Keeps the reports a message carries, one XML file each, named
+/// `REPORTER!POLICY-DOMAIN!BEGIN!END.xml`; says how many.
+pub(crate) fn keep(dir: &std::path::Path, message: &[u8]) -> Result<usize, String> {
+    let reports = ptt_dmarc::report::from_message(message).map_err(|e| e.to_string())?;
+    if reports.is_empty() {
+        return Err("no report attached".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect()
+    };
+    for report in &reports {
+        let name = format!(
+            "{}!{}!{}!{}.xml",
+            clean(&report.metadata.org_name),
+            clean(&report.policy.domain),
+            report.metadata.begin,
+            report.metadata.end
+        );
+        crate::store::write_atomic(&dir.join(name), report.to_xml().as_bytes())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(reports.len())
+}

@@ -72,6 +72,8 @@ struct Shared {
     unlimited: Vec<crate::config::Network>,
     /// The DMARC aggregate reports of the current period.
     reports: dmarc_reports::Reports,
+    /// `[receiver] dmarc_rua`, and where the reports sent to it are kept.
+    rua: Option<(String, std::path::PathBuf)>,
 }
 
 /// The key a client address is counted under: IPv6 by /64 (one host
@@ -168,6 +170,10 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         max_per_ip: section.max_sessions_per_ip,
         unlimited: section.unlimited.clone(),
         reports: dmarc_reports::Reports::new(&config.domain, &config.hostname, unix_now()),
+        rua: section
+            .dmarc_rua
+            .clone()
+            .map(|a| (a, dmarc_reports::kept_dir(config))),
     });
     let reporter = {
         let shared = shared.clone();
@@ -221,6 +227,8 @@ struct Session {
     forward: Vec<String>,
     /// `spam@` or `ham@` was a recipient: what to learn it as.
     learn: Option<ptt_spam::Class>,
+    /// Our `rua=` address was a recipient: keep the report.
+    report: bool,
     /// Its place in the per-address count.
     _slot: Slot,
     /// The address has more sessions open than allowed: `421` at once.
@@ -256,6 +264,7 @@ impl Session {
             rcpts: Vec::new(),
             forward: Vec::new(),
             learn: None,
+            report: false,
             data: Vec::new(),
         }
     }
@@ -265,6 +274,7 @@ impl Session {
         self.rcpts.clear();
         self.forward.clear();
         self.learn = None;
+        self.report = false;
         self.data = Vec::new();
     }
 
@@ -289,6 +299,32 @@ impl Session {
         )
         .await;
         shared.reports.record(self.peer, &self.from, &auth);
+        if std::mem::take(&mut self.report)
+            && let Some((_, dir)) = &shared.rua
+        {
+            let kept = dmarc_reports::keep(dir, &message);
+            match kept {
+                Ok(n) => tracing::info!(
+                    service = "receiver",
+                    id,
+                    reports = n,
+                    "DMARC aggregate report kept"
+                ),
+                Err(e) if self.rcpts.is_empty() && self.forward.is_empty() => {
+                    return Answer::Refuse(reply(
+                        550,
+                        5,
+                        6,
+                        0,
+                        &format!("not a DMARC aggregate report: {e}"),
+                    ));
+                }
+                Err(e) => tracing::warn!(service = "receiver", id, "not a DMARC report: {e}"),
+            }
+            if self.rcpts.is_empty() && self.forward.is_empty() {
+                return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("report kept as {id}")));
+            }
+        }
         let dmarc_refuses = shared.dmarc_action == "enforce";
         if auth.dmarc.disposition == Policy::Reject && dmarc_refuses {
             tracing::info!(
@@ -508,6 +544,12 @@ impl SessionHandler for Session {
                 };
                 if crate::userdb::domain_of(&mailbox) != *domain {
                     return Answer::Refuse(reply(554, 5, 7, 1, "relay access denied"));
+                }
+                if let Some((rua, _)) = &self.shared.rua
+                    && mailbox.eq_ignore_ascii_case(rua)
+                {
+                    self.report = true;
+                    return Answer::Accept;
                 }
                 let db = self.shared.users.get();
                 // spam@ and ham@ train the filter (unless a user has them).

@@ -300,8 +300,16 @@ impl Deliverer {
         }
         // DANE (RFC 7672) applies to MX hosts from a secure MX answer; an
         // MX answer that is bogus or missing stops here, and says so.
-        let dane_on = match (&self.secure, &self.smarthost) {
-            (Some(secure), None) => match secure.lookup(domain, RecordType::MX).await.security {
+        let mx_security = match (&self.secure, &self.smarthost) {
+            (Some(secure), None) => {
+                let security = secure.lookup(domain, RecordType::MX).await.security;
+                tracing::info!(service = "relay", domain, dnssec = %security, "MX lookup");
+                Some(security)
+            }
+            _ => None,
+        };
+        let dane_on = match mx_security {
+            Some(security) => match security {
                 Security::Secure => true,
                 Security::Insecure => false,
                 why => {
@@ -312,7 +320,7 @@ impl Deliverer {
                     return each(&|| Outcome::Deferred(report("4.7.5", None, reason.clone(), now)));
                 }
             },
-            _ => false,
+            None => false,
         };
         let hosts: Vec<(String, u16)> = match &self.smarthost {
             Some(h) => vec![h.clone()],
