@@ -682,3 +682,41 @@ with tempfile.NamedTemporaryFile(suffix='.xml') as f:
     assert_eq!(fields[0], "example.test", "{listed}");
     assert_eq!(&fields[fields.len() - 3..], ["3", "3", "0"], "{listed}");
 }
+
+#[test]
+fn one_address_sends_no_more_than_its_messages_per_minute() {
+    let dns = zones();
+    let mut site = site(&dns, "max_messages_per_ip_per_minute = 3\n");
+    site.serve(&[]);
+    let script = format!(
+        r#"import smtplib
+s = smtplib.SMTP('127.0.0.1', {port}, timeout=30, source_address=('127.0.0.7', 0))
+for i in range(5):
+    try:
+        s.sendmail('a@sender.test', ['bob@example.test'], 'Subject: m%d\r\n\r\nx\r\n' % i)
+        print(i, 250)
+    except smtplib.SMTPSenderRefused as e:
+        print(i, e.smtp_code)
+"#,
+        port = site.receiver
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        ["0 250", "1 250", "2 250", "3 450", "4 450"],
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another address is not held back.
+    let answer = send_raw(
+        site.receiver,
+        "b@sender.test",
+        "bob@example.test",
+        b"Subject: y\r\n\r\nz\r\n",
+    );
+    assert!(answer.starts_with("250"), "{answer}");
+}

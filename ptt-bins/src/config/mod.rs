@@ -283,6 +283,9 @@ pub struct Receiver {
     /// Networks whose sessions `max_sessions_per_ip` does not count (the
     /// relay delivering the domain's own mail comes from 127.0.0.1).
     pub unlimited: Vec<Network>,
+    /// Messages (MAIL commands) per client address per minute; more get
+    /// `450 4.7.1` until the minute is over.
+    pub max_messages_per_ip_per_minute: u32,
     /// The address of our own DMARC record's `rua=`: aggregate reports
     /// sent there are parsed and kept (`ptt dmarc reports`).
     pub dmarc_rua: Option<String>,

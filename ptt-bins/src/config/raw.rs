@@ -151,6 +151,7 @@ struct ReceiverSection {
     dmarc_report_seconds: Option<S<u64>>,
     unlimited: Option<Vec<S<String>>>,
     dmarc_rua: Option<S<String>>,
+    max_messages_per_ip_per_minute: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -802,6 +803,12 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
                     .filter_map(|n| Network::parse(n))
                     .collect(),
             },
+            max_messages_per_ip_per_minute: c.bounded(
+                r.max_messages_per_ip_per_minute.as_ref(),
+                "[receiver] max_messages_per_ip_per_minute",
+                300,
+                1_000_000,
+            ) as u32,
             dmarc_rua: r.dmarc_rua.as_ref().map(|a| {
                 let text = a.get_ref().trim().trim_start_matches("mailto:").to_ascii_lowercase();
                 if crate::userdb::check_address(&text).is_err() {

@@ -70,6 +70,12 @@ struct Shared {
     max_per_ip: usize,
     /// `[receiver] unlimited`.
     unlimited: Vec<crate::config::Network>,
+    /// Messages begun per client address in the current minute: (minute,
+    /// count). Old minutes are dropped when the map grows, so it holds
+    /// about one minute's worth of addresses.
+    rates: std::sync::Mutex<std::collections::HashMap<IpAddr, (u64, u32)>>,
+    /// `[receiver] max_messages_per_ip_per_minute`.
+    max_per_minute: u32,
     /// The DMARC aggregate reports of the current period.
     reports: dmarc_reports::Reports,
     /// `[receiver] dmarc_rua`, and where the reports sent to it are kept.
@@ -169,6 +175,8 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         per_ip: std::sync::Mutex::new(std::collections::HashMap::new()),
         max_per_ip: section.max_sessions_per_ip,
         unlimited: section.unlimited.clone(),
+        rates: std::sync::Mutex::new(std::collections::HashMap::new()),
+        max_per_minute: section.max_messages_per_ip_per_minute,
         reports: dmarc_reports::Reports::new(&config.domain, &config.hostname, unix_now()),
         rua: section
             .dmarc_rua
@@ -276,6 +284,27 @@ impl Session {
         self.learn = None;
         self.report = false;
         self.data = Vec::new();
+    }
+
+    /// Counts a message begun by this client; whether it is over the rate.
+    fn over_rate(&self) -> bool {
+        let shared = &self.shared;
+        if shared.unlimited.iter().any(|n| n.contains(self.peer)) {
+            return false;
+        }
+        let minute = unix_now() / 60;
+        let Ok(mut rates) = shared.rates.lock() else {
+            return false;
+        };
+        if rates.len() > 100_000 {
+            rates.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = rates.entry(client_key(self.peer)).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 > shared.max_per_minute
     }
 
     async fn end_of_data(&mut self, tls: bool) -> Answer {
@@ -533,6 +562,16 @@ impl SessionHandler for Session {
             Event::Auth { .. } => Answer::Refuse(reply(502, 5, 5, 1, "AUTH is for submission")),
             Event::Mail { from, .. } => {
                 self.reset();
+                if self.over_rate() {
+                    tracing::info!(service = "receiver", peer = %self.peer, "refused: too many messages from this address this minute");
+                    return Answer::Refuse(reply(
+                        450,
+                        4,
+                        7,
+                        1,
+                        "too many messages from your address; try again in a minute",
+                    ));
+                }
                 self.from = from.mailbox().map(|m| m.to_string()).unwrap_or_default();
                 Answer::Accept
             }
