@@ -134,6 +134,19 @@ fn submit(site: &Site, to: &[&str], subject: &str) {
     );
 }
 
+/// `ptt queue list` for `config`, read again every 200 ms until `done`
+/// says so of it or 20 s have passed; the last listing.
+fn queue_listing(config: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = text(&ptt(&["queue", "list", "--config", config], ""));
+        if done(&listed) || Instant::now() > deadline {
+            return listed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Parses an RFC 3464 report with Python's `email` package: returns the
 /// per-recipient fields as `action status final-recipient diagnostic` lines.
 fn parse_report(message: &[u8]) -> String {
@@ -318,14 +331,7 @@ fn a_message_that_waits_is_listed_retried_and_deleted_by_ptt_queue() {
     site.serve(&[]);
     submit(&site, &["zed@down.test"], "waiting");
     let config = site.config.to_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
-        if listed.contains("deferred") || Instant::now() > deadline {
-            break listed;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let listed = queue_listing(&config, |l| l.contains("deferred"));
     assert!(
         listed.contains("zed@down.test  deferred 4.4.1") && listed.contains("Connection refused"),
         "{listed}"
@@ -350,14 +356,7 @@ fn a_message_that_waits_is_listed_retried_and_deleted_by_ptt_queue() {
     // A second message, deleted by hand while the relay runs.
     drop(farm);
     submit(&site, &["zed@down.test"], "to be deleted");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
-        if listed.contains("deferred") || Instant::now() > deadline {
-            break listed;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let listed = queue_listing(&config, |l| l.contains("deferred"));
     let id = listed.split_whitespace().next().unwrap().to_string();
     let out = ptt(&["queue", "delete", &id, "--config", &config], "");
     assert!(
@@ -725,14 +724,7 @@ fn mta_sts_enforce_keeps_mail_from_a_host_with_a_bad_certificate() {
     assert_eq!(farm.wait_mail("127.0.0.15", 1).len(), 1, "{}", site.log());
     // With enforce, the certificate must verify: kept, and the reason shown.
     let config = site.config.to_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
-        if listed.contains("pat@sts.test  deferred") || Instant::now() > deadline {
-            break listed;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let listed = queue_listing(&config, |l| l.contains("pat@sts.test deferred"));
     assert!(
         listed.contains("pat@sts.test  deferred"),
         "{listed}\n{}",
@@ -1220,17 +1212,9 @@ fn dane_a_matching_tlsa_delivers_and_a_mismatch_or_a_bogus_answer_waits() {
     assert_eq!(farm.wait_mail("127.0.0.29", 1).len(), 1, "{}", site.log());
     // …a mismatch and a bogus answer wait, and say why.
     let config = site.config.to_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let listed = text(&ptt(&["queue", "list", "--config", &config], ""));
-        if (listed.contains("b@bad.dane.test  deferred")
-            && listed.contains("d@broken.test  deferred"))
-            || Instant::now() > deadline
-        {
-            break listed;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let listed = queue_listing(&config, |l| {
+        l.contains("b@bad.dane.test deferred") && l.contains("d@broken.test deferred")
+    });
     assert!(
         listed.contains("no TLSA record matches"),
         "{listed}\n{}",

@@ -20,6 +20,20 @@ pub struct Zone<'a> {
     pub records: &'a [(&'a str, &'a str, &'a str)],
 }
 
+impl Zone<'_> {
+    /// The zone file: SOA and NS, then the records.
+    pub(crate) fn text(&self) -> String {
+        let origin = absolute(self.origin);
+        let mut text = format!(
+            "$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 300\n@ IN NS ns.invalid.\n"
+        );
+        for (owner, rtype, rdata) in self.records {
+            let _ = writeln!(text, "{owner} IN {rtype} {rdata}");
+        }
+        text
+    }
+}
+
 /// A running `named` with several read-only zones.
 #[derive(Debug)]
 pub struct BindZones {
@@ -38,14 +52,8 @@ impl BindZones {
         let mut conf = options(d, port);
         for (n, zone) in zones.iter().enumerate() {
             let origin = absolute(zone.origin);
-            let mut text = format!(
-                "$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 300\n@ IN NS ns.invalid.\n"
-            );
-            for (owner, rtype, rdata) in zone.records {
-                let _ = writeln!(text, "{owner} IN {rtype} {rdata}");
-            }
             let file = d.join(format!("zone{n}.db"));
-            std::fs::write(&file, text).expect("write zone");
+            std::fs::write(&file, zone.text()).expect("write zone");
             let _ = writeln!(
                 conf,
                 "zone \"{origin}\" {{ type primary; file \"{}\"; }};",

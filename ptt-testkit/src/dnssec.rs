@@ -35,14 +35,8 @@ impl SignedZones {
         let mut anchors = Vec::new();
         for (n, zone) in zones.iter().enumerate() {
             let origin = absolute(zone.origin);
-            let mut text = format!(
-                "$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 300\n@ IN NS ns.invalid.\n"
-            );
-            for (owner, rtype, rdata) in zone.records {
-                let _ = writeln!(text, "{owner} IN {rtype} {rdata}");
-            }
             let file = d.join(format!("zone{n}.db"));
-            std::fs::write(&file, text).expect("write zone");
+            std::fs::write(&file, zone.text()).expect("write zone");
             let served = if signed.iter().any(|s| absolute(s) == origin) {
                 let out = Command::new(&keygen)
                     .current_dir(d)

@@ -103,6 +103,24 @@ pub(crate) fn verified_connector(extra: Option<&Path>) -> Result<TlsConnector, S
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// Checks a handshake signature (TLS 1.2 or 1.3) with `provider`'s
+/// algorithms: what every verifier of ours does whatever it thinks of the
+/// certificate.
+pub(crate) fn handshake_signature(
+    provider: &CryptoProvider,
+    version: u8,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let algorithms = &provider.signature_verification_algorithms;
+    if version == 12 {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    } else {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+}
+
 /// Accepts any server certificate, but checks the handshake signature.
 #[derive(Debug)]
 struct AnyCert(Arc<CryptoProvider>);
@@ -125,12 +143,7 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        handshake_signature(&self.0, 12, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -139,12 +152,7 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        handshake_signature(&self.0, 13, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
