@@ -508,7 +508,7 @@ fn kill_9_of_the_receiver_loses_nothing_that_got_a_250() {
     let script = format!(
         r#"import smtplib, sys, time
 accepted = []
-for i in range(300):
+for i in range(500):
     msg = 'From: a@sender.test\r\nTo: bob@example.test\r\nSubject: crash-%d\r\n\r\nbody %d\r\n' % (i, i)
     for attempt in range(100):
         try:
@@ -532,8 +532,8 @@ print(' '.join(str(i) for i in accepted))
         .spawn()
         .unwrap();
     let mut kills = 0;
-    while sender.try_wait().unwrap().is_none() && kills < 8 {
-        std::thread::sleep(std::time::Duration::from_millis(300 + 97 * kills));
+    while sender.try_wait().unwrap().is_none() && kills < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(150 + 47 * kills));
         site.kill("receiver");
         kills += 1;
         site.serve(&["receiver"]);
@@ -543,7 +543,7 @@ print(' '.join(str(i) for i in accepted))
         .split_whitespace()
         .filter_map(|n| n.parse().ok())
         .collect();
-    assert_eq!(accepted.len(), 300, "every message got its 250 in the end");
+    assert_eq!(accepted.len(), 500, "every message got its 250 in the end");
     let stored: std::collections::BTreeSet<usize> = site
         .mailbox("bob@example.test")
         .iter()
