@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use crate::dns_zones::Zone;
-use crate::named::{Named, PACKAGE_UTILS, absolute, options};
+use crate::named::{Named, absolute, options};
 use crate::process::{free_port, require_program};
 
 /// An authoritative `named` with some zones signed.
@@ -23,8 +23,8 @@ impl SignedZones {
     /// Starts `named` with every zone of `zones`, those named in `signed`
     /// signed with one ECDSA P-256 key each.
     pub fn start(zones: &[Zone<'_>], signed: &[&str]) -> SignedZones {
-        let keygen = require_program("dnssec-keygen", PACKAGE_UTILS);
-        let signzone = require_program("dnssec-signzone", PACKAGE_UTILS);
+        let keygen = require_program("dnssec-keygen", "Debian package bind9-utils");
+        let signzone = require_program("dnssec-signzone", "Debian package bind9-utils");
         let dir = tempfile::Builder::new()
             .prefix("ptt-dnssec-")
             .tempdir()
