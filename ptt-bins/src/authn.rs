@@ -161,16 +161,23 @@ pub(crate) fn from_domain(message: &[u8]) -> Result<String, String> {
     ptt_dmarc::from::from_domain(message).map_err(|e| e.to_string())
 }
 
-/// `message` without the `Authentication-Results` fields that claim
-/// `authserv_id` (RFC 8601 §5: a receiver removes forged results of its own
-/// before adding its own).
-pub(crate) fn strip_forged_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+/// Whether `field` is an `Authentication-Results` claiming `authserv_id`
+/// (RFC 8601 §5: a receiver removes forged results of its own before adding
+/// its own).
+pub(crate) fn is_forged_result(field: &ptt_dkim::HeaderField<'_>, authserv_id: &str) -> bool {
+    field.name.eq_ignore_ascii_case(b"authentication-results")
+        && claims_authserv_id(&String::from_utf8_lossy(field.value()), authserv_id)
+}
+
+/// `message` without the header fields `drop` picks; the body untouched.
+pub(crate) fn without_fields(
+    message: &[u8],
+    drop: impl Fn(&ptt_dkim::HeaderField<'_>) -> bool,
+) -> Vec<u8> {
     let head = header_block(message);
     let mut out = Vec::with_capacity(message.len());
     for field in ptt_dkim::split_header_fields(head) {
-        let forged = field.name.eq_ignore_ascii_case(b"authentication-results")
-            && claims_authserv_id(&String::from_utf8_lossy(field.value()), authserv_id);
-        if !forged {
+        if !drop(&field) {
             out.extend_from_slice(field.raw);
         }
     }
@@ -188,7 +195,7 @@ mod tests {
 Authentication-Results: other.example; spf=pass\r\n\
 Authentication-Results: MX.EXAMPLE.ORG;\r\n\tdmarc=pass\r\n\
 Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body\r\n";
-        let out = strip_forged_results(message, "mx.example.org");
+        let out = without_fields(message, |f| is_forged_result(f, "mx.example.org"));
         assert_eq!(
             out,
             b"Authentication-Results: other.example; spf=pass\r\nSubject: hi\r\n\r\n\

@@ -115,12 +115,12 @@ struct PublishArgs {
 }
 
 pub(crate) fn run(args: Args) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::input(format!("cannot start the async runtime: {e}")))?;
     match args.action {
-        Action::Publish(a) => runtime.block_on(publish(a)),
+        Action::Publish(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::input(format!("cannot start the async runtime: {e}")))?
+            .block_on(publish(a)),
         Action::Reports(a) => reports(a),
     }
 }

@@ -60,19 +60,12 @@ pub(crate) fn connector(records: Vec<Tlsa>) -> TlsConnector {
     let provider = crate::net::tls::provider();
     let verifier = DaneVerifier {
         records: records.into_iter().filter(Tlsa::is_usable).collect(),
-        provider: provider.clone(),
+        provider,
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth()
-        });
-    match config {
-        Ok(config) => TlsConnector::from(Arc::new(config)),
+    match crate::net::tls::judged_by(Arc::new(verifier)) {
+        Ok(connector) => connector,
         // The default protocol versions are always there with aws-lc-rs.
-        Err(e) => unreachable!("TLS protocol versions: {e}"),
+        Err(e) => unreachable!("{e}"),
     }
 }
 

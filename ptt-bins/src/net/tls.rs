@@ -72,11 +72,20 @@ pub(crate) fn connector(ca: Option<&Path>) -> Result<TlsConnector, String> {
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider())))
-            .with_no_client_auth(),
+        None => return judged_by(Arc::new(AnyCert(provider()))),
     };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// A connector whose server certificates `verifier` judges (opportunistic
+/// TLS, DANE), presenting none of its own.
+pub(crate) fn judged_by(verifier: Arc<dyn ServerCertVerifier>) -> Result<TlsConnector, String> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

@@ -119,6 +119,28 @@ pub(crate) fn internal_size_limit(config: &Config) -> u64 {
     public.into_iter().flatten().max().unwrap_or(36_700_160) + ROOM
 }
 
+/// How an internal hop (signer, relay) listens: implicit TLS with
+/// `acceptor` (which checks the client's certificate), the internal size
+/// limit, up to 4096 sessions.
+pub(crate) fn internal_spec(
+    config: &Config,
+    service: ServiceName,
+    acceptor: TlsAcceptor,
+) -> listener::Spec {
+    listener::Spec {
+        service: service.as_str(),
+        config: Arc::new(ptt_smtp::ServerConfig {
+            hostname: config.hostname.clone(),
+            banner: format!("ESMTP ptt {service}"),
+            max_message_size: internal_size_limit(config),
+            ..ptt_smtp::ServerConfig::default()
+        }),
+        tls: Some(acceptor),
+        implicit: true,
+        max_sessions: 4096,
+    }
+}
+
 /// Services started by [`start`], and the user database they share.
 pub(crate) struct Site {
     /// Each service, in pipeline order.

@@ -28,14 +28,14 @@ use ptt_queue::srs::Srs;
 use ptt_smtp::server::{Event, Server, ServerConfig};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
-use self::spam::{SpamFilter, VERDICT_FIELDS, messages_to_learn, strip_fields};
+use self::spam::{SpamFilter, is_verdict_field, messages_to_learn};
 use super::forwarding::{Destination, destination, rewrite_sender};
 use super::hop::{Handoff, Hop};
 use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
 use super::users::Users;
 use super::{Running, public_tls};
-use crate::authn::{Envelope, authenticate, strip_forged_results};
+use crate::authn::{Envelope, authenticate, is_forged_result, without_fields};
 use crate::config::{Config, ServiceName};
 use crate::dns::Resolver;
 use crate::net::smtp::{Answer, SessionHandler};
@@ -309,8 +309,10 @@ impl Session {
 
     async fn end_of_data(&mut self, tls: bool) -> Answer {
         let shared = self.shared.clone();
-        let message = strip_forged_results(&std::mem::take(&mut self.data), &shared.hostname);
-        let message = strip_fields(&message, VERDICT_FIELDS);
+        // Results claiming to be ours and spam verdicts from outside go.
+        let message = without_fields(&std::mem::take(&mut self.data), |f| {
+            is_forged_result(f, &shared.hostname) || is_verdict_field(f)
+        });
         let envelope = Envelope {
             ip: self.peer,
             helo: self.helo.clone(),

@@ -137,24 +137,11 @@ pub(crate) fn messages_to_learn(message: &[u8]) -> Vec<Vec<u8>> {
 /// arrives, so that nobody upstream can vouch for a message here.
 pub(crate) const VERDICT_FIELDS: &[&[u8]] = &[b"x-spam-status", b"x-spam-flag", b"x-spam-score"];
 
-/// `message` without the header fields named in `names` (lower case).
-pub(crate) fn strip_fields(message: &[u8], names: &[&[u8]]) -> Vec<u8> {
-    let header = crate::authn::header_block(message);
-    let fields = ptt_dkim::split_header_fields(header);
-    if !fields
+/// Whether `field` is one of [`VERDICT_FIELDS`].
+pub(crate) fn is_verdict_field(field: &ptt_dkim::HeaderField<'_>) -> bool {
+    VERDICT_FIELDS
         .iter()
-        .any(|f| names.iter().any(|n| f.name.eq_ignore_ascii_case(n)))
-    {
-        return message.to_vec();
-    }
-    let mut out = Vec::with_capacity(message.len());
-    for f in &fields {
-        if !names.iter().any(|n| f.name.eq_ignore_ascii_case(n)) {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    out.extend_from_slice(&message[header.len()..]);
-    out
+        .any(|n| field.name.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -166,7 +153,7 @@ mod tests {
         let forged =
             b"X-Spam-Status: No, score=-100\r\nSubject: s\r\nX-Spam-Flag: NO\r\n\r\nbody\r\n";
         assert_eq!(
-            strip_fields(forged, VERDICT_FIELDS),
+            crate::authn::without_fields(forged, is_verdict_field),
             b"Subject: s\r\n\r\nbody\r\n"
         );
         let fwd =

@@ -12,17 +12,16 @@
 //! ([`bounce`]). Forwarding is the receiver's: the relay delivers what it
 //! is given.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ptt_queue::{Entry, RetryPolicy};
-use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::server::{Event, Server};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 use tokio::sync::mpsc;
 
 use super::Running;
 use super::hop::Hop;
-use super::listener::{Listener, Spec};
+use super::listener::Listener;
 use super::trace::unix_now;
 use super::transaction::Transaction;
 use crate::config::{Config, ServiceName};
@@ -153,21 +152,9 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         queue,
         worker: sender,
     });
-    let smtp = Arc::new(ServerConfig {
-        hostname: config.hostname.clone(),
-        banner: "ESMTP ptt relay".into(),
-        max_message_size: super::internal_size_limit(config),
-        ..ServerConfig::default()
-    });
-    let spec = Spec {
-        service: "relay",
-        config: smtp,
-        tls: Some(acceptor),
-        implicit: true,
-        max_sessions: 4096,
-    };
-    let listeners = Listener::spawn_all(&section.listen, &spec, move |peer| {
-        Session::new(shared.clone(), peer.ip())
+    let spec = super::internal_spec(config, ServiceName::Relay, acceptor);
+    let listeners = Listener::spawn_all(&section.listen, &spec, move |_| {
+        Session::new(shared.clone())
     })?;
     Ok(Running {
         name: ServiceName::Relay,
@@ -206,15 +193,13 @@ async fn dane_resolver(config: &Config) -> Option<SecureResolver> {
 
 struct Session {
     shared: Arc<Shared>,
-    _peer: IpAddr,
     tx: Transaction,
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, peer: IpAddr) -> Session {
+    fn new(shared: Arc<Shared>) -> Session {
         Session {
             shared,
-            _peer: peer,
             tx: Transaction::default(),
         }
     }

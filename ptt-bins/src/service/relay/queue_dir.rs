@@ -127,14 +127,12 @@ impl QueueDir {
 
     /// Replaces an entry's state, durably.
     pub(crate) fn save(&self, entry: &Entry) -> std::io::Result<()> {
-        let text = toml::to_string(entry).map_err(std::io::Error::other)?;
-        let tmp = self.write_temp(&format!("{}.toml", entry.id), text.as_bytes())?;
-        std::fs::rename(tmp, self.toml(&entry.id))?;
-        self.sync_dir()
+        self.apply(std::slice::from_ref(entry), &[])
     }
 
-    /// Replaces the states of `saves` and deletes `removes`, with one
-    /// folder fsync for all.
+    /// Replaces the states of `saves` and deletes `removes` (each state
+    /// before its message: without it the message is void), with one folder
+    /// fsync for all.
     pub(crate) fn apply(&self, saves: &[Entry], removes: &[String]) -> std::io::Result<()> {
         let mut temps = Vec::new();
         for entry in saves {
@@ -217,13 +215,7 @@ impl QueueDir {
 
     /// Deletes an entry (the state first: without it the message is void).
     pub(crate) fn remove(&self, id: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.toml(id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let _ = std::fs::remove_file(self.msg(id));
-        self.sync_dir()
+        self.apply(&[], &[id.to_string()])
     }
 
     /// Takes the relay's lock: `Ok(None)` when another process holds it.

@@ -17,13 +17,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use ptt_dkim::{Signer, SignerConfig, SigningKey};
-use ptt_smtp::server::{Event, Server, ServerConfig};
+use ptt_smtp::server::{Event, Server};
 use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
 use self::keys::{KeyState, KeyStore};
 use super::Running;
 use super::hop::{Handoff, Hop};
-use super::listener::{Listener, Spec};
+use super::listener::Listener;
 use super::trace::{received_field, unix_now};
 use super::transaction::Transaction;
 use crate::config::{Config, ServiceName};
@@ -138,19 +138,7 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         config.domain.clone(),
         section.record_ttl,
     ));
-    let smtp = Arc::new(ServerConfig {
-        hostname: config.hostname.clone(),
-        banner: "ESMTP ptt signer".into(),
-        max_message_size: super::internal_size_limit(config),
-        ..ServerConfig::default()
-    });
-    let spec = Spec {
-        service: "signer",
-        config: smtp,
-        tls: Some(acceptor),
-        implicit: true,
-        max_sessions: 4096,
-    };
+    let spec = super::internal_spec(config, ServiceName::Signer, acceptor);
     let listeners = Listener::spawn_all(&section.listen, &spec, move |peer| {
         Session::new(shared.clone(), peer.ip())
     })?;
