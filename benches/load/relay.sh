@@ -44,15 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2; exit 1
-}
-hwm_mib() { echo "$(awk '/VmHWM/ {print $2}' "/proc/$1/status") / 1024" | bc -l; }
+source "$root/benches/load/common.sh"
 
 cd "$work"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -142,7 +134,7 @@ CF
     chown -R postfix "$pf/data"
     pf_conf="$pf/conf"
     postfix -c "$pf/conf" start >/dev/null
-    wait_port "$port"
+    wait_port "$port" 300
     measure "$name" "$port" "$pf.sink"
     postfix -c "$pf/conf" stop >/dev/null 2>&1 || true
     pf_conf=""
@@ -167,42 +159,21 @@ RequireSafeKeys false
 CF
     opendkim -x dkim/opendkim.conf -f >dkim/log 2>&1 &
     pids+=($!)
-    wait_port "$port"
+    wait_port "$port" 300
     MILTER="inet:127.0.0.1:$port"
 }
 
 ptt_row() {
     local pw="load test password"
-    printf '%s\n' "$pw" | "$PTT" adduser --users users.git --domain example.test --password-stdin alice@example.test >/dev/null
     start_sink "$work/ptt.sink"
-    local sub subs sig rel rcv
-    sub=$(free_port); subs=$(free_port); sig=$(free_port); rel=$(free_port); rcv=$(free_port)
-    printf 'zones = ["example.test"]\n' > records.toml
-    cat > ptt.toml <<TOML
-domain = "example.test"
-hostname = "mx.example.test"
-state = "state"
-[dns]
-records = "records.toml"
-[users]
-repo = "users.git"
-[submission]
-listen = ["127.0.0.1:$sub"]
-listen_tls = ["127.0.0.1:$subs"]
-[signer]
-listen = ["127.0.0.1:$sig"]
-[relay]
-listen = ["127.0.0.1:$rel"]
-smarthost = "127.0.0.1:$SINK_PORT"
-[receiver]
-listen = ["127.0.0.1:$rcv"]
-TOML
+    site_config "$PTT" "$pw" "smarthost = \"127.0.0.1:$SINK_PORT\""
+    local sub=$SUB subs=$SUBS sig=$SIG rel=$REL rcv=$RCV
     declare -A pid_of
     for s in relay signer receiver submission; do
         "$PTT" serve --config ptt.toml "$s" 2>"$s.log" &
         pids+=($!); pid_of[$s]=$!
     done
-    for p in $sub $subs $sig $rel $rcv; do wait_port "$p"; done
+    for p in $sub $subs $sig $rel $rcv; do wait_port "$p" 300; done
     declare -A cpu0
     for s in submission signer relay; do cpu0[$s]=$(awk '{print $14 + $15}' "/proc/${pid_of[$s]}/stat"); done
     measure "ptt submission>signer>relay" "$sub" "$work/ptt.sink" alice@example.test "$pw"

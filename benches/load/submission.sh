@@ -25,39 +25,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n "${KEEP:-}" ]] || rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2; exit 1
-}
+source "$root/benches/load/common.sh"
 
 cd "$work"
 pw="load test password"
-printf '%s\n' "$pw" | "$PTT" adduser --users users.git --domain example.test --password-stdin alice@example.test >/dev/null
-printf '%s\n' "$pw" | "$PTT" adduser --users users.git --password-stdin bob@example.test >/dev/null
-sub=$(free_port); subs=$(free_port); rcv=$(free_port); sig=$(free_port); rel=$(free_port)
-printf 'zones = ["example.test"]\n' > records.toml
-cat > ptt.toml <<TOML
-domain = "example.test"
-hostname = "mx.example.test"
-state = "state"
-[dns]
-records = "records.toml"
-[users]
-repo = "users.git"
-[submission]
-listen = ["127.0.0.1:$sub"]
-listen_tls = ["127.0.0.1:$subs"]
-[signer]
-listen = ["127.0.0.1:$sig"]
-[relay]
-listen = ["127.0.0.1:$rel"]
-[receiver]
-listen = ["127.0.0.1:$rcv"]
-TOML
+site_config "$PTT" "$pw"
+sub=$SUB; subs=$SUBS; sig=$SIG; rel=$REL; rcv=$RCV
 declare -A pid_of
 if [[ -n "${ONE_PROCESS:-}" ]]; then
     "$PTT" serve --config ptt.toml 2>all.log &
@@ -69,7 +42,7 @@ else
         pids+=($!); pid_of[$s]=$!
     done
 fi
-for p in $sub $subs $rcv $sig $rel; do wait_port "$p"; done
+for p in $sub $subs $rcv $sig $rel; do wait_port "$p" 200; done
 
 python3 "$root/benches/load/submission_clients.py" "$subs" alice@example.test "$pw" "$N" bob@example.test
 for _ in $(seq 100); do
