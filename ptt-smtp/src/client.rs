@@ -259,6 +259,8 @@ struct Tx {
     /// RCPT commands not yet sent (non-pipelined).
     next_rcpt: usize,
     chunk: bool,
+    /// MAIL and RCPT only ([`Client::verify`]).
+    probe: bool,
 }
 
 #[derive(Debug)]
@@ -286,7 +288,8 @@ pub struct Client {
     parser: ReplyParser,
     out: Vec<u8>,
     events: VecDeque<ClientEvent>,
-    queue: VecDeque<(u64, Message)>,
+    /// Messages waiting, with whether each is a probe ([`Client::verify`]).
+    queue: VecDeque<(u64, Message, bool)>,
     next_id: u64,
     finishing: bool,
     tls: bool,
@@ -323,7 +326,34 @@ impl Client {
     pub fn send(&mut self, message: Message) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.queue.push_back((id, message));
+        self.queue.push_back((id, message, false));
+        id
+    }
+
+    /// Queues a recipient check: MAIL and RCPT only, then RSET, so the
+    /// server's RCPT replies say whether it would take mail for `to`
+    /// (recipient verification, as a front server asks the one behind
+    /// it). Its [`TransactionResult`] has no data reply.
+    ///
+    /// ```
+    /// use ptt_smtp::{Client, ClientConfig, ClientEvent, ForwardPath, RcptParams, ReversePath};
+    /// use core::time::Duration;
+    ///
+    /// let mut client = Client::new(ClientConfig::default(), Duration::ZERO);
+    /// let to = ForwardPath::parse("<list@example.org>", true).unwrap();
+    /// let id = client.verify(ReversePath::Null, vec![(to, RcptParams::default())]);
+    /// assert_eq!(id, 1);
+    /// ```
+    pub fn verify(&mut self, from: ReversePath, to: Vec<(ForwardPath, RcptParams)>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let message = Message {
+            from,
+            params: MailParams::default(),
+            to,
+            data: Vec::new(),
+        };
+        self.queue.push_back((id, message, true));
         id
     }
 
@@ -575,7 +605,7 @@ impl Client {
 
     /// In Idle: starts the next message, or QUIT.
     fn start_next(&mut self) {
-        let Some((id, mut msg)) = self.queue.pop_front() else {
+        let Some((id, mut msg, probe)) = self.queue.pop_front() else {
             if self.finishing {
                 self.command(&Command::Quit);
                 self.state = State::Quit;
@@ -667,6 +697,7 @@ impl Client {
             next_rcpt: 0,
             chunk,
             msg,
+            probe,
         };
         self.command(&Command::Mail {
             from: tx.msg.from.clone(),
@@ -678,7 +709,7 @@ impl Client {
                 self.send_rcpt(&mut tx, i);
             }
             tx.next_rcpt = tx.msg.to.len();
-            if !chunk {
+            if !chunk && !probe {
                 self.command(&Command::Data);
                 tx.expect.push_back(Expect::Data);
             }
@@ -767,7 +798,7 @@ impl Client {
         }
         let mail_ok = tx.mail.as_ref().is_some_and(Reply::is_positive);
         let any = tx.rcpts.iter().any(|(_, r)| r.is_positive());
-        if !mail_ok || !any || tx.data.is_some() {
+        if !mail_ok || !any || tx.data.is_some() || tx.probe {
             return;
         }
         if tx.chunk {

@@ -304,6 +304,55 @@ fn pair_two_messages_with_a_refused_recipient() {
 }
 
 #[test]
+fn pair_verify_asks_rcpt_only_then_resets() {
+    for (pipelining, chunking) in [(true, false), (false, false), (true, true)] {
+        let sc = ServerConfig {
+            pipelining,
+            ..ServerConfig::default()
+        };
+        let cc = ClientConfig {
+            tls: TlsMode::None,
+            chunking,
+            ..ClientConfig::default()
+        };
+        let mut p = Pair::new(sc, cc);
+        p.policy = Box::new(|e| match e {
+            Event::Rcpt { to, .. } if to.to_string().contains("nobody") => {
+                Some(Reply::new(550, Some(EnhancedCode::new(5, 1, 1)), "no such list"))
+            }
+            _ => None,
+        });
+        let rcpt = |t: &str| (ForwardPath::parse(t, true).unwrap(), RcptParams::default());
+        let id = p.client.verify(
+            ReversePath::Null,
+            vec![rcpt("<list@example.org>"), rcpt("<nobody@example.org>")],
+        );
+        p.client
+            .send(Pair::msg("<a@example.org>", &["<list@example.org>"], b"x\r\n"));
+        p.client.finish();
+        p.drive();
+        let label = alloc::format!("pipelining={pipelining} chunking={chunking}");
+        let r = p.results();
+        assert_eq!(r.len(), 2, "{label}");
+        assert_eq!(r[0].id, id);
+        assert!(r[0].mail.is_positive());
+        assert!(r[0].rcpts[0].1.is_positive(), "{label}");
+        assert_eq!(r[0].rcpts[1].1.code(), 550, "{label}");
+        assert_eq!(r[0].data, None, "{label}");
+        // The probe sent no data; the message after it went whole.
+        assert_eq!(p.stored, vec![b"x\r\n".to_vec()], "{label}");
+        assert!(r[1].all_delivered(), "{label}: {:?}", r[1]);
+        let starts = p
+            .server_events
+            .iter()
+            .filter(|e| matches!(e, Event::DataStart { .. }))
+            .count();
+        assert_eq!(starts, 1, "{label}");
+        assert!(p.server_events.contains(&Event::Reset), "{label}");
+    }
+}
+
+#[test]
 fn pair_helo_fallback() {
     let mut p = Pair::new(
         ServerConfig::default(),
