@@ -2,7 +2,9 @@
 loopback address, each with a behaviour, storing what they accept as JSON.
 
 argv[1]: a JSON file: {"root": DIR, "port": N, "hosts": [{"ip": "127.0.0.3",
-"behaviour": "accept" | "tempfail_once" | "reject_rcpt" | "reject_data",
+"behaviour": "accept" | "tempfail_once" | "reject_rcpt" | "reject_data" |
+"by_address" (refuses local parts starting with "gone", greylists once those
+starting with "slow", takes the rest),
 "cert": PEM or null, "key": PEM or null, "auth": "USER:PASSWORD" or null},
 ...]}; a host with "auth" takes mail only after AUTH (under TLS).
 """
@@ -41,7 +43,11 @@ class Host:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.behaviour == "reject_rcpt":
             return "550 5.1.1 <%s>: no such user here" % address
-        if self.behaviour == "tempfail_once" and address not in self.seen:
+        local = address.split("@")[0].lower()
+        if self.behaviour == "by_address" and local.startswith("gone"):
+            return "550 5.1.1 <%s>: no such user here" % address
+        slow = self.behaviour == "by_address" and local.startswith("slow")
+        if (self.behaviour == "tempfail_once" or slow) and address not in self.seen:
             self.seen.add(address)
             return "451 4.3.0 greylisted, come back later"
         envelope.rcpt_tos.append(address)

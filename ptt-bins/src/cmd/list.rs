@@ -10,10 +10,13 @@ use ptt_list::{Address, Changes, Policy, State};
 
 use crate::exit::{Failure, Outcome};
 
-fn open(path: &Path) -> Result<(Store<Box<dyn Files + Send>>, State), Failure> {
+/// The state at `path`, locked against the list server and other verbs
+/// until the returned lock is dropped (after the commit).
+fn open(path: &Path) -> Result<(store::Lock, Store<Box<dyn Files + Send>>, State), Failure> {
+    let lock = store::lock(path).map_err(Failure::input)?;
     let mut store = Store::new(store::open(path).map_err(Failure::input)?);
     let state = store.load().map_err(Failure::input)?;
-    Ok((store, state))
+    Ok((lock, store, state))
 }
 
 fn commit(store: &mut Store<Box<dyn Files + Send>>, state: &State, changes: &Changes) -> Outcome {
@@ -144,7 +147,7 @@ pub(crate) fn add(args: AddArgs) -> Outcome {
     let moderators = addresses(&args.moderators)?;
     let subscribers = addresses(&args.subscribers)?;
     let policy = Policy::parse(&args.policy).unwrap_or_default();
-    let (mut store, mut state) = open(&args.image)?;
+    let (_lock, mut store, mut state) = open(&args.image)?;
     let secret = crate::random::bytes32().map_err(Failure::Input)?;
     let mut changes = state
         .create_list(&args.name, &args.domain, &secret, &moderators, policy)
@@ -233,7 +236,7 @@ enum Members {
 }
 
 fn members(m: MembersArgs, what: Members) -> Outcome {
-    let (mut store, mut state) = open(&m.image)?;
+    let (_lock, mut store, mut state) = open(&m.image)?;
     let (name, who) = name_and_emails(&state, &m.domain, &m.words)?;
     let domain = Some(m.domain.as_str());
     let (line, changes) = match what {
@@ -310,7 +313,7 @@ pub(crate) struct ShowArgs {
 }
 
 pub(crate) fn show(args: ShowArgs) -> Outcome {
-    let (_, state) = open(&args.image)?;
+    let (_lock, _, state) = open(&args.image)?;
     let domain = args.domain.as_deref();
     if let Some(name) = &args.name {
         let mut state = state;

@@ -308,12 +308,22 @@ pub struct Receiver {
 /// `[lists]`.
 #[derive(Debug, Clone)]
 pub struct Lists {
-    /// Internal listeners.
+    /// Internal listeners (implicit TLS; the receiver's client certificate).
     pub listen: Vec<SocketAddr>,
+    /// Where the receiver reaches it (default: the first `listen`).
+    pub address: SocketAddr,
     /// The FAT32 image or directory of the list state.
     pub state: PathBuf,
     /// The domain lists live on.
     pub domain: String,
+    /// HTTPS listeners for RFC 8058 one-click unsubscription (none: posts
+    /// offer the mailto: form only, unless `one_click_url` names another
+    /// front end).
+    pub https_listen: Vec<SocketAddr>,
+    /// The URL put in `List-Unsubscribe` (default:
+    /// `https://HOSTNAME[:PORT]/lists/unsubscribe` of the first
+    /// `https_listen`).
+    pub one_click_url: Option<String>,
 }
 
 /// An IP network, `ADDRESS/PREFIX`.

@@ -158,8 +158,11 @@ struct ReceiverSection {
 #[serde(deny_unknown_fields)]
 struct ListsSection {
     listen: S<Vec<S<String>>>,
+    address: Option<S<String>>,
     state: S<String>,
     domain: Option<S<String>>,
+    https_listen: Option<S<Vec<S<String>>>>,
+    one_click_url: Option<S<String>>,
 }
 
 /// Collects problems against one file's text.
@@ -835,13 +838,34 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
 
     let lists = raw.lists.as_ref().map(|l| {
         let l = l.get_ref();
+        let listen = c.listen(&l.listen, "lists", "127.0.0.1:10026");
+        let address = c.dial(l.address.as_ref(), &listen, "lists");
+        let https_listen = l.https_listen.as_ref().map_or_else(Vec::new, |h| {
+            c.addrs(h.get_ref(), "[lists] https_listen", "0.0.0.0:443")
+        });
+        let one_click_url = l.one_click_url.as_ref().and_then(|u| {
+            let url = u.get_ref();
+            if url.starts_with("https://") && !url.contains(['#', ' ', '<', '>', '"']) {
+                Some(url.clone())
+            } else {
+                c.at(
+                    u.span(),
+                    format!("[lists] one_click_url {url:?} is not an https:// URL"),
+                    "RFC 8058 needs HTTPS: write e.g. one_click_url = \"https://lists.example.org/lists/unsubscribe\"",
+                );
+                None
+            }
+        });
         Lists {
-            listen: c.listen(&l.listen, "lists", "127.0.0.1:10026"),
+            listen,
+            address,
             state: path_in(&base, l.state.get_ref()),
             domain: l
                 .domain
                 .as_ref()
                 .map_or_else(|| domain.clone(), |d| c.domain(d, "[lists] domain")),
+            https_listen,
+            one_click_url,
         }
     });
 

@@ -441,6 +441,22 @@ impl ClientSession {
     /// Sends one message and drives the session until its result.
     pub(crate) async fn transact(&mut self, message: client::Message) -> Transacted {
         let id = self.client.send(message);
+        self.result_of(id).await
+    }
+
+    /// Asks whether the server takes mail for `to` (MAIL and RCPT, then
+    /// RSET; no data), and drives the session until its answer.
+    pub(crate) async fn verify(
+        &mut self,
+        from: ptt_smtp::ReversePath,
+        to: Vec<(ptt_smtp::ForwardPath, ptt_smtp::RcptParams)>,
+    ) -> Transacted {
+        let id = self.client.verify(from, to);
+        self.result_of(id).await
+    }
+
+    /// Drives the session until transaction `id` ends.
+    async fn result_of(&mut self, id: u64) -> Transacted {
         let (mut result, mut failure, mut replies) = (None, None, 0usize);
         let driven = self
             .drive_until(|e| match e {

@@ -186,6 +186,69 @@ impl Hop {
     }
 }
 
+/// What the next hop says of a recipient ([`Hop::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// It would take mail for it.
+    Yes,
+    /// It refuses it, with this reply (a 4xx means: not now).
+    No(Reply),
+    /// It could not be asked (connection trouble).
+    Unknown(String),
+}
+
+impl Hop {
+    /// Asks whether the next hop takes mail for `rcpt` from `from`
+    /// (empty: the null sender): MAIL and RCPT only, on a kept session,
+    /// the way a front server verifies a recipient with the one behind it
+    /// before its own RCPT reply.
+    pub(crate) async fn verify(&self, from: &str, rcpt: &str) -> Verified {
+        let Ok(to) = ptt_smtp::ForwardPath::parse(&format!("<{rcpt}>"), true) else {
+            return Verified::No(Reply::new(553, None, &format!("<{rcpt}>: not an address")));
+        };
+        let from = match ptt_smtp::ReversePath::parse(&format!("<{from}>"), true) {
+            Ok(f) => f,
+            Err(_) => ptt_smtp::ReversePath::Null,
+        };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return Verified::Unknown("shutting down".into());
+        };
+        let asked = async {
+            loop {
+                let (mut session, reused) = match self.take_idle() {
+                    Some(session) => (session, true),
+                    None => match self.open().await {
+                        Ok(session) => (session, false),
+                        Err(why) => return Verified::Unknown(why),
+                    },
+                };
+                let to = vec![(to.clone(), ptt_smtp::RcptParams::default())];
+                match session.verify(from.clone(), to).await {
+                    Transacted::Done(t) => {
+                        self.put_idle(session);
+                        if !t.mail.is_positive() {
+                            return Verified::No(t.mail);
+                        }
+                        return match t.rcpts.into_iter().next() {
+                            Some((_, reply)) if reply.is_positive() => Verified::Yes,
+                            Some((_, reply)) => Verified::No(reply),
+                            None => Verified::Unknown("no reply to RCPT".into()),
+                        };
+                    }
+                    Transacted::Unsent(_) if reused => continue,
+                    Transacted::Unsent(why) | Transacted::Failed(why) => {
+                        return Verified::Unknown(format!("{}: {why}", self.addr));
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(30), asked).await {
+            Ok(v) => v,
+            Err(_) => Verified::Unknown(format!("{}: timed out", self.addr)),
+        }
+    }
+}
+
 impl Hop {
     /// A new session: TCP, and TLS at once for implicit TLS.
     async fn open(&self) -> Result<ClientSession, String> {

@@ -12,6 +12,7 @@
 pub(crate) mod forwarding;
 pub(crate) mod hop;
 pub(crate) mod listener;
+pub(crate) mod lists;
 pub(crate) mod receiver;
 pub(crate) mod relay;
 pub(crate) mod signer;
@@ -175,9 +176,7 @@ pub(crate) async fn start(config: &Arc<Config>, names: &[ServiceName]) -> Result
             }
             ServiceName::Signer => signer::start(config).await,
             ServiceName::Relay => relay::start(config).await,
-            ServiceName::Lists => Err(
-                "[lists]: the list server is not built yet; run `ptt serve` without it".to_string(),
-            ),
+            ServiceName::Lists => lists::start(config).await,
         };
         match started {
             Ok(r) => running.push(r),

@@ -25,6 +25,10 @@ pub struct Site {
     pub receiver: u16,
     pub signer: u16,
     pub relay: u16,
+    /// The list server's SMTP port, and its HTTPS one (used once a test
+    /// adds a `[lists]` section).
+    pub lists: u16,
+    pub lists_https: u16,
     /// `ptt serve` processes, with the services each runs.
     pub processes: Vec<(Vec<String>, Child)>,
 }
@@ -123,6 +127,8 @@ impl Site {
             receiver,
             signer,
             relay,
+            lists: free_port(),
+            lists_https: free_port(),
             processes: Vec::new(),
         }
     }
@@ -144,6 +150,7 @@ impl Site {
             "receiver" => vec![self.receiver],
             "signer" => vec![self.signer],
             "relay" => vec![self.relay],
+            "lists" => vec![self.lists],
             _ => vec![],
         }
     }
@@ -190,9 +197,12 @@ impl Site {
             .expect("spawn ptt serve");
         self.processes
             .push((services.iter().map(|s| s.to_string()).collect(), child));
-        let all = ["submission", "receiver", "signer", "relay"];
+        let mut all = vec!["submission", "receiver", "signer", "relay"];
+        if std::fs::read_to_string(&self.config).is_ok_and(|c| c.contains("\n[lists]")) {
+            all.push("lists");
+        }
         let names: Vec<&str> = if services.is_empty() {
-            all.to_vec()
+            all
         } else {
             services.to_vec()
         };

@@ -233,6 +233,30 @@ impl<F: Files + ?Sized> Files for Box<F> {
     }
 }
 
+/// An exclusive lock on the state at `path` (the directory or the image
+/// file itself), held until dropped. Everyone who changes the state (the
+/// `ptt` verbs, the list server) takes it around load, change and commit,
+/// so no update is lost between two writers.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let held = ptt_list::store::lock(dir.path()).unwrap();
+/// // A second writer would wait here until `held` is dropped.
+/// drop(held);
+/// ```
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// Takes the [`Lock`] on the state at `path`, waiting for another holder.
+pub fn lock(path: &std::path::Path) -> Result<Lock, StoreError> {
+    let file = std::fs::File::open(path).map_err(|e| StoreError::io(path.display().to_string(), e))?;
+    file.lock()
+        .map_err(|e| StoreError::io(format!("locking {}", path.display()), e))?;
+    Ok(Lock { _file: file })
+}
+
 /// Opens the state at `path`: a directory ([`DirFiles`]) or a FAT32 image
 /// file ([`ImageFiles`]).
 pub fn open(path: &std::path::Path) -> Result<Box<dyn Files + Send>, StoreError> {

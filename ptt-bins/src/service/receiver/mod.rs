@@ -30,7 +30,7 @@ use ptt_smtp::{EnhancedCode, Reply, TlsMode};
 
 use self::spam::{SpamFilter, is_verdict_field, messages_to_learn};
 use super::forwarding::{Destination, destination, rewrite_sender};
-use super::hop::{Handoff, Hop};
+use super::hop::{Handoff, Hop, Verified};
 use super::listener::{Listener, Spec};
 use super::trace::{received_field, unix_now};
 use super::users::Users;
@@ -55,6 +55,9 @@ struct Shared {
     srs: Srs,
     /// Where forwarded mail goes: the signer.
     signer: Option<Hop>,
+    /// `[lists] domain` and the list server, which answers for its
+    /// addresses.
+    lists: Option<(String, Hop)>,
     /// The spam filter.
     spam: Arc<SpamFilter>,
     /// `[receiver] spam_action == "refuse"`.
@@ -168,6 +171,19 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
             )?),
             None => None,
         },
+        lists: match &config.lists {
+            Some(l) => Some((
+                l.domain.to_ascii_lowercase(),
+                Hop::new(
+                    l.address,
+                    identity.internal_connector()?,
+                    &ServiceName::Lists.internal_name(),
+                    TlsMode::Implicit,
+                    &config.hostname,
+                )?,
+            )),
+            None => None,
+        },
         spam,
         refuse_spam: section.spam_action == "refuse",
         spam_threshold: section.spam_threshold,
@@ -233,6 +249,8 @@ struct Session {
     rcpts: Vec<String>,
     /// The addresses it is forwarded to.
     forward: Vec<String>,
+    /// The list addresses it is for (handed to the list server).
+    list_rcpts: Vec<String>,
     /// `spam@` or `ham@` was a recipient: what to learn it as.
     learn: Option<ptt_spam::Class>,
     /// Our `rua=` address was a recipient: keep the report.
@@ -271,6 +289,7 @@ impl Session {
             from: String::new(),
             rcpts: Vec::new(),
             forward: Vec::new(),
+            list_rcpts: Vec::new(),
             learn: None,
             report: false,
             data: Vec::new(),
@@ -281,6 +300,7 @@ impl Session {
         self.from.clear();
         self.rcpts.clear();
         self.forward.clear();
+        self.list_rcpts.clear();
         self.learn = None;
         self.report = false;
         self.data = Vec::new();
@@ -341,7 +361,7 @@ impl Session {
                     reports = n,
                     "DMARC aggregate report kept"
                 ),
-                Err(e) if self.rcpts.is_empty() && self.forward.is_empty() => {
+                Err(e) if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() => {
                     return Answer::Refuse(reply(
                         550,
                         5,
@@ -352,7 +372,7 @@ impl Session {
                 }
                 Err(e) => tracing::warn!(service = "receiver", id, "not a DMARC report: {e}"),
             }
-            if self.rcpts.is_empty() && self.forward.is_empty() {
+            if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() {
                 return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("report kept as {id}")));
             }
         }
@@ -411,7 +431,7 @@ impl Session {
                         return Answer::Refuse(reply(451, 4, 3, 0, "cannot train the filter now"));
                     }
                 }
-                if self.rcpts.is_empty() && self.forward.is_empty() {
+                if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() {
                     return Answer::AcceptWith(reply(
                         250,
                         2,
@@ -420,7 +440,7 @@ impl Session {
                         &format!("learnt as {class:?} ({n} message(s))"),
                     ));
                 }
-            } else if self.rcpts.is_empty() && self.forward.is_empty() {
+            } else if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() {
                 return Answer::Refuse(reply(
                     550,
                     5,
@@ -480,6 +500,42 @@ impl Session {
         .concat();
         let rcpts = std::mem::take(&mut self.rcpts);
         let forward = std::mem::take(&mut self.forward);
+        let list_rcpts = std::mem::take(&mut self.list_rcpts);
+        if let (false, Some((_, lists))) = (list_rcpts.is_empty(), &shared.lists) {
+            // The list server first: if it cannot take the message now,
+            // nothing else is done and the sender tries again later.
+            let copy = [head.as_bytes(), &message].concat();
+            let nothing_else = rcpts.is_empty() && forward.is_empty();
+            match lists.send(&self.from, &list_rcpts, &copy).await {
+                Handoff::Taken { .. } => tracing::info!(
+                    service = "receiver",
+                    id,
+                    from = self.from,
+                    to = list_rcpts.join(","),
+                    "to the list server"
+                ),
+                Handoff::Deferred(why) => {
+                    tracing::warn!(service = "receiver", id, "list server deferred: {why}");
+                    return Answer::Refuse(reply(
+                        451,
+                        4,
+                        4,
+                        0,
+                        "the list server cannot take the message now; try again later",
+                    ));
+                }
+                Handoff::Refused(why) if nothing_else => {
+                    tracing::info!(service = "receiver", id, %why, "refused by the list server");
+                    return Answer::Refuse(why);
+                }
+                Handoff::Refused(why) => {
+                    tracing::error!(service = "receiver", id, %why, to = list_rcpts.join(","), "refused by the list server; delivered to the others");
+                }
+            }
+            if nothing_else {
+                return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("to the lists as {id}")));
+            }
+        }
         if !forward.is_empty() {
             // Forwarded first: if the signer cannot take it now, nothing is
             // stored and the sender tries again later.
@@ -583,7 +639,40 @@ impl SessionHandler for Session {
                     Some(m) => m.to_string(),
                     None => format!("postmaster@{domain}"),
                 };
-                if crate::userdb::domain_of(&mailbox) != *domain {
+                let rcpt_domain = crate::userdb::domain_of(&mailbox);
+                let db = self.shared.users.get();
+                if let Some((list_domain, lists)) = &self.shared.lists
+                    && rcpt_domain.eq_ignore_ascii_case(list_domain)
+                    && !(rcpt_domain == *domain && db.owner(&mailbox).is_some())
+                {
+                    // The list server knows its addresses: asked before
+                    // answering, so an unknown one is refused here, not
+                    // bounced later.
+                    match lists.verify(&self.from, &mailbox).await {
+                        Verified::Yes => {
+                            if !self.list_rcpts.contains(&mailbox) {
+                                self.list_rcpts.push(mailbox);
+                            }
+                            return Answer::Accept;
+                        }
+                        Verified::No(why) if rcpt_domain != *domain => {
+                            return Answer::Refuse(why);
+                        }
+                        // Our own domain: perhaps a user's after all.
+                        Verified::No(_) => {}
+                        Verified::Unknown(why) => {
+                            tracing::warn!(service = "receiver", "list server not reachable: {why}");
+                            return Answer::Refuse(reply(
+                                451,
+                                4,
+                                4,
+                                1,
+                                "the list server cannot be asked now; try again later",
+                            ));
+                        }
+                    }
+                }
+                if rcpt_domain != *domain {
                     return Answer::Refuse(reply(554, 5, 7, 1, "relay access denied"));
                 }
                 if let Some((rua, _)) = &self.shared.rua
@@ -592,7 +681,6 @@ impl SessionHandler for Session {
                     self.report = true;
                     return Answer::Accept;
                 }
-                let db = self.shared.users.get();
                 // spam@ and ham@ train the filter (unless a user has them).
                 let local = mailbox
                     .rsplit_once('@')

@@ -42,8 +42,8 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 pub(crate) struct Deliverer {
     /// The resolver of `[dns]`.
     pub(crate) resolver: Arc<Resolver>,
-    /// Our domain: its mail goes to the receiver.
-    pub(crate) domain: String,
+    /// Our domain and `[lists] domain`: their mail goes to the receiver.
+    pub(crate) local_domains: Vec<String>,
     /// Our EHLO name.
     pub(crate) hello: String,
     /// The port dialled on MX hosts.
@@ -267,7 +267,11 @@ impl Deliverer {
                 .map(|(i, rcpts)| (*i, all(rcpts, outcome)))
                 .collect()
         };
-        if domain == self.domain {
+        if self
+            .local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+        {
             let local = parts.iter().map(|(i, rcpts)| async move {
                 let job = &jobs[*i];
                 (

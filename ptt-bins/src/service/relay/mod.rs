@@ -118,7 +118,9 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
     };
     let deliverer = deliver::Deliverer {
         resolver: Arc::new(crate::dns::Resolver::for_config(config)?),
-        domain: config.domain.clone(),
+        local_domains: std::iter::once(config.domain.clone())
+            .chain(config.lists.as_ref().map(|l| l.domain.clone()))
+            .collect(),
         hello: config.hostname.clone(),
         port: section.port,
         smarthost,
