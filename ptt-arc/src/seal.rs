@@ -479,6 +479,14 @@ fn render(name: &str, tokens: &[String], style: HeaderStyle) -> String {
             out.push_str(&tokens.join("; "));
         }
         HeaderStyle::Folded => {
+            // `i=` first, as in RFC 8617's examples: some validators
+            // (dkimpy) find a set's fields by looking for " i=N;", which a
+            // fold before `i=` would hide.
+            let mut tokens = tokens.to_vec();
+            if let Some(at) = tokens.iter().position(|t| t.starts_with("i=")) {
+                let instance = tokens.remove(at);
+                tokens.insert(0, instance);
+            }
             let mut col = out.len();
             let last = tokens.len().saturating_sub(1);
             for (n, tok) in tokens.iter().enumerate() {
@@ -525,6 +533,19 @@ fn render(name: &str, tokens: &[String], style: HeaderStyle) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folded_fields_begin_with_the_instance() {
+        let long = "b=".to_string() + &"A".repeat(200);
+        let tokens: Vec<String> = ["a=rsa-sha256", long.as_str(), "cv=none", "d=example.org"]
+            .iter()
+            .map(ToString::to_string)
+            .chain(["i=1".to_string(), "s=sel".to_string()])
+            .collect();
+        let out = render("ARC-Seal", &tokens, HeaderStyle::Folded);
+        assert!(out.starts_with("ARC-Seal: i=1; a=rsa-sha256;"), "{out}");
+        assert_eq!(out.matches("i=1").count(), 1);
+    }
 
     #[test]
     fn render_standard_and_folded() {

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use farm::MxFarm;
 use ptt_testkit::dns_zones::{BindZones, Zone};
 use ptt_testkit::dnssec::{SignedZones, ValidatingResolver};
 use ptt_testkit::python::pyspf_check;
 use ptt_testkit::{SignedCert, free_port, swaks};
-use farm::MxFarm;
 use site::{PASSWORD, Site, ptt, text};
 
 /// A certificate's files as the MX farm takes them.

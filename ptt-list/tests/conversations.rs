@@ -325,6 +325,31 @@ fn bounce_scores_decay() {
 }
 
 #[test]
+fn five_hard_bounces_in_a_row_remove_at_a_threshold_of_five() {
+    let mut w = World::new("l", Policy::Open);
+    let bob = a("bob@example.net");
+    w.state
+        .set_subscribed("l", None, std::slice::from_ref(&bob), true)
+        .unwrap();
+    for post in 1..=5 {
+        assert!(
+            w.state.lists["l"].subscribers.contains(&bob),
+            "after {post}"
+        );
+        let verp = format!("l-return-{post}-bob=example.net@lists.example");
+        w.send_raw(
+            "",
+            &verp,
+            &dsn(&verp, "bob@example.net", "5.1.1"),
+            Authentication::default(),
+        );
+        // A minute apart: the decay shaves a little off the first ones.
+        w.now += 60;
+    }
+    assert!(!w.state.lists["l"].subscribers.contains(&bob));
+}
+
+#[test]
 fn moderated_subscription_and_posts() {
     let mut w = World::new("team", Policy::Moderated);
     w.state

@@ -317,9 +317,11 @@ fn pair_verify_asks_rcpt_only_then_resets() {
         };
         let mut p = Pair::new(sc, cc);
         p.policy = Box::new(|e| match e {
-            Event::Rcpt { to, .. } if to.to_string().contains("nobody") => {
-                Some(Reply::new(550, Some(EnhancedCode::new(5, 1, 1)), "no such list"))
-            }
+            Event::Rcpt { to, .. } if to.to_string().contains("nobody") => Some(Reply::new(
+                550,
+                Some(EnhancedCode::new(5, 1, 1)),
+                "no such list",
+            )),
             _ => None,
         });
         let rcpt = |t: &str| (ForwardPath::parse(t, true).unwrap(), RcptParams::default());
@@ -327,8 +329,11 @@ fn pair_verify_asks_rcpt_only_then_resets() {
             ReversePath::Null,
             vec![rcpt("<list@example.org>"), rcpt("<nobody@example.org>")],
         );
-        p.client
-            .send(Pair::msg("<a@example.org>", &["<list@example.org>"], b"x\r\n"));
+        p.client.send(Pair::msg(
+            "<a@example.org>",
+            &["<list@example.org>"],
+            b"x\r\n",
+        ));
         p.client.finish();
         p.drive();
         let label = alloc::format!("pipelining={pipelining} chunking={chunking}");

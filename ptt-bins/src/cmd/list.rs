@@ -12,14 +12,17 @@ use crate::exit::{Failure, Outcome};
 
 /// The state at `path`, locked against the list server and other verbs
 /// until the returned lock is dropped (after the commit).
-fn open(path: &Path) -> Result<(store::Lock, Store<Box<dyn Files + Send>>, State), Failure> {
+/// A state store over either backend.
+type AnyStore = Store<Box<dyn Files + Send>>;
+
+fn open(path: &Path) -> Result<(store::Lock, AnyStore, State), Failure> {
     let lock = store::lock(path).map_err(Failure::input)?;
     let mut store = Store::new(store::open(path).map_err(Failure::input)?);
     let state = store.load().map_err(Failure::input)?;
     Ok((lock, store, state))
 }
 
-fn commit(store: &mut Store<Box<dyn Files + Send>>, state: &State, changes: &Changes) -> Outcome {
+fn commit(store: &mut AnyStore, state: &State, changes: &Changes) -> Outcome {
     store.commit(state, changes).map_err(Failure::input)
 }
 

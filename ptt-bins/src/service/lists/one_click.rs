@@ -188,15 +188,15 @@ async fn unsubscribe(
     let (l, a) = (list.clone(), address.clone());
     let now = unix_now();
     let done = tokio::task::spawn_blocking(move || {
-        s.state.change(|state| {
-            match state.one_click(now, &super::entropy(), &l, &a, &token) {
+        s.state.change(
+            |state| match state.one_click(now, &super::entropy(), &l, &a, &token) {
                 Ok(out) => {
                     let changes = out.changes.clone();
                     (Ok(out), changes)
                 }
                 Err(e) => (Err(e), Default::default()),
-            }
-        })
+            },
+        )
     })
     .await;
     let out = match done {
@@ -212,7 +212,12 @@ async fn unsubscribe(
         Err(_) => return page(StatusCode::INTERNAL_SERVER_ERROR, "try again later"),
     };
     if let Reply::Reject { .. } = out.reply {
-        tracing::info!(service = "lists", list, address, "one-click refused: bad token");
+        tracing::info!(
+            service = "lists",
+            list,
+            address,
+            "one-click refused: bad token"
+        );
         return page(StatusCode::FORBIDDEN, "this link is not valid");
     }
     tracing::info!(service = "lists", list, address, events = ?out.events, "one-click unsubscription");
@@ -234,7 +239,11 @@ mod tests {
         let q = "list=ptt-dev&address=a%2Btag%40example.net&token=AbC-_d";
         assert_eq!(
             parameters(q),
-            Some(("ptt-dev".into(), "a+tag@example.net".into(), "AbC-_d".into()))
+            Some((
+                "ptt-dev".into(),
+                "a+tag@example.net".into(),
+                "AbC-_d".into()
+            ))
         );
         assert_eq!(parameters("list=x&address=a%4"), None);
         assert_eq!(parameters("list=x&token=t"), None);

@@ -98,7 +98,11 @@ pub(crate) async fn send_notices(shared: &Arc<Shared>, notices: &[Outgoing]) -> 
                 tracing::error!(service = "lists", to = notice.rcpts.join(","), %r, "notice refused by the signer")
             }
             Handoff::Deferred(why) => {
-                tracing::warn!(service = "lists", to = notice.rcpts.join(","), "notice deferred: {why}");
+                tracing::warn!(
+                    service = "lists",
+                    to = notice.rcpts.join(","),
+                    "notice deferred: {why}"
+                );
                 unsent.push(why);
             }
         }

@@ -187,7 +187,10 @@ impl Session {
                 4,
                 4,
                 0,
-                &format!("the list's answer cannot be sent now: {}", unsent.join("; ")),
+                &format!(
+                    "the list's answer cannot be sent now: {}",
+                    unsent.join("; ")
+                ),
             ));
         }
         Answer::AcceptWith(reply(250, 2, 0, 0, "taken by the list server"))
@@ -204,8 +207,12 @@ fn log_events(from: &str, rcpt: &str, events: &[ListEvent]) {
             ListEvent::Held { list, reason, .. } => {
                 tracing::info!(service = "lists", from, list, reason = ?reason, "post held for the moderators")
             }
-            ListEvent::Subscribed(a) => tracing::info!(service = "lists", to = rcpt, address = %a, "subscribed"),
-            ListEvent::Unsubscribed(a) => tracing::info!(service = "lists", to = rcpt, address = %a, "unsubscribed"),
+            ListEvent::Subscribed(a) => {
+                tracing::info!(service = "lists", to = rcpt, address = %a, "subscribed")
+            }
+            ListEvent::Unsubscribed(a) => {
+                tracing::info!(service = "lists", to = rcpt, address = %a, "unsubscribed")
+            }
             ListEvent::Bounce { rcpt: a, score } => {
                 tracing::info!(service = "lists", address = %a, score, "bounce counted")
             }

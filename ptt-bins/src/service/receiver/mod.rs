@@ -361,7 +361,11 @@ impl Session {
                     reports = n,
                     "DMARC aggregate report kept"
                 ),
-                Err(e) if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() => {
+                Err(e)
+                    if self.rcpts.is_empty()
+                        && self.forward.is_empty()
+                        && self.list_rcpts.is_empty() =>
+                {
                     return Answer::Refuse(reply(
                         550,
                         5,
@@ -440,7 +444,8 @@ impl Session {
                         &format!("learnt as {class:?} ({n} message(s))"),
                     ));
                 }
-            } else if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty() {
+            } else if self.rcpts.is_empty() && self.forward.is_empty() && self.list_rcpts.is_empty()
+            {
                 return Answer::Refuse(reply(
                     550,
                     5,
@@ -661,7 +666,10 @@ impl SessionHandler for Session {
                         // Our own domain: perhaps a user's after all.
                         Verified::No(_) => {}
                         Verified::Unknown(why) => {
-                            tracing::warn!(service = "receiver", "list server not reachable: {why}");
+                            tracing::warn!(
+                                service = "receiver",
+                                "list server not reachable: {why}"
+                            );
                             return Answer::Refuse(reply(
                                 451,
                                 4,

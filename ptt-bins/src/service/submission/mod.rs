@@ -44,6 +44,8 @@ const SPOOL_RETRY: Duration = Duration::from_secs(30);
 /// What every session of the service shares.
 pub(crate) struct Shared {
     domain: String,
+    /// `[lists] domain`: the list server answers for its addresses.
+    lists_domain: Option<String>,
     hostname: String,
     users: Users,
     throttle: Throttle,
@@ -85,6 +87,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         Spool::open(&spool_dir).map_err(|e| format!("creating {}: {e}", spool_dir.display()))?;
     let shared = Arc::new(Shared {
         domain: config.domain.clone(),
+        lists_domain: config.lists.as_ref().map(|l| l.domain.to_ascii_lowercase()),
         hostname: config.hostname.clone(),
         users,
         throttle: Throttle::new(Limits {
@@ -518,10 +521,14 @@ impl SessionHandler for Session {
                 };
                 // The domain's own addresses are known here: a typo gets its
                 // 550 now, in the user's mail program, not a lost message.
-                let local = crate::userdb::domain_of(&rcpt) == self.shared.domain;
+                let rcpt_domain = crate::userdb::domain_of(&rcpt);
+                let local = rcpt_domain == self.shared.domain;
                 let normalized = normalize(&rcpt);
-                // spam@ and ham@ train the receiver's filter.
+                // spam@ and ham@ train the receiver's filter; list
+                // addresses are the list server's to answer (the receiver
+                // asks it, and an unknown one comes back as a report).
                 let known = self.shared.users.get().owner(&rcpt).is_some()
+                    || self.shared.lists_domain.as_deref() == Some(rcpt_domain.as_str())
                     || normalized.starts_with("postmaster@")
                     || normalized.starts_with("spam@")
                     || normalized.starts_with("ham@");
