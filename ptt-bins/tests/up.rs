@@ -29,6 +29,7 @@ impl Up {
         let state = tempfile::tempdir().unwrap();
         let (submission, submissions, receiver) = (free_port(), free_port(), free_port());
         let (signer, relay) = (free_port(), free_port());
+        let (lists, lists_https) = (free_port(), free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_ptt"))
             .arg("up")
             .arg("--state")
@@ -38,6 +39,8 @@ impl Up {
             .args(["--receiver-port", &receiver.to_string()])
             .args(["--signer-port", &signer.to_string()])
             .args(["--relay-port", &relay.to_string()])
+            .args(["--lists-port", &lists.to_string()])
+            .args(["--lists-https-port", &lists_https.to_string()])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
@@ -148,6 +151,37 @@ fn swaks_as_demo(
 
 fn state_path(up: &Up) -> &Path {
     up.state.path()
+}
+
+#[test]
+fn the_demo_list_takes_a_post_from_its_moderator_and_sends_it_back() {
+    let up = Up::start();
+    let port = up.submission.to_string();
+    let out = swaks_as_demo(
+        &port,
+        Some("-tls"),
+        "PLAIN",
+        &up.password,
+        &[
+            "--from",
+            "demo@example.test",
+            "--to",
+            "team@example.test",
+            "--header",
+            "Subject: to the demo list",
+            "--body",
+            "hello team",
+        ],
+    );
+    assert!(out.status.success(), "swaks: {}", output(&out));
+    // demo is the list's only subscriber: the copy comes back, signed
+    // and sealed, with the list's fields.
+    let inbox = up.wait_for("inbox", 1);
+    assert_eq!(inbox.len(), 1);
+    let text = String::from_utf8_lossy(&inbox[0]);
+    assert!(text.contains("List-Id: <team.example.test>"), "{text}");
+    assert!(text.contains("ARC-Seal: i=1;"), "{text}");
+    assert!(text.contains("to the demo list"), "{text}");
 }
 
 #[test]
@@ -285,7 +319,7 @@ fn submission_signs_and_the_receiver_authenticates() {
     );
     let summary = String::from_utf8_lossy(&check.stdout);
     assert!(
-        summary.contains("services: submission, receiver, signer, relay"),
+        summary.contains("services: submission, receiver, lists, signer, relay"),
         "{summary}"
     );
 }

@@ -7,9 +7,10 @@
 //! records file standing in for the domain's DNS (its DKIM keys, SPF and
 //! DMARC), then serves that configuration exactly as
 //! `ptt serve --config ptt-local/ptt.toml` would: submission, the signer,
-//! the relay and the receiver, each behind its own listener, talking to
-//! each other over TLS with certificates from a private CA made under the
-//! state folder.
+//! the relay, the receiver and the list server (with a list `team@DOMAIN`
+//! the user moderates, its state in `lists/`), each behind its own
+//! listener, talking to each other over TLS with certificates from a
+//! private CA made under the state folder.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -56,6 +57,12 @@ pub(crate) struct Args {
     /// The relay (internal).
     #[arg(long, default_value_t = 10025)]
     relay_port: u16,
+    /// The list server (internal).
+    #[arg(long, default_value_t = 10026)]
+    lists_port: u16,
+    /// The list server's HTTPS one-click unsubscription (443 in production).
+    #[arg(long, default_value_t = 8443)]
+    lists_https_port: u16,
     /// The local part of the generated user.
     #[arg(long, default_value = "demo")]
     user: String,
@@ -120,7 +127,14 @@ hold = true\n\
 [receiver]\n\
 listen = [\"{receiver}\"]\n\
 address = \"{receiver}\"\n\
-max_message_size = 36700160",
+max_message_size = 36700160\n\
+\n\
+[lists]\n\
+listen = [\"{lists}\"]\n\
+address = \"{lists}\"\n\
+state = \"{state}/lists\"\n\
+domain = \"{domain}\"\n\
+https_listen = [\"{lists_https}\"]",
         config = state.join("ptt.toml").display(),
         state = state.display(),
         sub = at(args.submission_port),
@@ -128,8 +142,47 @@ max_message_size = 36700160",
         signer = at(args.signer_port),
         relay = at(args.relay_port),
         receiver = at(args.receiver_port),
+        lists = at(args.lists_port),
+        lists_https = at(args.lists_https_port),
     );
     c
+}
+
+/// The list state under `lists/` (made if new) with the list `team`,
+/// which `moderator` moderates and is subscribed to; its address.
+fn demo_list(config: &Config, moderator: &str) -> Result<String, Failure> {
+    use ptt_list::store::{self, DirFiles, Store};
+    let Some(lists) = &config.lists else {
+        return Ok(String::new());
+    };
+    let path = &lists.state;
+    if !path.exists() {
+        std::fs::create_dir_all(path).map_err(io_failure("creating", path))?;
+        DirFiles::create(path).map_err(Failure::input)?;
+    }
+    let name = "team";
+    let _lock = store::lock(path).map_err(Failure::input)?;
+    let mut files = Store::new(store::open(path).map_err(Failure::input)?);
+    let mut state = files.load().map_err(Failure::input)?;
+    if !state.lists.contains_key(name) {
+        let m = ptt_list::Address::parse(moderator).map_err(Failure::input)?;
+        let secret = crate::random::bytes32().map_err(Failure::Input)?;
+        let mut changes = state
+            .create_list(
+                name,
+                &lists.domain,
+                &secret,
+                std::slice::from_ref(&m),
+                ptt_list::Policy::Subscribers,
+            )
+            .map_err(Failure::input)?;
+        let (_, subscribed) = state
+            .set_subscribed(name, None, &[m], true)
+            .map_err(Failure::input)?;
+        changes.merge(subscribed);
+        files.commit(&state, &changes).map_err(Failure::input)?;
+    }
+    Ok(format!("{name}@{}", lists.domain))
 }
 
 /// Makes the demo user (or gives it a new password): one commit.
@@ -192,6 +245,7 @@ pub(crate) fn run(args: Args) -> Outcome {
     let address = format!("{}@{domain}", args.user.to_ascii_lowercase());
     crate::userdb::check_address(&address).map_err(Failure::input)?;
     let secret = demo_user(&config, &address, &domain)?;
+    let list = demo_list(&config, &address)?;
 
     // The signer's keys (made now if new) and the records the domain
     // would publish.
@@ -262,7 +316,22 @@ pub(crate) fn run(args: Args) -> Outcome {
             "  relay        {}  (internal: the signer only)",
             addr_of(ServiceName::Relay)
         );
+        println!(
+            "  lists        {}  (internal: the receiver only; one-click HTTPS on {})",
+            addr_of(ServiceName::Lists),
+            config
+                .lists
+                .as_ref()
+                .map_or(String::new(), |l| port_addr(Some(&l.https_listen)))
+        );
         println!("  user         {address}  password {secret}");
+        println!(
+            "  list         {list}  ({address} moderates it and is subscribed; `ptt show {}`)",
+            config
+                .lists
+                .as_ref()
+                .map_or(String::new(), |l| l.state.display().to_string())
+        );
         println!(
             "  CA           {}  (trust it to check the servers' certificate)",
             state.join("ca/ca.pem").display()
