@@ -515,3 +515,57 @@ fn a_list_conversation_from_subscription_to_one_click_unsubscription() {
         Err(e) => panic!("fsck.fat (dosfstools) is needed: {e}"),
     }
 }
+
+#[test]
+fn copies_the_signer_cannot_take_wait_in_the_lists_retry_queue() {
+    // One process for the receiver and the list server, none for the
+    // signer: every copy of a post is deferred, and kept.
+    let mut site = Site::new("");
+    let dir = site.dir.path().join("lists");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    let out = ptt(&["create", &d], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ptt(
+        &[
+            "add",
+            &d,
+            "--domain",
+            "example.test",
+            "dev",
+            "--moderator",
+            "alice@example.test",
+            "--subscriber",
+            "a@sub.test",
+            "--subscriber",
+            "b@sub.test",
+            "--policy",
+            "open",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    site.append_config(&format!(
+        "[lists]\nlisten = [\"127.0.0.1:{}\"]\nstate = \"lists\"\n",
+        site.lists
+    ));
+    site.serve(&["receiver", "lists"]);
+    let said = from_outside(
+        &site,
+        "x@outside.test",
+        "dev@example.test",
+        "while the signer is down",
+        "hi",
+    );
+    assert!(said.contains("250 2.0.0"), "{said}\n{}", site.log());
+    let shown = show(&dir);
+    assert!(shown.contains("posts 1"), "{shown}");
+    assert!(shown.contains("retry queue (2)"), "{shown}\n{}", site.log());
+    assert!(
+        shown.contains("post 1 to a@sub.test: 1 attempt(s)"),
+        "{shown}"
+    );
+    // The post's bytes wait beside the queue for the retries.
+    let kept = std::fs::read_dir(dir.join("tmp")).unwrap().count();
+    assert_eq!(kept, 1, "{shown}");
+}
