@@ -251,8 +251,13 @@ pub struct Lock {
 
 /// Takes the [`Lock`] on the state at `path`, waiting for another holder.
 pub fn lock(path: &std::path::Path) -> Result<Lock, StoreError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| StoreError::io(path.display().to_string(), e))?;
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotAnImage {
+            path: path.display().to_string(),
+            why: "no such file or directory".into(),
+        },
+        _ => StoreError::io(path.display().to_string(), e),
+    })?;
     file.lock()
         .map_err(|e| StoreError::io(format!("locking {}", path.display()), e))?;
     Ok(Lock { _file: file })

@@ -251,8 +251,8 @@ mod tests {
     #[test]
     fn the_receivers_dmarc_result_and_the_stricter_policy_are_read() {
         let m = b"Authentication-Results: other.example; dmarc=pass (p=NONE)\r\n\
-Authentication-Results: mx.example.test;\r\n spf=fail smtp.mailfrom=a@big.example;\r\n\
- dkim=none;\r\n dmarc=fail (p=QUARANTINE sp=REJECT dis=QUARANTINE) header.from=big.example\r\n\
+Authentication-Results: mx.example.test;\r\n spf=fail smtp.mailfrom=a@big.example;\r\n \
+dkim=none;\r\n dmarc=fail (p=QUARANTINE sp=REJECT dis=QUARANTINE) header.from=big.example\r\n\
 From: a@big.example\r\n\r\nbody\r\n";
         let a = authentication(m, "mx.example.test");
         assert!(a.dmarc_fail && !a.dmarc_pass);
