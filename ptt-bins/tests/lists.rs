@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use farm::MxFarm;
 use ptt_testkit::python::{PyDns, dkimpy_arc_verify, dkimpy_verify_each};
 use ptt_testkit::{free_port, swaks};
-use site::{PASSWORD, Site, ptt, text};
+use site::{Site, dns_through, ptt, text};
 
 const FARM_IP: &str = "127.0.0.33";
 
@@ -48,34 +48,6 @@ fn from_outside(site: &Site, from: &str, to: &str, subject: &str, body: &str) ->
         &header,
         "--body",
         body,
-    ]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Mail from alice through submission.
-fn from_alice(site: &Site, to: &str, subject: &str) -> String {
-    let port = site.submission.to_string();
-    let header = format!("Subject: {subject}");
-    let out = swaks(&[
-        "--server",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "-tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice@example.test",
-        "--auth-password",
-        PASSWORD,
-        "--from",
-        "alice@example.test",
-        "--to",
-        to,
-        "--header",
-        &header,
-        "--body",
-        "approved",
     ]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -190,22 +162,11 @@ fn a_list_conversation_from_subscription_to_one_click_unsubscription() {
     );
     let farm_port = free_port();
     let farm = MxFarm::start(farm_port, &[(FARM_IP, "by_address", None)]);
-    let dns = format!(
-        "[dns]\nresolver = \"{a}\"\nprimary = \"{a}\"\ntsig_key = \"{k}\"",
-        a = bind.addr(),
-        k = bind.key().file.display()
+    let mut site = Site::with("", Some(&dns_through(&bind)), "record_ttl = 1");
+    site.add_to_section(
+        "relay",
+        &format!("smarthost = \"{FARM_IP}:{farm_port}\"\nretry_seconds = [1]"),
     );
-    let mut site = Site::with("", Some(&dns), "record_ttl = 1");
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(
-        &site.config,
-        config.replacen(
-            "[relay]\n",
-            &format!("[relay]\nsmarthost = \"{FARM_IP}:{farm_port}\"\nretry_seconds = [1]\n"),
-            1,
-        ),
-    )
-    .unwrap();
     // The list state: a FAT32 image, the list made before the server runs.
     let image = site.dir.path().join("lists.img");
     let img = image.to_str().unwrap().to_string();
@@ -463,7 +424,7 @@ fn a_list_conversation_from_subscription_to_one_click_unsubscription() {
     })
     .unwrap_or_else(|| panic!("no held-post notice for alice:\n{}", site.log()));
     let accept = token_address(&notice, "accept").unwrap();
-    let said = from_alice(&site, &accept, "approve");
+    let said = site.submit_as_alice(&accept, "approve", "approved");
     assert!(said.contains("250 2.0.0"), "{said}");
     assert!(
         wait_for(60, || (!copies_for(

@@ -18,7 +18,7 @@ use ptt_testkit::dns_zones::{BindZones, Zone};
 use ptt_testkit::dnssec::{SignedZones, ValidatingResolver};
 use ptt_testkit::python::pyspf_check;
 use ptt_testkit::{SignedCert, free_port, swaks};
-use site::{PASSWORD, Site, ptt, text};
+use site::{PASSWORD, Site, dns_through, ptt, text};
 
 /// A certificate's files as the MX farm takes them.
 fn files(cert: &SignedCert) -> (&Path, &Path) {
@@ -105,10 +105,7 @@ fn site_with_dns(dns: &BindZones, relay_extra: &str) -> Site {
         Some(&format!("[dns]\nresolver = \"{}\"", dns.addr())),
         "",
     );
-    // [relay] is the last section but one; add its keys by rewriting it.
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    let config = config.replacen("[relay]\n", &format!("[relay]\n{relay_extra}\n"), 1);
-    std::fs::write(&site.config, config).unwrap();
+    site.add_to_section("relay", relay_extra);
     site
 }
 
@@ -1229,22 +1226,8 @@ fn a_forwarded_message_carries_an_arc_chain_dkimpy_validates() {
     );
     let port = free_port();
     let farm = MxFarm::start(port, &[("127.0.0.32", "accept", None)]);
-    let dns = format!(
-        "[dns]\nresolver = \"{a}\"\nprimary = \"{a}\"\ntsig_key = \"{k}\"",
-        a = bind.addr(),
-        k = bind.key().file.display()
-    );
-    let mut site = Site::with("", Some(&dns), "record_ttl = 1");
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(
-        &site.config,
-        config.replacen(
-            "[relay]\n",
-            &format!("[relay]\nsmarthost = \"127.0.0.32:{port}\"\n"),
-            1,
-        ),
-    )
-    .unwrap();
+    let mut site = Site::with("", Some(&dns_through(&bind)), "record_ttl = 1");
+    site.add_to_section("relay", &format!("smarthost = \"127.0.0.32:{port}\""));
     let repo = Path::new(site.repo()).to_path_buf();
     let work = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| {

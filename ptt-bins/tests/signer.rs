@@ -77,27 +77,7 @@ fn record_on_disk(site: &Site, selector: &str) -> String {
 }
 
 fn send(site: &Site, subject: &str) -> String {
-    let subject = format!("Subject: {subject}");
-    text(&swaks_to(
-        site.submission,
-        &[
-            "-tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "alice@example.test",
-            "--auth-password",
-            PASSWORD,
-            "--from",
-            "alice@example.test",
-            "--to",
-            "bob@example.test",
-            "--header",
-            &subject,
-            "--body",
-            "signed twice",
-        ],
-    ))
+    site.submit_as_alice("bob@example.test", subject, "signed twice")
 }
 
 /// OpenDKIM's verdict on every signature of `message`, resolving through

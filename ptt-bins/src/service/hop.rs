@@ -92,6 +92,24 @@ impl Hop {
         })
     }
 
+    /// A hop to another of ptt's services at `addr`: implicit TLS with
+    /// our client certificate from the private CA, its certificate naming
+    /// `service`.
+    pub(crate) fn internal(
+        identity: &crate::net::tls::Identity,
+        addr: SocketAddr,
+        service: crate::config::ServiceName,
+        hello: &str,
+    ) -> Result<Hop, String> {
+        Hop::new(
+            addr,
+            identity.internal_connector()?,
+            &service.internal_name(),
+            TlsMode::Implicit,
+            hello,
+        )
+    }
+
     /// Sends one message.
     pub(crate) async fn send(&self, from: &str, rcpts: &[String], data: &[u8]) -> Handoff {
         self.send_with(from, rcpts, data, &Dsn::default()).await

@@ -342,6 +342,59 @@ pub fn swaks_to(port: u16, args: &[&str]) -> Output {
     ptt_testkit::swaks(&all)
 }
 
+/// The `[dns]` section of a site whose resolver and primary is `bind`,
+/// updated with its TSIG key.
+pub fn dns_through(bind: &ptt_testkit::Bind) -> String {
+    format!(
+        "[dns]\nresolver = \"{a}\"\nprimary = \"{a}\"\ntsig_key = \"{k}\"",
+        a = bind.addr(),
+        k = bind.key().file.display()
+    )
+}
+
+impl Site {
+    /// Adds `lines` at the top of `[section]`.
+    pub fn add_to_section(&self, section: &str, lines: &str) {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        let head = format!("[{section}]\n");
+        assert!(
+            config.contains(&head),
+            "no [{section}] in the configuration"
+        );
+        std::fs::write(
+            &self.config,
+            config.replacen(&head, &format!("{head}{lines}\n"), 1),
+        )
+        .unwrap();
+    }
+
+    /// alice's message through submission (STARTTLS, AUTH PLAIN): everything
+    /// swaks printed.
+    pub fn submit_as_alice(&self, to: &str, subject: &str, body: &str) -> String {
+        let header = format!("Subject: {subject}");
+        text(&swaks_to(
+            self.submission,
+            &[
+                "-tls",
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "alice@example.test",
+                "--auth-password",
+                PASSWORD,
+                "--from",
+                "alice@example.test",
+                "--to",
+                to,
+                "--header",
+                &header,
+                "--body",
+                body,
+            ],
+        ))
+    }
+}
+
 /// A path next to the crate: the repository root.
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))

@@ -23,7 +23,6 @@ pub(crate) mod state;
 use std::sync::Arc;
 
 use ptt_list::Entropy;
-use ptt_smtp::TlsMode;
 
 use self::state::ListState;
 use super::Running;
@@ -85,11 +84,10 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         hostname: config.hostname.clone(),
         domain: section.domain.clone(),
         state,
-        signer: Hop::new(
+        signer: Hop::internal(
+            &identity,
             signer.address,
-            identity.internal_connector()?,
-            &ServiceName::Signer.internal_name(),
-            TlsMode::Implicit,
+            ServiceName::Signer,
             &config.hostname,
         )?,
     });

@@ -26,7 +26,7 @@ use ptt_dmarc::Policy;
 use ptt_dmarc::psl::PublicSuffixList;
 use ptt_queue::srs::Srs;
 use ptt_smtp::server::{Event, Server, ServerConfig};
-use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+use ptt_smtp::{EnhancedCode, Reply};
 
 use self::spam::{SpamFilter, is_verdict_field, messages_to_learn};
 use super::forwarding::{Destination, destination, rewrite_sender};
@@ -162,11 +162,10 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         mail: config.state_of(ServiceName::Receiver).join("mail"),
         srs: super::forwarding::srs_key(&config.state)?,
         signer: match &config.signer {
-            Some(s) => Some(Hop::new(
+            Some(s) => Some(Hop::internal(
+                &identity,
                 s.address,
-                identity.internal_connector()?,
-                &ServiceName::Signer.internal_name(),
-                TlsMode::Implicit,
+                ServiceName::Signer,
                 &config.hostname,
             )?),
             None => None,
@@ -174,13 +173,7 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
         lists: match &config.lists {
             Some(l) => Some((
                 l.domain.to_ascii_lowercase(),
-                Hop::new(
-                    l.address,
-                    identity.internal_connector()?,
-                    &ServiceName::Lists.internal_name(),
-                    TlsMode::Implicit,
-                    &config.hostname,
-                )?,
+                Hop::internal(&identity, l.address, ServiceName::Lists, &config.hostname)?,
             )),
             None => None,
         },
@@ -511,31 +504,16 @@ impl Session {
             // nothing else is done and the sender tries again later.
             let copy = [head.as_bytes(), &message].concat();
             let nothing_else = rcpts.is_empty() && forward.is_empty();
-            match lists.send(&self.from, &list_rcpts, &copy).await {
-                Handoff::Taken { .. } => tracing::info!(
-                    service = "receiver",
-                    id,
-                    from = self.from,
-                    to = list_rcpts.join(","),
-                    "to the list server"
-                ),
-                Handoff::Deferred(why) => {
-                    tracing::warn!(service = "receiver", id, "list server deferred: {why}");
-                    return Answer::Refuse(reply(
-                        451,
-                        4,
-                        4,
-                        0,
-                        "the list server cannot take the message now; try again later",
-                    ));
-                }
-                Handoff::Refused(why) if nothing_else => {
-                    tracing::info!(service = "receiver", id, %why, "refused by the list server");
-                    return Answer::Refuse(why);
-                }
-                Handoff::Refused(why) => {
-                    tracing::error!(service = "receiver", id, %why, to = list_rcpts.join(","), "refused by the list server; delivered to the others");
-                }
+            let next = Next {
+                id: &id,
+                name: "the list server",
+                done: "to the list server",
+            };
+            if let Err(answer) = next
+                .hand_off(Some(lists), &self.from, &list_rcpts, &copy, nothing_else)
+                .await
+            {
+                return answer;
             }
             if nothing_else {
                 return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("to the lists as {id}")));
@@ -546,36 +524,22 @@ impl Session {
             // stored and the sender tries again later.
             let sender = rewrite_sender(&shared.srs, &shared.domain, &self.from, unix_now());
             let copy = [head.as_bytes(), &message].concat();
-            let outcome = match &shared.signer {
-                Some(signer) => signer.send(&sender, &forward, &copy).await,
-                None => Handoff::Deferred("no [signer] to forward through".into()),
+            let next = Next {
+                id: &id,
+                name: "the signer (forwarding)",
+                done: "forwarded",
             };
-            match outcome {
-                Handoff::Taken { .. } => tracing::info!(
-                    service = "receiver",
-                    id,
-                    from = self.from,
-                    sender,
-                    to = forward.join(","),
-                    "forwarded"
-                ),
-                Handoff::Deferred(why) => {
-                    tracing::warn!(service = "receiver", id, "forwarding deferred: {why}");
-                    return Answer::Refuse(reply(
-                        451,
-                        4,
-                        4,
-                        0,
-                        "cannot forward the message now; try again later",
-                    ));
-                }
-                Handoff::Refused(why) if rcpts.is_empty() => {
-                    tracing::warn!(service = "receiver", id, %why, "forwarding refused");
-                    return Answer::Refuse(why);
-                }
-                Handoff::Refused(why) => {
-                    tracing::error!(service = "receiver", id, %why, to = forward.join(","), "forwarding refused; stored for the others");
-                }
+            if let Err(answer) = next
+                .hand_off(
+                    shared.signer.as_ref(),
+                    &sender,
+                    &forward,
+                    &copy,
+                    rcpts.is_empty(),
+                )
+                .await
+            {
+                return answer;
             }
             if rcpts.is_empty() {
                 return Answer::AcceptWith(reply(250, 2, 0, 0, &format!("forwarded as {id}")));
@@ -600,6 +564,68 @@ impl Session {
                 Answer::AcceptWith(reply(250, 2, 0, 0, &format!("stored as {id}")))
             }
             _ => Answer::Refuse(reply(451, 4, 3, 0, "cannot store the message now")),
+        }
+    }
+}
+
+/// The next service a message goes to from here (the list server, or
+/// the signer for forwarding), for one message.
+struct Next<'a> {
+    /// The message's id here.
+    id: &'a str,
+    /// The service, as the logs and replies name it.
+    name: &'static str,
+    /// What the log says once it has the message.
+    done: &'static str,
+}
+
+impl Next<'_> {
+    /// Hands `copy` for `to` to `hop`. `Err` is the answer to give now:
+    /// `451` when it cannot take it now (nothing else is done: the sender
+    /// tries again), or its refusal when nothing else is to be delivered.
+    async fn hand_off(
+        &self,
+        hop: Option<&Hop>,
+        sender: &str,
+        to: &[String],
+        copy: &[u8],
+        nothing_else: bool,
+    ) -> Result<(), Answer> {
+        let (id, name) = (self.id, self.name);
+        let outcome = match hop {
+            Some(hop) => hop.send(sender, to, copy).await,
+            None => Handoff::Deferred(format!("{name} is not configured")),
+        };
+        match outcome {
+            Handoff::Taken { .. } => {
+                tracing::info!(
+                    service = "receiver",
+                    id,
+                    from = sender,
+                    to = to.join(","),
+                    "{}",
+                    self.done
+                );
+                Ok(())
+            }
+            Handoff::Deferred(why) => {
+                tracing::warn!(service = "receiver", id, "{name} deferred: {why}");
+                Err(Answer::Refuse(reply(
+                    451,
+                    4,
+                    4,
+                    0,
+                    &format!("{name} cannot take the message now; try again later"),
+                )))
+            }
+            Handoff::Refused(why) if nothing_else => {
+                tracing::info!(service = "receiver", id, %why, "refused by {name}");
+                Err(Answer::Refuse(why))
+            }
+            Handoff::Refused(why) => {
+                tracing::error!(service = "receiver", id, %why, to = to.join(","), "refused by {name}; delivered to the others");
+                Ok(())
+            }
         }
     }
 }

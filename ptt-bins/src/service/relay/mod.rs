@@ -88,11 +88,10 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         None => None,
     };
     let signer = match &config.signer {
-        Some(s) => Some(Hop::new(
+        Some(s) => Some(Hop::internal(
+            &identity,
             s.address,
-            identity.internal_connector()?,
-            &ServiceName::Signer.internal_name(),
-            TlsMode::Implicit,
+            ServiceName::Signer,
             &config.hostname,
         )?),
         None => None,

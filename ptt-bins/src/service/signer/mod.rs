@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use ptt_dkim::{Signer, SignerConfig, SigningKey};
 use ptt_smtp::server::{Event, Server};
-use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+use ptt_smtp::{EnhancedCode, Reply};
 
 use self::keys::{KeyState, KeyStore};
 use super::Running;
@@ -123,11 +123,10 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
         hostname: config.hostname.clone(),
         resolver: crate::dns::Resolver::for_config(config)?,
         signing: RwLock::new(Arc::new(signing)),
-        relay: Hop::new(
+        relay: Hop::internal(
+            &identity,
             relay.address,
-            identity.internal_connector()?,
-            &ServiceName::Relay.internal_name(),
-            TlsMode::Implicit,
+            ServiceName::Relay,
             &config.hostname,
         )?,
     });

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ptt_smtp::server::{Event, Server, ServerConfig};
-use ptt_smtp::{EnhancedCode, Reply, TlsMode};
+use ptt_smtp::{EnhancedCode, Reply};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -97,11 +97,10 @@ pub(crate) async fn start(config: &Config, users: Users) -> Result<Running, Stri
             allow: section.allow.clone(),
         }),
         auth_slots: Semaphore::new(section.auth_concurrency),
-        signer: Hop::new(
+        signer: Hop::internal(
+            &identity,
             signer.address,
-            identity.internal_connector()?,
-            &ServiceName::Signer.internal_name(),
-            TlsMode::Implicit,
+            ServiceName::Signer,
             &config.hostname,
         )?,
         spool,
