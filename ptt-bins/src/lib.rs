@@ -14,6 +14,7 @@ mod dns;
 mod exit;
 mod net;
 mod random;
+mod sandbox;
 mod service;
 mod store;
 pub mod userdb;

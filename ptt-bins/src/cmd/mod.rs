@@ -17,6 +17,7 @@ pub(crate) mod dmarc;
 pub(crate) mod dns;
 pub(crate) mod list;
 pub(crate) mod queue;
+pub(crate) mod sandbox_check;
 pub(crate) mod send;
 pub(crate) mod serve;
 pub(crate) mod smtp_sink;
@@ -34,6 +35,8 @@ pub(crate) enum Verb {
     Serve(serve::Args),
     /// Check a configuration file.
     CheckConfig(check_config::Args),
+    /// Apply a service's sandbox, then try what it must never do.
+    SandboxCheck(sandbox_check::Args),
     /// Add a user to the user database (a Git repository).
     Adduser(users::AddArgs),
     /// Change a user's password.
@@ -86,6 +89,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Up(args) => up::run(args),
         Verb::Serve(args) => serve::run(args),
         Verb::CheckConfig(args) => check_config::run(args),
+        Verb::SandboxCheck(args) => sandbox_check::run(args),
         Verb::Adduser(args) => users::add(args),
         Verb::Passwd(args) => users::passwd(args),
         Verb::Deluser(args) => users::del(args),

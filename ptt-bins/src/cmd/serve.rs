@@ -106,6 +106,8 @@ pub(crate) fn run(args: Args) -> Outcome {
     let config = load(&args.config)?;
     let names = services(&config, &args.services)?;
     init_logging(config.log.json);
+    // Before the runtime starts its threads: they inherit the sandbox.
+    crate::sandbox::enter(&config, &names).map_err(Failure::Input)?;
     runtime()?
         .block_on(crate::service::run(Arc::new(config), &names))
         .map_err(Failure::Input)

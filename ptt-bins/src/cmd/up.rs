@@ -274,6 +274,8 @@ pub(crate) fn run(args: Args) -> Outcome {
     std::fs::write(&records_path, text).map_err(io_failure("writing", &records_path))?;
 
     super::serve::init_logging(false);
+    // The same sandbox as `ptt serve`: everything is written by now.
+    crate::sandbox::enter(&config, &config.services()).map_err(Failure::Input)?;
     let config = Arc::new(config);
     let runtime = super::serve::runtime()?;
     runtime.block_on(async move {

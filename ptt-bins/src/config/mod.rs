@@ -107,6 +107,8 @@ pub struct Config {
     /// Where each service keeps its files, under `state/<service>/`; the
     /// private CA is under `state/ca/`.
     pub state: PathBuf,
+    /// `sandbox`: how each service confines itself once started.
+    pub sandbox: SandboxMode,
     /// DNS servers.
     pub dns: Dns,
     /// The user repository (needed by submission and the receiver).
@@ -303,6 +305,17 @@ pub struct Receiver {
     /// `enforce` (p=reject refused, p=quarantine marked), `quarantine`
     /// (both marked), or `annotate` (results recorded only).
     pub dmarc_action: String,
+}
+
+/// `sandbox`: Landlock and seccomp for the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Applied where the kernel has them; the log says what was.
+    On,
+    /// Not applied.
+    Off,
+    /// Refuse to run without a fully enforced Landlock ruleset.
+    Required,
 }
 
 /// `[lists]`.

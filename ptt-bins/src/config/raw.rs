@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    AcmeConfig, Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, Signer,
-    Submission, Tls, Users,
+    AcmeConfig, Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, SandboxMode,
+    Signer, Submission, Tls, Users,
 };
 
 /// The example configuration shipped in the repository, every key
@@ -26,6 +26,8 @@ struct File {
     domain: S<String>,
     hostname: S<String>,
     state: S<String>,
+    #[serde(default)]
+    sandbox: Option<S<String>>,
     #[serde(default)]
     dns: Option<S<DnsSection>>,
     #[serde(default)]
@@ -371,6 +373,19 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
 
     let domain = c.domain(&raw.domain, "domain");
     let hostname = c.domain(&raw.hostname, "hostname");
+    let sandbox = match raw.sandbox.as_ref().map(|s| (s, s.get_ref().as_str())) {
+        None | Some((_, "on")) => SandboxMode::On,
+        Some((_, "off")) => SandboxMode::Off,
+        Some((_, "required")) => SandboxMode::Required,
+        Some((s, other)) => {
+            c.at(
+                s.span(),
+                format!("sandbox = {other:?} is not one of on, off, required"),
+                "write sandbox = \"on\" (Landlock and seccomp where the kernel has them), \"required\" (refuse to run without) or \"off\"",
+            );
+            SandboxMode::On
+        }
+    };
     if raw.state.get_ref().is_empty() {
         c.at(
             raw.state.span(),
@@ -974,6 +989,7 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
         domain,
         hostname,
         state,
+        sandbox,
         dns,
         users,
         tls,
