@@ -74,6 +74,20 @@ impl Authentication {
         );
         Ok(ar.to_header_field())
     }
+
+    /// Each method's result as `Authentication-Results` names it: SPF,
+    /// one per DKIM signature (`none` without any), DMARC.
+    pub(crate) fn results(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("spf", spf_outcome(&self.spf).result.as_str().to_string())];
+        if self.dkim.is_empty() {
+            out.push(("dkim", "none".into()));
+        }
+        for outcome in dkim_outcomes(&self.dkim) {
+            out.push(("dkim", outcome.result.as_str().to_string()));
+        }
+        out.push(("dmarc", self.dmarc.result.as_str().to_string()));
+        out
+    }
 }
 
 /// Runs SPF, DKIM and DMARC on `message` (the whole message, CRLF line ends).

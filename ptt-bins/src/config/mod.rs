@@ -127,6 +127,8 @@ pub struct Config {
     pub receiver: Option<Receiver>,
     /// `[lists]`, when configured.
     pub lists: Option<Lists>,
+    /// `[metrics]`, when configured.
+    pub metrics: Option<Metrics>,
 }
 
 /// `[dns]`.
@@ -305,6 +307,28 @@ pub struct Receiver {
     /// `enforce` (p=reject refused, p=quarantine marked), `quarantine`
     /// (both marked), or `annotate` (results recorded only).
     pub dmarc_action: String,
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// A process's listener (one running several services, or one whose
+    /// service has no address of its own below).
+    pub listen: Option<SocketAddr>,
+    /// A process running only this service listens here.
+    pub per_service: Vec<(ServiceName, SocketAddr)>,
+}
+
+impl Metrics {
+    /// Where a process running `services` serves its metrics.
+    pub fn address_for(&self, services: &[ServiceName]) -> Option<SocketAddr> {
+        if let [one] = services
+            && let Some((_, a)) = self.per_service.iter().find(|(s, _)| s == one)
+        {
+            return Some(*a);
+        }
+        self.listen
+    }
 }
 
 /// `sandbox`: Landlock and seccomp for the services.

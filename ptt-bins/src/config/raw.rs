@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    AcmeConfig, Config, Dns, Lists, Log, Network, Problem, Problems, Receiver, Relay, SandboxMode,
-    Signer, Submission, Tls, Users,
+    AcmeConfig, Config, Dns, Lists, Log, Metrics, Network, Problem, Problems, Receiver, Relay,
+    SandboxMode, ServiceName, Signer, Submission, Tls, Users,
 };
 
 /// The example configuration shipped in the repository, every key
@@ -46,6 +46,8 @@ struct File {
     receiver: Option<S<ReceiverSection>>,
     #[serde(default)]
     lists: Option<S<ListsSection>>,
+    #[serde(default)]
+    metrics: Option<S<MetricsSection>>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +86,17 @@ struct AcmeSection {
     #[serde(default)]
     contact: Option<S<String>>,
     ca: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    listen: Option<S<String>>,
+    submission: Option<S<String>>,
+    signer: Option<S<String>>,
+    relay: Option<S<String>>,
+    receiver: Option<S<String>>,
+    lists: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -559,6 +572,27 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
         }
     };
 
+    let metrics = raw.metrics.as_ref().map(|m| {
+        let m = m.get_ref();
+        let mut one = |v: &Option<S<String>>, key: &str| {
+            v.as_ref()
+                .and_then(|v| c.addr(v, &format!("[metrics] {key}"), "127.0.0.1:9100"))
+        };
+        let per_service = [
+            (ServiceName::Submission, one(&m.submission, "submission")),
+            (ServiceName::Signer, one(&m.signer, "signer")),
+            (ServiceName::Relay, one(&m.relay, "relay")),
+            (ServiceName::Receiver, one(&m.receiver, "receiver")),
+            (ServiceName::Lists, one(&m.lists, "lists")),
+        ]
+        .into_iter()
+        .filter_map(|(s, a)| Some((s, a?)))
+        .collect();
+        Metrics {
+            listen: one(&m.listen, "listen"),
+            per_service,
+        }
+    });
     let log = match raw.log.as_ref().and_then(|l| l.get_ref().format.as_ref()) {
         None => Log::default(),
         Some(f) => match f.get_ref().as_str() {
@@ -999,5 +1033,6 @@ pub(super) fn check(text: &str, file: &Path) -> Result<Config, Problems> {
         relay,
         receiver,
         lists,
+        metrics,
     })
 }

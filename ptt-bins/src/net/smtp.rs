@@ -489,6 +489,11 @@ impl ClientSession {
         }
     }
 
+    /// Whether the session runs under TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.client.is_tls()
+    }
+
     /// Says QUIT and closes (at most a few seconds).
     pub(crate) async fn quit(mut self) {
         self.client.finish();

@@ -104,6 +104,14 @@ impl Plan {
     pub(crate) fn for_services(config: &Config, services: &[ServiceName]) -> Plan {
         let mut plan = Plan::default();
         plan.read.extend(SYSTEM_READ.iter().map(PathBuf::from));
+        // Prometheus scrapes this process here.
+        plan.bind.extend(
+            config
+                .metrics
+                .as_ref()
+                .and_then(|m| m.address_for(services))
+                .map(|a| a.port()),
+        );
         plan.read.insert(config.path.clone());
         plan.read.insert(config.state.join("ca").join("ca.pem"));
         let optional = [

@@ -47,6 +47,8 @@ pub(crate) struct Hop {
     pub(crate) mode: TlsMode,
     /// Our EHLO name.
     pub(crate) hello: String,
+    /// Its name, for the metrics.
+    label: String,
     /// Connections open to it now, at most [`HOP_CONNECTIONS`].
     pub(crate) slots: Arc<Semaphore>,
     /// Sessions open and idle, the most recent last.
@@ -87,6 +89,7 @@ impl Hop {
             name: ServerName::try_from(name.to_string()).map_err(|e| format!("{name:?}: {e}"))?,
             mode,
             hello: hello.to_string(),
+            label: name.to_string(),
             slots: Arc::new(Semaphore::new(HOP_CONNECTIONS)),
             idle: Arc::new(Mutex::new(Vec::new())),
         })
@@ -127,10 +130,15 @@ impl Hop {
         let Ok(_slot) = self.slots.acquire().await else {
             return Handoff::Deferred("shutting down".into());
         };
-        match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data, dsn)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Handoff::Deferred(format!("{}: timed out", self.addr)),
-        }
+        let started = Instant::now();
+        let outcome =
+            match tokio::time::timeout(HOP_TIMEOUT, self.try_send(from, rcpts, data, dsn)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Handoff::Deferred(format!("{}: timed out", self.addr)),
+            };
+        metrics::histogram!(super::metrics::HOP_SECONDS, "next" => self.label.clone())
+            .record(started.elapsed().as_secs_f64());
+        outcome
     }
 
     async fn try_send(&self, from: &str, rcpts: &[String], data: &[u8], dsn: &Dsn) -> Handoff {

@@ -13,7 +13,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::net::smtp::{SessionHandler, serve};
+use super::metrics;
+use crate::net::smtp::{Answer, SessionHandler, serve};
 
 /// Connections the kernel queues before we accept them (the default
 /// of 128 overflows under a burst of a thousand clients).
@@ -98,17 +99,24 @@ impl Listener {
                         }
                     },
                 };
-                let mut handler = make(peer);
+                let mut handler = Metered {
+                    inner: make(peer),
+                    service: spec.service,
+                };
                 let (config, tls, implicit) =
                     (spec.config.clone(), spec.tls.clone(), spec.implicit);
                 let service = spec.service;
                 let stop = stopped.clone();
                 tokio::spawn(async move {
+                    ::metrics::counter!(metrics::SESSIONS, "service" => service).increment(1);
+                    let open = ::metrics::gauge!(metrics::SESSIONS_OPEN, "service" => service);
+                    open.increment(1.0);
                     if let Err(e) =
                         serve(tcp, config, tls, implicit, &mut handler, Some(stop)).await
                     {
                         tracing::debug!(service, %peer, "session ended: {e}");
                     }
+                    open.decrement(1.0);
                     drop(permit);
                 });
             }
@@ -161,5 +169,44 @@ impl Listener {
             Ok(_) => 0,
             Err(_) => self.max as usize - self.sessions.available_permits(),
         }
+    }
+}
+
+/// A session's handler, counted: each end of data by outcome and the
+/// reply's code, and the time its answer took.
+struct Metered<H> {
+    inner: H,
+    service: &'static str,
+}
+
+impl<H: SessionHandler> SessionHandler for Metered<H> {
+    async fn event(
+        &mut self,
+        event: ptt_smtp::server::Event,
+        session: &ptt_smtp::server::Server,
+    ) -> Answer {
+        let started =
+            matches!(event, ptt_smtp::server::Event::DataEnd { .. }).then(std::time::Instant::now);
+        let answer = self.inner.event(event, session).await;
+        if let Some(started) = started {
+            let (outcome, reason) = match &answer {
+                Answer::Accept => ("accepted", "2.0.0".to_string()),
+                Answer::AcceptWith(r) => ("accepted", metrics::reason(r)),
+                Answer::Refuse(r) => ("refused", metrics::reason(r)),
+            };
+            ::metrics::counter!(metrics::MESSAGES, "service" => self.service, "outcome" => outcome, "reason" => reason)
+                .increment(1);
+            ::metrics::histogram!(metrics::MESSAGE_SECONDS, "service" => self.service)
+                .record(started.elapsed().as_secs_f64());
+        }
+        answer
+    }
+
+    fn tls_peer(&mut self, cert: Option<&[u8]>) {
+        self.inner.tls_peer(cert);
+    }
+
+    fn closed(&mut self) {
+        self.inner.closed();
     }
 }

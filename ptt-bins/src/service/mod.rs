@@ -13,6 +13,7 @@ pub(crate) mod forwarding;
 pub(crate) mod hop;
 pub(crate) mod listener;
 pub(crate) mod lists;
+pub(crate) mod metrics;
 pub(crate) mod receiver;
 pub(crate) mod relay;
 pub(crate) mod signer;
@@ -152,6 +153,7 @@ pub(crate) struct Site {
 
 /// Starts `names` (in pipeline order whatever the order given).
 pub(crate) async fn start(config: &Arc<Config>, names: &[ServiceName]) -> Result<Site, String> {
+    metrics::install(config, names)?;
     let mut users: Option<Users> = None;
     let mut running = Vec::new();
     for name in ServiceName::ALL.into_iter().filter(|n| names.contains(n)) {

@@ -63,6 +63,7 @@ pub(crate) async fn send(shared: &Arc<Shared>, out: &Output) -> Vec<String> {
             })
             .collect();
         let results = send_copies(shared, copies).await;
+        metrics::counter!(crate::service::metrics::LIST_POSTS).increment(1);
         let delivered = results
             .iter()
             .filter(|(_, r)| *r == DeliveryResult::Delivered)

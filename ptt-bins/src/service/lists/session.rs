@@ -214,6 +214,7 @@ fn log_events(from: &str, rcpt: &str, events: &[ListEvent]) {
                 tracing::info!(service = "lists", to = rcpt, address = %a, "unsubscribed")
             }
             ListEvent::Bounce { rcpt: a, score } => {
+                metrics::counter!(crate::service::metrics::LIST_BOUNCES).increment(1);
                 tracing::info!(service = "lists", address = %a, score, "bounce counted")
             }
             ListEvent::RemovedForBounces(a) => {

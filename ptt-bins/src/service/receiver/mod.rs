@@ -343,6 +343,10 @@ impl Session {
         )
         .await;
         shared.reports.record(self.peer, &self.from, &auth);
+        for (method, result) in auth.results() {
+            metrics::counter!(super::metrics::AUTH_RESULTS, "method" => method, "result" => result)
+                .increment(1);
+        }
         if std::mem::take(&mut self.report)
             && let Some((_, dir)) = &shared.rua
         {
@@ -470,6 +474,11 @@ impl Session {
                 &format!("attachments of this type are not accepted: {name}"),
             ));
         }
+        metrics::counter!(
+            super::metrics::SPAM_VERDICTS,
+            "verdict" => format!("{:?}", verdict.verdict).to_ascii_lowercase()
+        )
+        .increment(1);
         let is_spam =
             verdict.verdict == ptt_spam::Verdict::Spam && verdict.score >= shared.spam_threshold;
         if is_spam && shared.refuse_spam {

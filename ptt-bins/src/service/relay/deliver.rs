@@ -208,15 +208,35 @@ struct Session {
     left: Vec<Part>,
     /// Why those were left.
     why: String,
+    /// Whether the session ran under TLS.
+    encrypted: bool,
 }
 
-fn log_results(id: &str, host: &str, ip: IpAddr, tls: &str, results: &Results) {
+/// The TLS mode of a session for the metrics: what was asked for, and
+/// (opportunistic) whether STARTTLS happened.
+fn tls_mode(asked: &str, encrypted: bool) -> &'static str {
+    match (asked, encrypted) {
+        (_, false) => "none",
+        ("dane", _) => "dane",
+        ("mta-sts", _) => "mta-sts",
+        ("opportunistic" | "mta-sts-testing" | "dane-unusable", _) => "starttls",
+        _ => "verified",
+    }
+}
+
+fn log_results(id: &str, host: &str, ip: IpAddr, tls: &str, encrypted: bool, results: &Results) {
     for (rcpt, outcome) in results {
         let (what, r) = match outcome {
             Outcome::Delivered(r) => ("delivered", r),
             Outcome::Deferred(r) => ("deferred", r),
             Outcome::Failed(r) => ("failed", r),
         };
+        metrics::counter!(
+            crate::service::metrics::DELIVERIES,
+            "outcome" => what,
+            "tls" => tls_mode(tls, encrypted)
+        )
+        .increment(1);
         tracing::info!(service = "relay", id, to = rcpt, mx = host, ip = %ip, tls, result = what, reply = r.diagnostic);
     }
 }
@@ -431,10 +451,18 @@ impl Deliverer {
                         done: Vec::new(),
                         left: left.clone(),
                         why: format!("{host} [{ip}]: timed out"),
+                        encrypted: false,
                     },
                 };
                 for (i, results) in &session.done {
-                    log_results(&jobs[*i].entry.id, host, ip, tls, results);
+                    log_results(
+                        &jobs[*i].entry.id,
+                        host,
+                        ip,
+                        tls,
+                        session.encrypted,
+                        results,
+                    );
                 }
                 done.extend(session.done);
                 left = session.left;
@@ -661,6 +689,7 @@ impl Deliverer {
                     done: Vec::new(),
                     left: parts.to_vec(),
                     why,
+                    encrypted: false,
                 };
             }
         };
@@ -771,10 +800,16 @@ impl Deliverer {
             }
             done.push((*i, results));
         }
+        let encrypted = session.is_tls();
         if healthy {
             self.put_idle((addr, host.to_string(), tls.label()), session);
         }
-        Session { done, left, why }
+        Session {
+            done,
+            left,
+            why,
+            encrypted,
+        }
     }
 
     async fn connect_fresh(
@@ -842,6 +877,8 @@ impl Deliverer {
                 Outcome::Deferred(_) => "deferred",
                 Outcome::Failed(_) => "failed",
             };
+            metrics::counter!(crate::service::metrics::DELIVERIES, "outcome" => what, "tls" => "local")
+                .increment(1);
             tracing::info!(
                 service = "relay",
                 id,

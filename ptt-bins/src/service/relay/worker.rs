@@ -99,6 +99,11 @@ impl Worker {
         loop {
             self.queue.handle_timeout(unix_now());
             self.carry_out().await;
+            let now = unix_now();
+            metrics::gauge!(crate::service::metrics::QUEUE_MESSAGES).set(self.queue.len() as f64);
+            let oldest = self.queue.entries().map(|e| e.arrived).min();
+            metrics::gauge!(crate::service::metrics::QUEUE_OLDEST)
+                .set(oldest.map_or(0, |a| now.saturating_sub(a)) as f64);
             let wait = match self.queue.poll_timeout() {
                 Some(at) => Duration::from_secs(at.saturating_sub(unix_now())),
                 None => Duration::from_secs(3600),

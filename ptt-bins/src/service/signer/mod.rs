@@ -217,6 +217,12 @@ impl Session {
             ));
         };
         let verdict = crate::dns::evaluate::arc(&shared.resolver, &message).await;
+        metrics::counter!(
+            super::metrics::AUTH_RESULTS,
+            "method" => "arc",
+            "result" => verdict.status.to_string()
+        )
+        .increment(1);
         let stamped = ptt_arc::seal::stamp(&message, &shared.hostname, &verdict);
         let sealer =
             ptt_arc::seal::Sealer::new(&key.key, &shared.domain, &key.selector, &shared.hostname)

@@ -121,6 +121,14 @@ async fn round(
 ) -> Result<Vec<String>, String> {
     let now = unix_now();
     let file = store.read()?;
+    for state in ["pending", "active", "retiring", "revoked", "removed"] {
+        let n = file
+            .keys
+            .iter()
+            .filter(|k| format!("{:?}", k.state).eq_ignore_ascii_case(state))
+            .count();
+        metrics::gauge!(super::super::metrics::DKIM_KEYS, "state" => state).set(n as f64);
+    }
     let mut errors = Vec::new();
     // Transitions due: the DNS change first, then the state.
     for step in due(&file, now) {
