@@ -11,7 +11,10 @@ fn deploy() -> PathBuf {
 
 /// Whether `tool` runs; in CI its absence fails, elsewhere it skips.
 fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(tool)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -29,7 +32,10 @@ fn the_systemd_units_verify_and_rate_below_two() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut units = Vec::new();
-    for entry in std::fs::read_dir(deploy().join("systemd")).unwrap().flatten() {
+    for entry in std::fs::read_dir(deploy().join("systemd"))
+        .unwrap()
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !(name.ends_with(".service") || name.ends_with(".target")) {
             continue;
@@ -47,7 +53,8 @@ fn the_systemd_units_verify_and_rate_below_two() {
         .iter()
         .filter(|u| u.extension().is_some_and(|e| e == "service"))
         .collect();
-    assert_eq!(services.len(), 5, "{units:?}");
+    // The five services and the CA they share.
+    assert_eq!(services.len(), 6, "{units:?}");
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .args(&units)
@@ -75,4 +82,41 @@ fn the_systemd_units_verify_and_rate_below_two() {
             .unwrap_or_else(|| panic!("{}: no exposure level in\n{said}", unit.display()));
         assert!(level < 2.0, "{}: exposure {level}\n{said}", unit.display());
     }
+}
+
+#[test]
+fn ptt_ca_makes_the_private_ca_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ptt.toml");
+    std::fs::write(
+        &config,
+        "domain = \"example.test\"\nhostname = \"mx.example.test\"\nstate = \"state\"\n",
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_ptt"))
+            .args(["ca", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run().starts_with("made the private CA of example.test"));
+    let cert = std::fs::read(dir.path().join("state/ca/ca.pem")).unwrap();
+    let key = dir.path().join("state/ca/ca-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A second run keeps it.
+    assert!(run().starts_with("kept"));
+    assert_eq!(
+        std::fs::read(dir.path().join("state/ca/ca.pem")).unwrap(),
+        cert
+    );
 }

@@ -66,7 +66,11 @@ fn the_counts_follow_the_traffic() {
     // The relay records its deliveries once the receiver has answered.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut metrics = scrape(port);
-    while value(&metrics, "ptt_deliveries_total", &["delivered", "tls=\"local\""]) < 3.0
+    while value(
+        &metrics,
+        "ptt_deliveries_total",
+        &["delivered", "tls=\"local\""],
+    ) < 3.0
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(200));
@@ -86,20 +90,32 @@ fn the_counts_follow_the_traffic() {
         value(
             &metrics,
             "ptt_messages_total",
-            &["service=\"submission\"", "outcome=\"refused\"", "reason=\"5.7.1\""]
+            &[
+                "service=\"submission\"",
+                "outcome=\"refused\"",
+                "reason=\"5.7.1\""
+            ]
         ),
         1.0,
         "{metrics}"
     );
     assert!(value(&metrics, "ptt_sessions_total", &["service=\"submission\""]) >= 4.0);
     assert_eq!(
-        value(&metrics, "ptt_deliveries_total", &["delivered", "tls=\"local\""]),
+        value(
+            &metrics,
+            "ptt_deliveries_total",
+            &["delivered", "tls=\"local\""]
+        ),
         3.0,
         "{metrics}"
     );
     // SPF passes for 127.0.0.1 (the site's record), three times.
     assert_eq!(
-        value(&metrics, "ptt_auth_results_total", &["method=\"spf\"", "result=\"pass\""]),
+        value(
+            &metrics,
+            "ptt_auth_results_total",
+            &["method=\"spf\"", "result=\"pass\""]
+        ),
         3.0,
         "{metrics}"
     );
@@ -110,15 +126,28 @@ fn the_counts_follow_the_traffic() {
     );
     // Each hand-off to the signer timed: submission's three.
     assert!(
-        value(&metrics, "ptt_hop_seconds_count", &["next=\"signer.ptt.internal\""]) >= 3.0,
+        value(
+            &metrics,
+            "ptt_hop_seconds_count",
+            &["next=\"signer.ptt.internal\""]
+        ) >= 3.0,
         "{metrics}"
     );
-    assert!(metrics.contains("\nptt_relay_queue_messages 0\n"), "{metrics}");
-    assert!(metrics.contains("\nptt_relay_queue_oldest_seconds 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nptt_relay_queue_messages 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nptt_relay_queue_oldest_seconds 0\n"),
+        "{metrics}"
+    );
     assert_eq!(
         value(&metrics, "ptt_dkim_keys", &["state=\"active\""]),
         2.0,
         "{metrics}"
     );
-    assert!(metrics.contains("# TYPE ptt_message_seconds histogram"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE ptt_message_seconds histogram"),
+        "{metrics}"
+    );
 }

@@ -11,6 +11,7 @@ use crate::exit::Outcome;
 pub(crate) mod acme;
 pub(crate) mod arc;
 pub(crate) mod auth;
+pub(crate) mod ca;
 pub(crate) mod check_config;
 pub(crate) mod dkim;
 pub(crate) mod dmarc;
@@ -37,6 +38,8 @@ pub(crate) enum Verb {
     CheckConfig(check_config::Args),
     /// Apply a service's sandbox, then try what it must never do.
     SandboxCheck(sandbox_check::Args),
+    /// Make the private CA the services use between themselves.
+    Ca(ca::Args),
     /// Add a user to the user database (a Git repository).
     Adduser(users::AddArgs),
     /// Change a user's password.
@@ -90,6 +93,7 @@ pub(crate) fn run(verb: Verb) -> Outcome {
         Verb::Serve(args) => serve::run(args),
         Verb::CheckConfig(args) => check_config::run(args),
         Verb::SandboxCheck(args) => sandbox_check::run(args),
+        Verb::Ca(args) => ca::run(args),
         Verb::Adduser(args) => users::add(args),
         Verb::Passwd(args) => users::passwd(args),
         Verb::Deluser(args) => users::del(args),
