@@ -120,3 +120,76 @@ fn ptt_ca_makes_the_private_ca_once() {
         cert
     );
 }
+
+#[test]
+fn the_kubernetes_manifests_validate() {
+    if !have("kubernetes-validate", "--version") {
+        return;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy().join("k8s"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    // Every workload and its NetworkPolicy.
+    for resource in [
+        "deployment/submission",
+        "deployment/signer",
+        "statefulset/relay",
+        "deployment/receiver",
+        "statefulset/lists",
+        "networkpolicy/default-deny",
+        "networkpolicy/signer",
+    ] {
+        assert!(
+            said.contains(&format!("passed for resource {resource} ")),
+            "{resource}: {said}"
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_configuration_is_one_ptt_accepts() {
+    // The ConfigMap's ptt.toml, checked by `ptt check-config` as written.
+    let manifest = std::fs::read_to_string(deploy().join("k8s/01-config.yaml")).unwrap();
+    let body: String = manifest
+        .split("ptt.toml: |\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ptt.toml");
+    std::fs::write(&config, body).unwrap();
+    std::fs::create_dir_all(dir.path().join("tsig")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ptt"))
+        .args(["check-config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the TSIG key file, a Secret in the cluster, may be missing here.
+    assert!(
+        out.status.success() || said.lines().all(|l| l.contains("tsig")),
+        "{said}"
+    );
+}

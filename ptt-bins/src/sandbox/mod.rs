@@ -220,8 +220,13 @@ impl Plan {
     fn users(&mut self, config: &Config) {
         if let Some(users) = &config.users {
             if crate::userdb::is_remote(&users.repo) {
+                // gix runs `ssh`, which reads its keys and known hosts.
                 self.exec = true;
                 self.connect.insert(22);
+                self.read.extend(["/usr/bin", "/bin"].map(PathBuf::from));
+                if let Some(home) = std::env::var_os("HOME") {
+                    self.read.insert(PathBuf::from(home).join(".ssh"));
+                }
             } else {
                 self.read.insert(PathBuf::from(&users.repo));
             }
