@@ -18,60 +18,58 @@ pub struct Field {
 /// The header fields of `message`, top to bottom, and the offset where the
 /// body starts (after the empty line; `message.len()` when there is none).
 ///
-/// Lines may end in CRLF or a bare LF. A line that starts with a space or a
-/// tab continues the previous field. A line whose text before the first
-/// colon is not a field name (no colon, an empty name, a space in it)
-/// becomes a nameless field, never selected.
+/// The fields are ptt-dkim's ([`ptt_dkim::split_header_fields`]), so that
+/// ARC reads a header exactly as its DKIM signatures are computed over it:
+/// lines may end in CRLF or a bare LF, a line that starts with a space or
+/// a tab continues the previous field, and a line with no field name
+/// before a colon becomes a nameless field, never selected.
 pub fn split(message: &[u8]) -> (Vec<Field>, usize) {
-    let mut fields: Vec<Field> = Vec::new();
+    let (head_end, body) = header_end(message);
+    let head = message.get(..head_end).unwrap_or_default();
+    let base = message.as_ptr() as usize;
+    let fields = ptt_dkim::split_header_fields(head)
+        .into_iter()
+        .map(|f| {
+            let start = f.raw.as_ptr() as usize - base;
+            let raw = start..start + f.raw.len();
+            let content = f
+                .raw
+                .strip_suffix(b"\r\n")
+                .or_else(|| f.raw.strip_suffix(b"\n"))
+                .map_or(f.raw.len(), <[u8]>::len);
+            if f.name.is_empty() {
+                return Field {
+                    name: start..start,
+                    value: start..start + content,
+                    raw,
+                };
+            }
+            let name_start = f.name.as_ptr() as usize - base;
+            let after_colon = memchr::memchr(b':', f.raw).map_or(content, |c| c + 1);
+            Field {
+                name: name_start..name_start + f.name.len(),
+                value: start + after_colon.min(content)..start + content,
+                raw,
+            }
+        })
+        .collect();
+    (fields, body)
+}
+
+/// Where the header block ends (the empty line's start) and the body
+/// starts (after it); both the message's end when there is no empty line.
+fn header_end(message: &[u8]) -> (usize, usize) {
     let mut pos = 0;
     while pos < message.len() {
         let line_end = memchr::memchr(b'\n', message.get(pos..).unwrap_or_default())
             .map_or(message.len(), |n| pos + n + 1);
         let line = message.get(pos..line_end).unwrap_or_default();
-        let content_len = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .map_or(line.len(), <[u8]>::len);
-        if content_len == 0 {
-            // The empty line between header and body.
-            return (fields, line_end);
-        }
-        let first = line.first().copied().unwrap_or(0);
-        if (first == b' ' || first == b'\t') && !fields.is_empty() {
-            if let Some(last) = fields.last_mut() {
-                last.value.end = pos + content_len;
-                last.raw.end = line_end;
-            }
-        } else {
-            let content = line.get(..content_len).unwrap_or_default();
-            // As ptt-dkim reads it: the name is the non-empty run of
-            // printable ASCII before the colon; anything else is nameless.
-            match memchr::memchr(b':', content) {
-                Some(colon)
-                    if colon > 0
-                        && content
-                            .get(..colon)
-                            .unwrap_or_default()
-                            .iter()
-                            .all(|b| (0x21..=0x7e).contains(b)) =>
-                {
-                    fields.push(Field {
-                        name: pos..pos + colon,
-                        value: pos + colon + 1..pos + content_len,
-                        raw: pos..line_end,
-                    });
-                }
-                _ => fields.push(Field {
-                    name: pos..pos,
-                    value: pos..pos + content_len,
-                    raw: pos..line_end,
-                }),
-            }
+        if line == b"\r\n" || line == b"\n" {
+            return (pos, line_end);
         }
         pos = line_end;
     }
-    (fields, message.len())
+    (message.len(), message.len())
 }
 
 /// The bytes of `range` in `message` (empty when out of bounds).

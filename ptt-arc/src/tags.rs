@@ -81,13 +81,36 @@ pub(crate) fn trim_fws(s: &[u8]) -> &[u8] {
     s.get(start..end).unwrap_or_default()
 }
 
-fn valid_name(name: &[u8]) -> bool {
-    match name.split_first() {
-        Some((first, rest)) => {
-            first.is_ascii_alphabetic()
-                && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+/// ptt-dkim's complaint in this crate's terms.
+fn from_dkim(value: &[u8], e: ptt_dkim::TagListError) -> TagListError {
+    use ptt_dkim::TagListError as D;
+    // The spec (between `;`) an offset falls in, trimmed.
+    let spec_at = |offset: usize| {
+        let start = value
+            .get(..offset.min(value.len()))
+            .and_then(|v| v.iter().rposition(|&b| b == b';'))
+            .map_or(0, |p| p + 1);
+        let end = value
+            .get(offset.min(value.len())..)
+            .and_then(|v| v.iter().position(|&b| b == b';'))
+            .map_or(value.len(), |p| offset + p);
+        String::from_utf8_lossy(trim_fws(value.get(start..end).unwrap_or_default())).into_owned()
+    };
+    match e {
+        D::EmptySpec { offset } => TagListError::EmptyTagSpec { offset },
+        D::EmptyName { offset } | D::BadNameByte { offset, .. } => {
+            let spec = spec_at(offset);
+            let name = spec.split('=').next().unwrap_or_default().trim().into();
+            TagListError::InvalidName { name }
         }
-        None => false,
+        D::MissingEquals { offset, .. } => TagListError::MissingEquals {
+            spec: spec_at(offset),
+        },
+        D::BadValueByte { name, byte, .. } => TagListError::InvalidValue { name, byte },
+        D::Duplicate { name } => TagListError::Duplicate { name },
+        other => TagListError::InvalidName {
+            name: alloc::format!("{other}"),
+        },
     }
 }
 
@@ -95,48 +118,15 @@ impl TagList {
     /// Parses a tag list from a header field value (the bytes after the
     /// colon, folding included).
     pub fn parse(value: &[u8]) -> Result<TagList, TagListError> {
-        let mut tags: Vec<Tag> = Vec::new();
-        let specs: Vec<&[u8]> = value.split(|&b| b == b';').collect();
-        let last = specs.len().saturating_sub(1);
-        let mut offset = 0;
-        for (n, spec) in specs.iter().enumerate() {
-            let here = offset;
-            offset += spec.len() + 1;
-            let trimmed = trim_fws(spec);
-            if trimmed.is_empty() {
-                // One trailing ";" (or an empty list) is allowed.
-                if n == last && (n > 0 || tags.is_empty()) {
-                    continue;
-                }
-                return Err(TagListError::EmptyTagSpec { offset: here });
-            }
-            let Some(eq) = trimmed.iter().position(|&b| b == b'=') else {
-                return Err(TagListError::MissingEquals {
-                    spec: String::from_utf8_lossy(trimmed).into_owned(),
-                });
-            };
-            let name = trim_fws(trimmed.get(..eq).unwrap_or_default());
-            let val = trim_fws(trimmed.get(eq + 1..).unwrap_or_default());
-            if !valid_name(name) {
-                return Err(TagListError::InvalidName {
-                    name: String::from_utf8_lossy(name).into_owned(),
-                });
-            }
-            // Names are ASCII by the check above.
-            let name = String::from_utf8_lossy(name).into_owned();
-            if let Some(&byte) = val
-                .iter()
-                .find(|&&b| b == b';' || b == 0x7f || (b < 0x21 && !is_fws(b)))
-            {
-                return Err(TagListError::InvalidValue { name, byte });
-            }
-            if tags.iter().any(|t| t.name == name) {
-                return Err(TagListError::Duplicate { name });
-            }
-            let value = match core::str::from_utf8(val) {
+        // ptt-dkim's grammar, read strictly; the tags owned, as UTF-8.
+        let parsed = ptt_dkim::parse_tag_list_strict(value).map_err(|e| from_dkim(value, e))?;
+        let mut tags = Vec::with_capacity(parsed.len());
+        for tag in parsed {
+            let name = String::from(tag.name);
+            let value = match core::str::from_utf8(tag.value) {
                 Ok(v) => String::from(v),
                 Err(e) => {
-                    let byte = val.get(e.valid_up_to()).copied().unwrap_or(0);
+                    let byte = tag.value.get(e.valid_up_to()).copied().unwrap_or(0);
                     return Err(TagListError::InvalidValue { name, byte });
                 }
             };

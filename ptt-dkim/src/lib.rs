@@ -67,7 +67,7 @@ pub use sign::{
     generate_key, pem_encode, sign_fields,
 };
 pub use signature::{Algorithm, Canonicalization, DkimSignature, SignatureError};
-pub use tag::{Tag, TagListError, parse_tag_list};
+pub use tag::{Tag, TagListError, parse_tag_list, parse_tag_list_strict};
 pub use verify::{
     BodyLengthPolicy, KeyAnswer, KeyQuery, Output, Reason, SignatureResult, Verdict, Verifier,
     VerifyPolicy, is_same_or_subdomain, key_from_answer, usable_key, verify_message,

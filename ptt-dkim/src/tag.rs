@@ -75,6 +75,13 @@ pub enum TagListError {
         /// The tag name.
         name: alloc::string::String,
     },
+    /// An empty tag-spec (`;;`) where the grammar is read strictly
+    /// ([`parse_tag_list_strict`]).
+    #[error("tag list: empty tag-spec (\";;\") at byte {offset}")]
+    EmptySpec {
+        /// Byte offset of the empty spec in the input.
+        offset: usize,
+    },
 }
 
 pub(crate) fn is_wsp(b: u8) -> bool {
@@ -94,6 +101,23 @@ pub(crate) fn is_fws(b: u8) -> bool {
 /// assert_eq!(tags[2].value, b"ab\r\n cd");
 /// ```
 pub fn parse_tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
+    parse(input, false)
+}
+
+/// Parses a tag list by RFC 6376 §3.2's grammar exactly, as ARC's header
+/// fields are read (RFC 8617): an empty tag-spec (`;;`) is an error; one
+/// trailing `;` is allowed.
+///
+/// ```
+/// assert!(ptt_dkim::parse_tag_list_strict(b"i=1; a=rsa-sha256;").is_ok());
+/// assert!(ptt_dkim::parse_tag_list_strict(b"i=1;; a=rsa-sha256").is_err());
+/// assert!(ptt_dkim::parse_tag_list(b"i=1;; a=rsa-sha256").is_ok());
+/// ```
+pub fn parse_tag_list_strict(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
+    parse(input, true)
+}
+
+fn parse(input: &[u8], strict: bool) -> Result<Vec<Tag<'_>>, TagListError> {
     let mut tags: Vec<Tag<'_>> = Vec::new();
     let mut pos = 0;
     let len = input.len();
@@ -103,6 +127,10 @@ pub fn parse_tag_list(input: &[u8]) -> Result<Vec<Tag<'_>>, TagListError> {
         let spec = &input[pos..end];
         let lead = spec.iter().take_while(|b| is_fws(**b)).count();
         if lead == spec.len() {
+            // Only what follows the last `;` may be empty, strictly read.
+            if strict && end < len {
+                return Err(TagListError::EmptySpec { offset: pos });
+            }
             pos = end + 1;
             continue;
         }
