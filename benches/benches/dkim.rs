@@ -39,7 +39,7 @@ use mail_auth::dkim::{Canonicalization as MaCanon, DkimSigner};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters};
 use mail_auth_06 as mail_auth;
 use mail_auth_keys::TxtCache;
-use ptt_dkim::{KeyAnswer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
+use ptt_dkim::{Answer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
 use ptt_testkit::bench_mail::{SIGNED_HEADERS, dkim_message};
 
 #[cfg(feature = "aws-lc-rs")]
@@ -137,8 +137,8 @@ fn ptt_sign(key: &SigningKey, config: &SignerConfig, msg: &[u8]) -> String {
 fn ptt_verify(signed: &[u8], records: &HashMap<String, String>, now: u64) -> bool {
     let results = verify_message(signed, now, VerifyPolicy::default(), |name| {
         match records.get(name) {
-            Some(r) => KeyAnswer::from(r.as_str()),
-            None => KeyAnswer::NxDomain,
+            Some(r) => Answer::txt(r.as_str()),
+            None => Answer::NxDomain,
         }
     });
     results.len() == 1 && results[0].verdict.as_str() == "pass"

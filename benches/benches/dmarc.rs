@@ -69,7 +69,7 @@ fn evaluation(c: &mut Criterion) {
             Evaluation::new(&psl, "news.example.com", input.clone(), 7)
                 .unwrap()
                 .run(|q| match q.name.as_str() {
-                    "_dmarc.example.com" => Answer::Txt(vec![record.to_string()]),
+                    "_dmarc.example.com" => Answer::txt(record),
                     _ => Answer::NxDomain,
                 })
         })

@@ -14,12 +14,24 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(field) = AuthenticationResults::parse(text) {
         let line = field.to_string();
         assert!(!line.contains(['\r', '\n']), "{line:?}");
-        assert_eq!(AuthenticationResults::parse(&line).as_ref(), Ok(&field), "{line}");
+        assert_eq!(
+            AuthenticationResults::parse(&line).as_ref(),
+            Ok(&field),
+            "{line}"
+        );
         let folded = field.to_header_field();
         // Every line break is a fold (CRLF + tab) but the final one.
         let body = folded.strip_suffix("\r\n").expect("ends with CRLF");
-        assert_eq!(body.matches("\r\n").count(), body.matches("\r\n\t").count(), "{folded:?}");
-        assert_eq!(AuthenticationResults::parse(&folded).as_ref(), Ok(&field), "{folded}");
+        assert_eq!(
+            body.matches("\r\n").count(),
+            body.matches("\r\n\t").count(),
+            "{folded:?}"
+        );
+        assert_eq!(
+            AuthenticationResults::parse(&folded).as_ref(),
+            Ok(&field),
+            "{folded}"
+        );
         assert!(claims_authserv_id(&line, field.authserv_id()));
     }
 });

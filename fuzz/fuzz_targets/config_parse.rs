@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Err(problems) = ptt_bins::config::Config::parse(&text, Path::new("/nonexistent/ptt.toml")) {
+    if let Err(problems) =
+        ptt_bins::config::Config::parse(&text, Path::new("/nonexistent/ptt.toml"))
+    {
         let lines = text.lines().count().max(1);
         for line in problems.to_string().lines() {
             // FILE:LINE:COL: what

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use ptt_dmarc::DmarcRecord;
-use ptt_dmarc::eval::{Answer, AuthInput, Evaluation, QueryKind, SpfOutcome, SpfResult};
+use ptt_dmarc::eval::{Answer, AuthInput, Evaluation, QueryType, SpfOutcome, SpfResult};
 use ptt_dmarc::psl::PublicSuffixList;
 use std::sync::OnceLock;
 
@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(record) = DmarcRecord::parse(text) {
         let printed = record.to_string();
-        assert_eq!(DmarcRecord::parse(&printed).as_ref(), Ok(&record), "{printed}");
+        assert_eq!(
+            DmarcRecord::parse(&printed).as_ref(),
+            Ok(&record),
+            "{printed}"
+        );
         let (lenient, warnings) = DmarcRecord::parse_lenient(text).expect("lenient");
         assert_eq!(lenient, record);
         assert!(warnings.is_empty());
@@ -35,9 +39,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = eval.run(|q| {
         asked += 1;
         assert!(asked <= 3, "more than three questions");
-        match q.kind {
-            QueryKind::Txt => Answer::Txt(vec![text.to_string()]),
-            QueryKind::A => Answer::NxDomain,
+        match q.qtype {
+            QueryType::Txt => Answer::txt(&text),
+            _ => Answer::NxDomain,
         }
     });
 });

@@ -64,10 +64,7 @@ fn field<'a>(header: &'a [u8], f: &Field) -> HeaderField<'a> {
 
 /// The usable public key in a key-record answer for a signature made with
 /// `alg` (revoked keys, wrong `k=`/`h=`/`s=`, RSA under 1024 bits refused).
-pub(crate) fn usable_key(
-    answer: &ptt_dkim::KeyAnswer,
-    alg: Algorithm,
-) -> Result<PublicKey, String> {
+pub(crate) fn usable_key(answer: &ptt_dkim::Answer, alg: Algorithm) -> Result<PublicKey, String> {
     let record = ptt_dkim::key_from_answer(answer).map_err(|e| e.to_string())?;
     ptt_dkim::usable_key(&record, algorithm(alg)).map_err(|e| e.to_string())
 }

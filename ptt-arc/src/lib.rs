@@ -10,7 +10,7 @@
 //! ```
 //! use ptt_arc::header::ChainStatus;
 //! use ptt_arc::seal::{SealOutcome, Sealer};
-//! use ptt_arc::verify::{ArcVerifier, KeyAnswer};
+//! use ptt_arc::verify::{ArcVerifier, Answer};
 //! use ptt_dkim::{KeyKind, generate_key};
 //!
 //! // This hop's key, published at arc._domainkey.lists.example.org.
@@ -31,12 +31,11 @@
 //! let sealed = set.prepend_to(message);
 //!
 //! // The next hop validates it: one key query, answered from "DNS".
-//! let mut next = ArcVerifier::from_message(&sealed);
-//! for query in next.queries() {
+//! let next = ArcVerifier::from_message(&sealed);
+//! let verdict = ptt_dns::run(next, |query| {
 //!     assert_eq!(query.name, "arc._domainkey.lists.example.org");
-//!     next.answer(&query, KeyAnswer::Records(vec![record.clone().into_bytes()]));
-//! }
-//! let verdict = next.verdict().unwrap();
+//!     Answer::Txt(vec![record.clone().into_bytes()])
+//! });
 //! assert_eq!(verdict.status, ChainStatus::Pass);
 //! assert_eq!(verdict.to_string(), "cv=pass (1 set, oldest-pass=0)");
 //! ```

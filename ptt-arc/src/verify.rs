@@ -15,13 +15,19 @@ use crate::dkim_glue::{self, BodyHasher, PublicKey};
 use crate::header::{Algorithm, Canon, ChainStatus};
 use crate::message::{self, Field};
 
-pub use ptt_dkim::{KeyAnswer, KeyQuery};
+pub use ptt_dkim::{Answer, Query, QueryType};
+
+/// What the validator wants next: the TXT record of a key (every key of
+/// the chain is asked at once; ask them concurrently), [`Step::Wait`] for
+/// the body's end or the answers, or [`Step::Done`] with the verdict.
+pub type Step = ptt_dns::Step<ArcVerdict>;
 
 /// The key query for `s=selector`, `d=domain`.
-fn key_query(selector: &str, domain: &str) -> KeyQuery {
-    KeyQuery {
-        name: alloc::format!("{selector}._domainkey.{}", domain.to_ascii_lowercase()),
-    }
+fn key_query(selector: &str, domain: &str) -> Query {
+    Query::new(
+        &alloc::format!("{selector}._domainkey.{}", domain.to_ascii_lowercase()),
+        QueryType::Txt,
+    )
 }
 
 /// Why a chain failed.
@@ -150,7 +156,9 @@ enum State {
         sets: Vec<ArcSet>,
         bodies: Vec<BodyJob>,
         body_done: bool,
-        keys: Vec<(KeyQuery, Option<KeyAnswer>)>,
+        keys: Vec<(Query, Option<Answer>)>,
+        /// How many of `keys` [`ArcVerifier::poll`] has handed out.
+        asked: usize,
     },
 }
 
@@ -162,8 +170,9 @@ enum State {
 ///
 /// let msg = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
 /// let mut v = ArcVerifier::from_message(msg);
-/// assert!(v.queries().is_empty());
-/// assert_eq!(v.verdict().unwrap().status, ChainStatus::None);
+/// // No ARC set: no question, and the verdict at once.
+/// let ptt_arc::verify::Step::Done(verdict) = v.poll() else { unreachable!() };
+/// assert_eq!(verdict.status, ChainStatus::None);
 /// ```
 pub struct ArcVerifier {
     header: Vec<u8>,
@@ -187,7 +196,7 @@ impl ArcVerifier {
             Ok(sets) if sets.is_empty() => State::Decided(ArcVerdict::none()),
             Ok(sets) => {
                 let mut bodies: Vec<BodyJob> = Vec::new();
-                let mut keys: Vec<(KeyQuery, Option<KeyAnswer>)> = Vec::new();
+                let mut keys: Vec<(Query, Option<Answer>)> = Vec::new();
                 let mut want = |selector: &str, domain: &str| {
                     let q = key_query(selector, domain);
                     if !keys.iter().any(|(k, _)| *k == q) {
@@ -216,6 +225,7 @@ impl ArcVerifier {
                     bodies,
                     body_done: false,
                     keys,
+                    asked: 0,
                 }
             }
         };
@@ -227,7 +237,7 @@ impl ArcVerifier {
     }
 
     /// Validates a whole message (header and body) held in memory; then
-    /// answer [`queries`](Self::queries).
+    /// answer what [`poll`](Self::poll) asks.
     pub fn from_message(message: &[u8]) -> ArcVerifier {
         let (_, body_start) = message::split(message);
         let mut v = ArcVerifier::new(message.get(..body_start).unwrap_or_default());
@@ -266,23 +276,25 @@ impl ArcVerifier {
         }
     }
 
-    /// The key records still needed (empty when none or when the verdict
-    /// is already known).
-    pub fn queries(&self) -> Vec<KeyQuery> {
-        match &self.state {
-            State::Checking { keys, .. } => keys
-                .iter()
-                .filter(|(_, a)| a.is_none())
-                .map(|(q, _)| q.clone())
-                .collect(),
-            State::Decided(_) => Vec::new(),
+    /// What to do next: a key to look up, [`Step::Wait`] (the body has
+    /// not ended, or answers are missing), or the verdict.
+    pub fn poll(&mut self) -> Step {
+        if let State::Checking { keys, asked, .. } = &mut self.state
+            && let Some((q, _)) = keys.get(*asked)
+        {
+            *asked += 1;
+            return Step::Query(q.clone());
+        }
+        match self.verdict() {
+            Some(v) => Step::Done(v),
+            None => Step::Wait,
         }
     }
 
-    /// Hands in the answer to a query.
-    pub fn answer(&mut self, query: &KeyQuery, answer: KeyAnswer) {
+    /// Hands in the answer to a query [`poll`](Self::poll) gave.
+    pub fn answer(&mut self, query: &Query, answer: Answer) {
         if let State::Checking { keys, .. } = &mut self.state
-            && let Some((_, slot)) = keys.iter_mut().find(|(q, _)| q == query)
+            && let Some((_, slot)) = keys.iter_mut().find(|(q, _)| q.key() == query.key())
         {
             *slot = Some(answer);
         }
@@ -298,6 +310,7 @@ impl ArcVerifier {
                 bodies,
                 body_done,
                 keys,
+                ..
             } => {
                 if !*body_done || keys.iter().any(|(_, a)| a.is_none()) {
                     return None;
@@ -310,7 +323,7 @@ impl ArcVerifier {
     }
 
     fn key(
-        keys: &[(KeyQuery, Option<KeyAnswer>)],
+        keys: &[(Query, Option<Answer>)],
         selector: &str,
         domain: &str,
         algorithm: Algorithm,
@@ -329,7 +342,7 @@ impl ArcVerifier {
         &self,
         set: &ArcSet,
         bodies: &[BodyJob],
-        keys: &[(KeyQuery, Option<KeyAnswer>)],
+        keys: &[(Query, Option<Answer>)],
     ) -> Result<(), ArcFailure> {
         let ams = &set.ams.parsed;
         let instance = set.instance;
@@ -362,7 +375,7 @@ impl ArcVerifier {
         &self,
         sets: &[ArcSet],
         bodies: &[BodyJob],
-        keys: &[(KeyQuery, Option<KeyAnswer>)],
+        keys: &[(Query, Option<Answer>)],
     ) -> ArcVerdict {
         let n = sets.len() as u32;
         let Some(latest) = sets.last() else {
@@ -427,4 +440,14 @@ pub(crate) fn seal_input(header: &[u8], fields: &[Field], sets: &[ArcSet]) -> Ve
     let mut out = Vec::new();
     chain::sets_input(header, fields, &triples, true, &mut out);
     out
+}
+
+impl ptt_dns::Evaluator for ArcVerifier {
+    type Output = ArcVerdict;
+    fn poll(&mut self) -> Step {
+        ArcVerifier::poll(self)
+    }
+    fn answer(&mut self, query: &Query, answer: Answer) {
+        ArcVerifier::answer(self, query, answer)
+    }
 }

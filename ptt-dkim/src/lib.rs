@@ -4,13 +4,14 @@
 //!
 //! The crate is Sans-IO: it has no networking code and does not read the
 //! clock. The [`Verifier`] takes the message as it streams, asks for the key
-//! records it needs ([`Output::NeedTxt`]) and takes the answers
+//! records it needs ([`Step::Query`], the shape every ptt evaluator
+//! shares, from ptt-dns) and takes the answers
 //! ([`Verifier::answer`]); the time to check `t=`/`x=` against is passed in.
 //! Body hashes are computed incrementally with constant memory
 //! ([`BodyHasher`]), so a server signs or verifies while DATA arrives.
 //!
 //! ```
-//! use ptt_dkim::{KeyAnswer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
+//! use ptt_dkim::{Answer, Signer, SignerConfig, SigningKey, VerifyPolicy, verify_message};
 //!
 //! let key = SigningKey::from_ed25519_seed(&[7; 32]).unwrap();
 //! let message = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello.\r\n";
@@ -24,7 +25,7 @@
 //! let record = key.key_record().to_string();
 //! let results = verify_message(&signed, 1_700_000_000, VerifyPolicy::default(), |name| {
 //!     assert_eq!(name, "sel._domainkey.example.com");
-//!     KeyAnswer::from(record.as_str())
+//!     Answer::txt(&record)
 //! });
 //! assert_eq!(results[0].verdict.as_str(), "pass");
 //! ```
@@ -69,7 +70,7 @@ pub use sign::{
 pub use signature::{Algorithm, Canonicalization, DkimSignature, SignatureError};
 pub use tag::{Tag, TagListError, parse_tag_list, parse_tag_list_strict};
 pub use verify::{
-    BodyLengthPolicy, KeyAnswer, KeyQuery, Output, Reason, SignatureResult, Verdict, Verifier,
+    Answer, BodyLengthPolicy, Query, QueryType, Reason, SignatureResult, Step, Verdict, Verifier,
     VerifyPolicy, is_same_or_subdomain, key_from_answer, usable_key, verify_message,
     verify_signature,
 };

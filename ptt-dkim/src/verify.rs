@@ -279,44 +279,21 @@ impl Default for VerifyPolicy {
     }
 }
 
-/// A question for the caller: the TXT records at `name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyQuery {
-    /// `SELECTOR._domainkey.DOMAIN`, without the final dot.
-    pub name: String,
-}
+pub use ptt_dns::{Answer, Query, QueryType};
 
-/// The caller's answer to a [`KeyQuery`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyAnswer {
-    /// The TXT records, each with its character-strings already joined.
-    Records(Vec<Vec<u8>>),
-    /// The name does not exist (or has no TXT records).
-    NxDomain,
-    /// The lookup failed (timeout, SERVFAIL): `temperror`.
-    TempError(String),
-}
-
-/// What the verifier needs next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Look up this name's TXT records and call [`Verifier::answer`]. Each
-    /// name is asked once; the questions may be answered in any order, also
-    /// while the body is still being fed.
-    NeedTxt(KeyQuery),
-    /// Feed more of the message, call [`Verifier::end`], or answer the
-    /// questions already asked.
-    Wait,
-    /// Every signature has a result: see [`Verifier::results`].
-    Done,
-}
+/// What the verifier needs next: the TXT records of a key
+/// (`SELECTOR._domainkey.DOMAIN`; each name is asked once, and the
+/// questions may be answered in any order, also while the body is still
+/// being fed), [`Step::Wait`] for more of the message or the answers, or
+/// [`Step::Done`] once every signature has a result
+/// ([`Verifier::results`]).
+pub type Step = ptt_dns::Step<()>;
 
 /// Picks the key record from a DNS answer: the first record that parses.
-pub fn key_from_answer(answer: &KeyAnswer) -> Result<DkimKeyRecord, Reason> {
+pub fn key_from_answer(answer: &Answer) -> Result<DkimKeyRecord, Reason> {
     match answer {
-        KeyAnswer::NxDomain => Err(Reason::NoKey),
-        KeyAnswer::TempError(e) => Err(Reason::Dns(e.clone())),
-        KeyAnswer::Records(records) => {
+        Answer::TempError(e) => Err(Reason::Dns(e.clone())),
+        Answer::Txt(records) => {
             let mut first_err = None;
             for r in records {
                 match DkimKeyRecord::parse(r) {
@@ -328,6 +305,8 @@ pub fn key_from_answer(answer: &KeyAnswer) -> Result<DkimKeyRecord, Reason> {
             }
             Err(first_err.map_or(Reason::NoKey, Reason::KeySyntax))
         }
+        // No such name, no TXT record (or an answer of another type).
+        _ => Err(Reason::NoKey),
     }
 }
 
@@ -415,10 +394,11 @@ enum Slot {
     Decided,
 }
 
-struct Query {
+/// One key's TXT question, and its answer once given.
+struct KeyLookup {
     name: String,
     asked: bool,
-    answer: Option<KeyAnswer>,
+    answer: Option<Answer>,
 }
 
 struct Hasher {
@@ -431,19 +411,19 @@ struct Hasher {
 /// The Sans-IO DKIM verifier for one message.
 ///
 /// ```
-/// use ptt_dkim::{KeyAnswer, Output, Verifier, VerifyPolicy};
+/// use ptt_dkim::{Answer, Step, Verifier, VerifyPolicy};
 /// let msg = b"From: a@example.com\r\nDKIM-Signature: v=1; a=rsa-sha256; d=example.com;\r\n s=sel; h=from; bh=AAAA; b=AAAA\r\n\r\nHi\r\n";
 /// let mut v = Verifier::new(VerifyPolicy::default(), 1_700_000_000);
 /// v.update(msg);
 /// v.end();
 /// loop {
 ///     match v.poll() {
-///         Output::NeedTxt(q) => {
+///         Step::Query(q) => {
 ///             assert_eq!(q.name, "sel._domainkey.example.com");
-///             v.answer(&q.name, KeyAnswer::NxDomain);
+///             v.answer(&q, Answer::NxDomain);
 ///         }
-///         Output::Wait => unreachable!("all input given, all questions answered"),
-///         Output::Done => break,
+///         Step::Wait => unreachable!("all input given, all questions answered"),
+///         Step::Done(()) => break,
 ///     }
 /// }
 /// assert_eq!(v.results()[0].verdict.as_str(), "permerror");
@@ -457,7 +437,7 @@ pub struct Verifier {
     slots: Vec<Slot>,
     results: Vec<SignatureResult>,
     hashers: Vec<Hasher>,
-    queries: Vec<Query>,
+    queries: Vec<KeyLookup>,
     error: Option<Reason>,
 }
 
@@ -635,7 +615,7 @@ impl Verifier {
             {
                 Some(i) => i,
                 None => {
-                    self.queries.push(Query {
+                    self.queries.push(KeyLookup {
                         name,
                         asked: false,
                         answer: None,
@@ -698,10 +678,10 @@ impl Verifier {
         Ok(())
     }
 
-    /// Gives the answer for a name that [`Output::NeedTxt`] asked about.
-    /// Answers for names not asked are ignored.
-    pub fn answer(&mut self, name: &str, answer: KeyAnswer) {
-        let name = name.trim_end_matches('.');
+    /// Gives the answer to a question [`poll`](Verifier::poll) asked.
+    /// Answers to questions not asked are ignored.
+    pub fn answer(&mut self, query: &Query, answer: Answer) {
+        let name = query.name.trim_end_matches('.');
         if let Some(q) = self
             .queries
             .iter_mut()
@@ -712,7 +692,7 @@ impl Verifier {
     }
 
     /// What the verifier needs next.
-    pub fn poll(&mut self) -> Output {
+    pub fn poll(&mut self) -> Step {
         if let Some(reason) = &self.error {
             if self.results.is_empty() || self.results.iter().all(|r| r.signature.is_some()) {
                 let reason = reason.clone();
@@ -729,18 +709,16 @@ impl Verifier {
                     unsigned_body_bytes: 0,
                 });
             }
-            return Output::Done;
+            return Step::Done(());
         }
         for q in &mut self.queries {
             if !q.asked {
                 q.asked = true;
-                return Output::NeedTxt(KeyQuery {
-                    name: q.name.clone(),
-                });
+                return Step::Query(Query::new(&q.name, QueryType::Txt));
             }
         }
         if !self.ended {
-            return Output::Wait;
+            return Step::Wait;
         }
         let mut waiting = false;
         for idx in 0..self.slots.len() {
@@ -761,11 +739,11 @@ impl Verifier {
             }
             self.decide(idx, verdict);
         }
-        if waiting { Output::Wait } else { Output::Done }
+        if waiting { Step::Wait } else { Step::Done(()) }
     }
 
     /// The results, one per `DKIM-Signature` field in message order (final
-    /// once [`poll`](Verifier::poll) returned [`Output::Done`]).
+    /// once [`poll`](Verifier::poll) returned [`Step::Done`]).
     pub fn results(&self) -> &[SignatureResult] {
         &self.results
     }
@@ -778,7 +756,7 @@ impl Verifier {
 
 fn check(
     p: &Pending,
-    answer: &KeyAnswer,
+    answer: &Answer,
     body: Option<BodyHash>,
 ) -> (Verdict, Option<usize>, bool, u64) {
     let record = match key_from_answer(answer) {
@@ -836,20 +814,25 @@ pub fn verify_message(
     message: &[u8],
     now: u64,
     policy: VerifyPolicy,
-    mut lookup: impl FnMut(&str) -> KeyAnswer,
+    mut lookup: impl FnMut(&str) -> Answer,
 ) -> Vec<SignatureResult> {
     let mut v = Verifier::new(policy, now);
     v.update(message);
     v.end();
-    while let Output::NeedTxt(q) = v.poll() {
+    while let Step::Query(q) = v.poll() {
         let a = lookup(&q.name);
-        v.answer(&q.name, a);
+        v.answer(&q, a);
     }
     v.into_results()
 }
 
-impl From<&str> for KeyAnswer {
-    fn from(record: &str) -> Self {
-        KeyAnswer::Records(alloc::vec![record.as_bytes().to_vec()])
+impl ptt_dns::Evaluator for Verifier {
+    /// The results stay in the verifier ([`Verifier::results`]).
+    type Output = ();
+    fn poll(&mut self) -> Step {
+        Verifier::poll(self)
+    }
+    fn answer(&mut self, query: &Query, answer: Answer) {
+        Verifier::answer(self, query, answer)
     }
 }

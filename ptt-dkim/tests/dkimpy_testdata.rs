@@ -307,7 +307,7 @@ fn dkimpy_testdata() {
         VerifyPolicy::default(),
         |n| {
             asked.push(n.to_string());
-            ptt_dkim::KeyAnswer::NxDomain
+            ptt_dkim::Answer::NxDomain
         },
     );
     t.check(
@@ -339,7 +339,7 @@ fn dkimpy_testdata() {
         ..VerifyPolicy::default()
     };
     let res = verify_message(&signed, now(), strict, |n| {
-        ptt_dkim::KeyAnswer::from(recs[n].as_str())
+        ptt_dkim::Answer::txt(recs[n].as_str())
     });
     t.check(
         "l= refused by policy",

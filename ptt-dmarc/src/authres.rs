@@ -1014,7 +1014,7 @@ mod tests {
         };
         let verdict = Evaluation::new(&psl, "example.com", input, 0)
             .unwrap()
-            .run(|_| Answer::Txt(alloc::vec!["v=DMARC1; p=reject; sp=none".into()]));
+            .run(|_| Answer::txt("v=DMARC1; p=reject; sp=none"));
         let mut a = AuthenticationResults::new("mx.example.org").unwrap();
         a.push(items::spf(&spf, Some("bounce@example.net")).unwrap());
         a.push(items::dkim(&dk).unwrap());

@@ -6,7 +6,8 @@
 //! ([`SpfOutcome`], [`DkimOutcome`]), so that the caller can feed them from
 //! any implementation. The evaluator then asks DNS questions one at a time
 //! through [`Evaluation::poll`] and takes the answers through
-//! [`Evaluation::handle_answer`]:
+//! [`Evaluation::answer`], in the shape every ptt evaluator shares
+//! (ptt-dns):
 //!
 //! 1. `TXT _dmarc.<author domain>`;
 //! 2. if no DMARC record is there and the author domain is not its own
@@ -33,11 +34,12 @@
 //!     match eval.poll() {
 //!         Step::Query(q) => {
 //!             let answer = match q.name.as_str() {
-//!                 "_dmarc.example.com" => Answer::Txt(vec!["v=DMARC1; p=reject".into()]),
+//!                 "_dmarc.example.com" => Answer::txt("v=DMARC1; p=reject"),
 //!                 _ => Answer::NxDomain,
 //!             };
-//!             eval.handle_answer(answer).unwrap();
+//!             eval.answer(&q, answer);
 //!         }
+//!         Step::Wait => unreachable!("each question is answered at once here"),
 //!         Step::Done(verdict) => break *verdict,
 //!     }
 //! };
@@ -279,46 +281,13 @@ pub struct AuthInput {
     pub dkim: Vec<DkimOutcome>,
 }
 
-/// A DNS question.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Query {
-    /// The name, without the final dot.
-    pub name: String,
-    /// What is asked.
-    pub kind: QueryKind,
-}
+pub use ptt_dns::{Answer, Query, QueryType};
 
-/// The record type of a [`Query`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueryKind {
-    /// TXT: a DMARC record.
-    Txt,
-    /// A: only to learn whether the name exists (NXDOMAIN or not).
-    A,
-}
-
-/// The answer to a [`Query`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// TXT records, each the concatenation of its strings. For an A query,
-    /// any non-empty answer (the content is not looked at).
-    Txt(Vec<String>),
-    /// The name exists but has no record of that type (NODATA).
-    NoRecords,
-    /// The name does not exist.
-    NxDomain,
-    /// Timeout or SERVFAIL.
-    TempError,
-}
-
-/// One step of the evaluation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Answer this question with [`Evaluation::handle_answer`].
-    Query(Query),
-    /// Finished.
-    Done(alloc::boxed::Box<Verdict>),
-}
+/// One step of the evaluation: a question (TXT for a DMARC record, or A
+/// only to learn whether the author domain exists), [`Step::Wait`] until
+/// its answer, or the verdict. One question at a time: each depends on the
+/// answer before.
+pub type Step = ptt_dns::Step<alloc::boxed::Box<Verdict>>;
 
 /// The DMARC result (RFC 7489 11.2 / RFC 8601).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -452,6 +421,8 @@ pub struct Evaluation {
     spf_strict: bool,
     sample: u32,
     state: State,
+    /// The question of `state` has been handed out.
+    asked: bool,
 }
 
 /// Whether `domain` is aligned with `from` in `mode`, given both
@@ -513,6 +484,7 @@ impl Evaluation {
             org,
             sample: sample % 100,
             state: State::AskAuthor,
+            asked: false,
         })
     }
 
@@ -539,27 +511,45 @@ impl Evaluation {
         &self.org
     }
 
-    /// The next question, or the verdict.
-    pub fn poll(&self) -> Step {
+    /// The question the current state asks (none once done).
+    fn question(&self) -> Option<Query> {
         match &self.state {
-            State::AskAuthor => Step::Query(Query {
-                name: alloc::format!("_dmarc.{}", self.from),
-                kind: QueryKind::Txt,
-            }),
-            State::AskOrg => Step::Query(Query {
-                name: alloc::format!("_dmarc.{}", self.org),
-                kind: QueryKind::Txt,
-            }),
-            State::AskExists(..) => Step::Query(Query {
-                name: self.from.clone(),
-                kind: QueryKind::A,
-            }),
-            State::Done(v) => Step::Done(alloc::boxed::Box::new(v.clone())),
+            State::AskAuthor => Some(Query::new(
+                &alloc::format!("_dmarc.{}", self.from),
+                QueryType::Txt,
+            )),
+            State::AskOrg => Some(Query::new(
+                &alloc::format!("_dmarc.{}", self.org),
+                QueryType::Txt,
+            )),
+            State::AskExists(..) => Some(Query::new(&self.from, QueryType::A)),
+            State::Done(_) => None,
         }
     }
 
-    /// Takes the answer to the question last returned by [`poll`](Self::poll).
-    pub fn handle_answer(&mut self, answer: Answer) -> Result<(), EvalError> {
+    /// The next question (once), [`Step::Wait`] until it is answered, or
+    /// the verdict.
+    pub fn poll(&mut self) -> Step {
+        if let State::Done(v) = &self.state {
+            return Step::Done(alloc::boxed::Box::new(v.clone()));
+        }
+        if self.asked {
+            return Step::Wait;
+        }
+        self.asked = true;
+        match self.question() {
+            Some(q) => Step::Query(q),
+            None => Step::Wait,
+        }
+    }
+
+    /// Takes the answer to the question [`poll`](Self::poll) gave; an
+    /// answer to any other question is ignored.
+    pub fn answer(&mut self, query: &Query, answer: Answer) {
+        if self.question().is_none_or(|q| q.key() != query.key()) {
+            return;
+        }
+        self.asked = false;
         let state = core::mem::replace(&mut self.state, State::AskAuthor);
         self.state = match state {
             State::AskAuthor => self.after_txt(answer, true),
@@ -573,38 +563,30 @@ impl Evaluation {
                 };
                 State::Done(self.verdict(record, warnings, false, Some(source)))
             }
-            done @ State::Done(_) => {
-                self.state = done;
-                return Err(EvalError::NoQuestion);
-            }
+            done @ State::Done(_) => done,
         };
-        Ok(())
     }
 
     /// Drives the evaluation to the end with a synchronous resolver.
-    pub fn run(mut self, mut resolve: impl FnMut(&Query) -> Answer) -> Verdict {
-        loop {
-            match self.poll() {
-                Step::Query(q) => {
-                    let answer = resolve(&q);
-                    // A question is always pending here.
-                    let _ = self.handle_answer(answer);
-                }
-                Step::Done(v) => return *v,
-            }
-        }
+    pub fn run(self, resolve: impl FnMut(&Query) -> Answer) -> Verdict {
+        *ptt_dns::run(self, resolve)
     }
 
     fn after_txt(&mut self, answer: Answer, at_author: bool) -> State {
         let name = if at_author { &self.from } else { &self.org };
         let records: Vec<String> = match answer {
-            Answer::Txt(txt) => txt.into_iter().filter(|t| is_dmarc_record(t)).collect(),
-            Answer::NoRecords | Answer::NxDomain => Vec::new(),
-            Answer::TempError => {
+            Answer::Txt(txt) => txt
+                .iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .filter(|t| is_dmarc_record(t))
+                .collect(),
+            Answer::TempError(_) => {
                 let mut v = self.no_policy(None);
                 v.result = DmarcResult::TempError;
                 return State::Done(v);
             }
+            // NODATA, NXDOMAIN (or records of another type): none here.
+            _ => Vec::new(),
         };
         match records.as_slice() {
             [] => {
@@ -753,18 +735,19 @@ mod tests {
 
         fn answer(&mut self, q: &Query) -> Answer {
             self.asked.push(q.clone());
-            match q.kind {
-                QueryKind::Txt => match self.txt.get(q.name.as_str()) {
-                    Some(v) => Answer::Txt(v.iter().map(|s| s.to_string()).collect()),
+            match q.qtype {
+                QueryType::Txt => match self.txt.get(q.name.as_str()) {
+                    Some(v) => Answer::Txt(v.iter().map(|s| s.as_bytes().to_vec()).collect()),
                     None => Answer::NxDomain,
                 },
-                QueryKind::A => {
+                QueryType::A => {
                     if self.existing.contains(&q.name.as_str()) {
-                        Answer::Txt(vec!["192.0.2.1".into()])
+                        Answer::A(vec![core::net::Ipv4Addr::new(192, 0, 2, 1)])
                     } else {
                         Answer::NxDomain
                     }
                 }
+                _ => Answer::NoRecords,
             }
         }
     }
@@ -1080,7 +1063,7 @@ mod tests {
         let psl = PublicSuffixList::builtin();
         let v = Evaluation::new(&psl, "example.com", AuthInput::default(), 0)
             .unwrap()
-            .run(|_| Answer::TempError);
+            .run(|_| Answer::TempError("timeout".into()));
         assert_eq!(
             (v.result, v.disposition),
             (DmarcResult::TempError, Policy::None)
@@ -1088,14 +1071,23 @@ mod tests {
         // Invalid From domain.
         assert!(Evaluation::new(&psl, "bad..example", AuthInput::default(), 0).is_err());
         assert!(Evaluation::new(&psl, "", AuthInput::default(), 0).is_err());
-        // Answering twice is an error, not a panic.
+        // An answer to a question not asked, or a second one, is ignored.
         let mut e = Evaluation::new(&psl, "example.com", AuthInput::default(), 0).unwrap();
-        e.handle_answer(Answer::Txt(vec!["v=DMARC1; p=none".into()]))
-            .unwrap();
-        assert_eq!(
-            e.handle_answer(Answer::NxDomain),
-            Err(EvalError::NoQuestion)
+        let Step::Query(q) = e.poll() else {
+            panic!("a question first")
+        };
+        assert_eq!(e.poll(), Step::Wait);
+        e.answer(
+            &Query::new("_dmarc.other.example", QueryType::Txt),
+            Answer::NxDomain,
         );
+        assert_eq!(e.poll(), Step::Wait);
+        e.answer(&q, Answer::txt("v=DMARC1; p=none"));
+        e.answer(&q, Answer::NxDomain);
+        let Step::Done(v) = e.poll() else {
+            panic!("done")
+        };
+        assert_eq!(v.result, DmarcResult::Fail);
         // DKIM temperror or SPF pass of another org never aligns.
         let mut z = Zone::new(&[("_dmarc.example.com", "v=DMARC1; p=reject")], &[]);
         let v = run(
@@ -1126,5 +1118,15 @@ mod handoff_tests {
         assert_eq!(DkimResult::from(&ptt_dkim::Verdict::Pass), DkimResult::Pass);
         let outcome = DkimOutcome::new(DkimResult::from(&ptt_dkim::Verdict::Pass), "example.org");
         assert_eq!(outcome.result, DkimResult::Pass);
+    }
+}
+
+impl ptt_dns::Evaluator for Evaluation {
+    type Output = alloc::boxed::Box<Verdict>;
+    fn poll(&mut self) -> Step {
+        Evaluation::poll(self)
+    }
+    fn answer(&mut self, query: &Query, answer: Answer) {
+        Evaluation::answer(self, query, answer)
     }
 }

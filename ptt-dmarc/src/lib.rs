@@ -29,9 +29,9 @@
 //! let sample = 17; // random in 0..100, drawn by the caller
 //! let verdict = Evaluation::new(&psl, "example.com", input, sample)
 //!     .unwrap()
-//!     .run(|q| match (q.kind, q.name.as_str()) {
+//!     .run(|q| match (q.qtype, q.name.as_str()) {
 //!         // A real receiver asks its resolver here (TXT, or A for `np`).
-//!         (QueryKind::Txt, "_dmarc.example.com") => Answer::Txt(vec!["v=DMARC1; p=reject".into()]),
+//!         (QueryType::Txt, "_dmarc.example.com") => Answer::txt("v=DMARC1; p=reject"),
 //!         _ => Answer::NxDomain,
 //!     });
 //! let mut ar = AuthenticationResults::new("mx.example.org").unwrap();

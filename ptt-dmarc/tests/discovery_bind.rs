@@ -11,10 +11,7 @@ use ptt_testkit::Bind;
 
 /// Asks `named` with dig and turns the reply into an [`Answer`].
 fn ask(dns: &Bind, q: &Query) -> Answer {
-    let rtype = match q.kind {
-        QueryKind::Txt => "TXT",
-        QueryKind::A => "A",
-    };
+    let rtype = q.qtype.as_str();
     let dig = ptt_testkit::require_program("dig", "Debian package bind9-dnsutils");
     let out = Command::new(dig)
         .args(["@127.0.0.1", "-p", &dns.port().to_string(), &q.name, rtype])
@@ -30,7 +27,7 @@ fn ask(dns: &Bind, q: &Query) -> Answer {
     match status {
         "NXDOMAIN" => return Answer::NxDomain,
         "NOERROR" => {}
-        _ => return Answer::TempError,
+        other => return Answer::TempError(other.to_string()),
     }
     let mut records = Vec::new();
     for line in text
@@ -43,16 +40,14 @@ fn ask(dns: &Bind, q: &Query) -> Answer {
         }
         // Rdata after "name ttl IN TYPE": TXT as one or more quoted strings.
         let rdata = after_fields(line, 4);
-        records.push(if q.kind == QueryKind::Txt {
-            join_txt(rdata)
-        } else {
-            rdata.to_string()
-        });
+        records.push(rdata);
     }
     if records.is_empty() {
-        Answer::NoRecords
-    } else {
-        Answer::Txt(records)
+        return Answer::NoRecords;
+    }
+    match q.qtype {
+        QueryType::Txt => Answer::Txt(records.iter().map(|r| join_txt(r).into_bytes()).collect()),
+        _ => Answer::A(records.iter().filter_map(|r| r.parse().ok()).collect()),
     }
 }
 

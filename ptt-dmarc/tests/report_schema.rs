@@ -119,7 +119,7 @@ fn day_of_mail() -> Feedback {
         let verdict = Evaluation::new(&psl, from, auth.clone(), sample)
             .unwrap()
             .run(|q| match q.name.as_str() {
-                "_dmarc.example.com" => Answer::Txt(vec![record_text.into()]),
+                "_dmarc.example.com" => Answer::txt(record_text),
                 _ => Answer::NxDomain,
             });
         builder.add(&ReportEntry {

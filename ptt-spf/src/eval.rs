@@ -227,88 +227,7 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A DNS record type the evaluator asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum QueryType {
-    /// TXT (SPF records, explanations).
-    Txt,
-    /// A.
-    A,
-    /// AAAA.
-    Aaaa,
-    /// MX.
-    Mx,
-    /// PTR (the name is under `in-addr.arpa` or `ip6.arpa`).
-    Ptr,
-}
-
-impl QueryType {
-    /// The type's mnemonic (`TXT`, `A`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueryType::Txt => "TXT",
-            QueryType::A => "A",
-            QueryType::Aaaa => "AAAA",
-            QueryType::Mx => "MX",
-            QueryType::Ptr => "PTR",
-        }
-    }
-}
-
-/// A DNS question: a name (without the final dot) and a type.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Query {
-    /// The name, as expanded (compare it case-insensitively).
-    pub name: String,
-    /// The type.
-    pub qtype: QueryType,
-}
-
-impl Query {
-    fn key(&self) -> (String, QueryType) {
-        (self.name.to_ascii_lowercase(), self.qtype)
-    }
-}
-
-impl fmt::Display for Query {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.qtype.as_str())
-    }
-}
-
-/// The answer to a [`Query`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// TXT records, each one's character-strings joined (no separator).
-    Txt(Vec<Vec<u8>>),
-    /// A records.
-    A(Vec<Ipv4Addr>),
-    /// AAAA records.
-    Aaaa(Vec<Ipv6Addr>),
-    /// MX exchanges (their names, in any order).
-    Mx(Vec<String>),
-    /// PTR names.
-    Ptr(Vec<String>),
-    /// NOERROR with no record of the type asked.
-    NoRecords,
-    /// NXDOMAIN (RCODE 3).
-    NxDomain,
-    /// A timeout, SERVFAIL or any other error: `temperror` where it matters.
-    Error,
-}
-
-impl Answer {
-    fn is_void(&self) -> bool {
-        match self {
-            Answer::NoRecords | Answer::NxDomain => true,
-            Answer::Txt(v) => v.is_empty(),
-            Answer::A(v) => v.is_empty(),
-            Answer::Aaaa(v) => v.is_empty(),
-            Answer::Mx(v) | Answer::Ptr(v) => v.is_empty(),
-            Answer::Error => false,
-        }
-    }
-}
+pub use ptt_dns::{Answer, Query, QueryType};
 
 /// The outcome of an evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,16 +248,19 @@ pub struct SpfOutput {
     pub explanation: Option<String>,
 }
 
-/// What the evaluator wants next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Look this up and hand the answer to [`Evaluator::answer`]. Several
-    /// queries may be handed out before any answer is needed.
-    Query(Query),
-    /// Every open query has been handed out: wait for their answers.
-    Wait,
-    /// The evaluation is over.
-    Done(SpfOutput),
+/// What the evaluator wants next: a [`Query`] to look up (several may be
+/// handed out before any answer is needed), [`Step::Wait`] for their
+/// answers, or [`Step::Done`] with the outcome.
+pub type Step = ptt_dns::Step<SpfOutput>;
+
+impl ptt_dns::Evaluator for Evaluator {
+    type Output = SpfOutput;
+    fn poll(&mut self) -> Step {
+        Evaluator::poll(self)
+    }
+    fn answer(&mut self, query: &Query, answer: Answer) {
+        Evaluator::answer(self, query, answer)
+    }
 }
 
 /// A domain's SPF record as found on an earlier replay.
@@ -791,7 +713,9 @@ impl<'a> Run<'a> {
     fn fetch_record(&mut self, domain: &str) -> Result<Cached, Stop> {
         let records = match self.lookup(domain, QueryType::Txt)? {
             Answer::Txt(records) => records,
-            Answer::Error => return Ok(Cached::Temp(format!("DNS error looking up {domain} TXT"))),
+            Answer::TempError(_) => {
+                return Ok(Cached::Temp(format!("DNS error looking up {domain} TXT")));
+            }
             Answer::NoRecords | Answer::NxDomain => return Ok(Cached::NoRecord),
             _ => return Ok(Cached::Temp(format!("wrong answer type for {domain} TXT"))),
         };
@@ -903,7 +827,7 @@ impl<'a> Run<'a> {
                     return Ok(false);
                 }
                 let answer = self.lookup(&target, self.address_type())?;
-                if *answer == Answer::Error {
+                if matches!(answer, Answer::TempError(_)) {
                     return Err(temp(format!("{text}: DNS error looking up {target}")));
                 }
                 self.count_void(answer, text)?;
@@ -920,7 +844,7 @@ impl<'a> Run<'a> {
                 }
                 let answer = self.lookup(&target, QueryType::Mx)?;
                 let hosts = match answer {
-                    Answer::Error => {
+                    Answer::TempError(_) => {
                         return Err(temp(format!("{text}: DNS error looking up {target} MX")));
                     }
                     Answer::Mx(hosts) => hosts,
@@ -935,7 +859,7 @@ impl<'a> Run<'a> {
                 let checked = hosts.get(..MAX_NAMES_PER_LOOKUP).unwrap_or(hosts);
                 let answers = self.lookup_all(checked, self.address_type())?;
                 for (host, answer) in checked.iter().zip(&answers) {
-                    if **answer == Answer::Error {
+                    if matches!(**answer, Answer::TempError(_)) {
                         return Err(temp(format!("{text}: DNS error looking up {host}")));
                     }
                     if self.address_matches(answer, *cidr) {
@@ -972,7 +896,9 @@ impl<'a> Run<'a> {
                 }
                 let answer = self.lookup(&target, QueryType::A)?;
                 match answer {
-                    Answer::Error => Err(temp(format!("{text}: DNS error looking up {target}"))),
+                    Answer::TempError(_) => {
+                        Err(temp(format!("{text}: DNS error looking up {target}")))
+                    }
                     Answer::A(addrs) if !addrs.is_empty() => Ok(true),
                     other => {
                         self.count_void(other, text)?;
@@ -1038,7 +964,7 @@ mod tests {
             ("_spf.example.net", QueryType::Txt) => Answer::Txt(vec![
                 b"v=spf1 ip4:198.51.100.0/24 ip6:2001:db8::/32 ~all".to_vec(),
             ]),
-            ("timeout.example.org", _) => Answer::Error,
+            ("timeout.example.org", _) => Answer::TempError("timeout".into()),
             _ => Answer::NxDomain,
         }
     }

@@ -89,7 +89,7 @@ fn add_addresses(zone: &mut Zone, name: &str, list: &str) {
 fn resolve(zone: &Zone, name: &str, qtype: QueryType) -> Answer {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     if name.starts_with("_dns_error") {
-        return Answer::Error;
+        return Answer::TempError("timeout".into());
     }
     zone.get(&(name, qtype))
         .cloned()

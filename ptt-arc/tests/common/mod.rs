@@ -5,31 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use ptt_arc::verify::{ArcVerdict, ArcVerifier, KeyAnswer, KeyQuery};
+use ptt_arc::verify::{Answer, ArcVerdict, ArcVerifier, Query};
 
 /// TXT records by name (case-insensitive, final dot ignored).
 pub struct TxtMap(pub BTreeMap<String, String>);
 
 impl TxtMap {
-    pub fn answer(&self, q: &KeyQuery) -> KeyAnswer {
+    pub fn answer(&self, q: &Query) -> Answer {
         let want = q.name.trim_end_matches('.').to_ascii_lowercase();
         match self
             .0
             .iter()
             .find(|(k, _)| k.trim_end_matches('.').eq_ignore_ascii_case(&want))
         {
-            Some((_, v)) => KeyAnswer::Records(vec![v.as_bytes().to_vec()]),
-            None => KeyAnswer::NxDomain,
+            Some((_, v)) => Answer::Txt(vec![v.as_bytes().to_vec()]),
+            None => Answer::NxDomain,
         }
     }
 }
 
 /// Validates `message` (CRLF), answering every key query from `txt`.
 pub fn verify(message: &[u8], txt: &TxtMap) -> ArcVerdict {
-    let mut v = ArcVerifier::from_message(message);
-    for q in v.queries() {
-        let a = txt.answer(&q);
-        v.answer(&q, a);
-    }
-    v.verdict().expect("every query answered")
+    ptt_dns::run(ArcVerifier::from_message(message), |q| txt.answer(q))
 }

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Subcommand};
 use futures_util::future::join_all;
-use hickory_proto::rr::RecordType;
 use ptt_arc::header::ChainStatus;
 use ptt_arc::message::to_crlf;
 use ptt_arc::seal::{HeaderStyle, SealOutcome, Sealer};
-use ptt_arc::verify::{ArcVerdict, ArcVerifier, KeyAnswer, KeyQuery};
+use ptt_arc::verify::{Answer, ArcVerdict, ArcVerifier, Query, Step};
 
 use crate::dns::{self, Resolver};
 use crate::exit::{Failure, Outcome};
@@ -131,14 +130,14 @@ impl Keys {
             .map_err(Failure::Input)
     }
 
-    async fn answer(&self, q: &KeyQuery) -> KeyAnswer {
+    async fn answer(&self, q: &Query) -> Answer {
         let name = q.name.trim_end_matches('.').to_ascii_lowercase();
         match self {
             Keys::Txt(map) => match map.get(&name) {
-                Some(v) => KeyAnswer::Records(vec![v.as_bytes().to_vec()]),
-                None => KeyAnswer::NxDomain,
+                Some(v) => Answer::Txt(vec![v.as_bytes().to_vec()]),
+                None => Answer::NxDomain,
             },
-            Keys::Dns(resolver) => dns::key_answer(resolver.lookup(&name, RecordType::TXT).await),
+            Keys::Dns(resolver) => dns::evaluate::ask(resolver, q).await,
         }
     }
 }
@@ -146,14 +145,17 @@ impl Keys {
 /// Validates `message`, asking every key query at once.
 async fn validate(message: &[u8], keys: &Keys) -> ArcVerdict {
     let mut v = ArcVerifier::from_message(message);
+    let mut open = Vec::new();
     loop {
-        if let Some(verdict) = v.verdict() {
-            return verdict;
-        }
-        let queries = v.queries();
-        let answers = join_all(queries.iter().map(|q| keys.answer(q))).await;
-        for (q, a) in queries.iter().zip(answers) {
-            v.answer(q, a);
+        match v.poll() {
+            Step::Query(q) => open.push(q),
+            Step::Done(verdict) => return verdict,
+            Step::Wait => {
+                let answers = join_all(open.iter().map(|q| keys.answer(q))).await;
+                for (q, a) in open.drain(..).zip(answers) {
+                    v.answer(&q, a);
+                }
+            }
         }
     }
 }

@@ -7,11 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Subcommand, ValueEnum};
 use ptt_dkim::{
-    Canonicalization, CrlfNormalizer, KeyAnswer, KeyKind, Output, Signer, SignerConfig, SigningKey,
-    Verdict, Verifier, VerifyPolicy, generate_key,
+    Answer, Canonicalization, CrlfNormalizer, KeyKind, Signer, SignerConfig, SigningKey, Verdict,
+    Verifier, VerifyPolicy, generate_key,
 };
-
-use hickory_proto::rr::RecordType;
 
 use crate::dns::{self, Resolver};
 use crate::exit::{Failure, Outcome};
@@ -470,10 +468,7 @@ fn verify(a: VerifyArgs) -> Outcome {
                 let mut v = Verifier::new(policy, now);
                 v.update(&msg);
                 v.end();
-                while let Output::NeedTxt(q) = v.poll() {
-                    let answer = dns::key_answer(resolver.lookup(&q.name, RecordType::TXT).await);
-                    v.answer(&q.name, answer);
-                }
+                let _ = dns::evaluate::drive(&resolver, &mut v).await;
                 Ok::<_, String>(v.into_results())
             })
             .map_err(Failure::input)?
@@ -496,9 +491,9 @@ fn verify(a: VerifyArgs) -> Outcome {
                     .map(|(_, v)| v.as_bytes().to_vec())
                     .collect();
                 if found.is_empty() {
-                    KeyAnswer::NxDomain
+                    Answer::NxDomain
                 } else {
-                    KeyAnswer::Records(found)
+                    Answer::Txt(found)
                 }
             })
         }

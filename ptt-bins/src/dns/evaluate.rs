@@ -1,21 +1,24 @@
-//! Every Sans-IO evaluator's DNS questions answered by the [`Resolver`], in
-//! one place: SPF ([`spf`]), DKIM ([`dkim`]) and DMARC ([`dmarc`]). The
-//! questions of one round are asked concurrently.
+//! Every Sans-IO evaluator's DNS questions answered by the [`Resolver`],
+//! through one adapter ([`drive`]): ptt-spf, ptt-dkim, ptt-dmarc and
+//! ptt-arc all have ptt-dns's shape (`poll()` a `Step`, `answer()` an
+//! `Answer`), and the questions handed out before a `Wait` are asked
+//! concurrently.
 
 use hickory_proto::rr::{RData, RecordType};
 use ptt_dkim::{SignatureResult, Verifier, VerifyPolicy};
-use ptt_dmarc::eval::{self as dmarc_eval, Evaluation, Verdict};
-use ptt_spf::{Answer, Evaluator, Query, QueryType, Request, SpfOutput, Step};
+use ptt_dmarc::eval::{Evaluation, Verdict};
+use ptt_dns::{Answer, Evaluator, Query, QueryType, Step};
+use ptt_spf::{Request, SpfOutput, SpfResult};
 
-use super::{Lookup, Resolver, key_answer, txt_joined};
+use super::{Lookup, Resolver, txt_joined};
 
-/// Turns a resolver outcome into the evaluator's answer.
-pub(crate) fn spf_answer(qtype: QueryType, lookup: Lookup) -> Answer {
+/// The resolver's outcome as every evaluator takes it.
+pub(crate) fn answer_of(qtype: QueryType, lookup: Lookup) -> Answer {
     let records = match lookup {
         Lookup::Found(records) => records,
         Lookup::NoRecords => return Answer::NoRecords,
         Lookup::NxDomain => return Answer::NxDomain,
-        Lookup::Failed(_) => return Answer::Error,
+        Lookup::Failed(why) => return Answer::TempError(why),
     };
     let name = |n: &hickory_proto::rr::Name| {
         let s = n.to_ascii();
@@ -82,26 +85,54 @@ fn record_type(qtype: QueryType) -> RecordType {
     }
 }
 
-/// Drives an evaluation with the resolver, asking each round's questions
-/// concurrently.
-pub(crate) async fn spf(resolver: &Resolver, request: Request) -> SpfOutput {
-    let mut ev = Evaluator::new(request);
+/// Looks `query` up.
+pub(crate) async fn ask(resolver: &Resolver, query: &Query) -> Answer {
+    let name = query.name.trim_end_matches('.');
+    answer_of(
+        query.qtype,
+        resolver.lookup(name, record_type(query.qtype)).await,
+    )
+}
+
+/// Drives any evaluator to its end: the questions of each round asked
+/// concurrently, then answered. `None` when it waits with nothing asked
+/// (it wants input the driver does not have).
+pub(crate) async fn drive<E: Evaluator>(
+    resolver: &Resolver,
+    evaluator: &mut E,
+) -> Option<E::Output> {
     let mut open: Vec<Query> = Vec::new();
     loop {
-        match ev.poll() {
+        match evaluator.poll() {
             Step::Query(q) => open.push(q),
+            Step::Wait if open.is_empty() => return None,
             Step::Wait => {
-                let lookups = open
-                    .iter()
-                    .map(|q| resolver.lookup(&q.name, record_type(q.qtype)));
-                let results = futures_util::future::join_all(lookups).await;
-                for (q, lookup) in open.drain(..).zip(results) {
-                    let answer = spf_answer(q.qtype, lookup);
-                    ev.answer(&q, answer);
+                let answers =
+                    futures_util::future::join_all(open.iter().map(|q| ask(resolver, q))).await;
+                for (q, answer) in open.drain(..).zip(answers) {
+                    evaluator.answer(&q, answer);
                 }
             }
-            Step::Done(out) => return out,
+            Step::Done(out) => return Some(out),
         }
+    }
+}
+
+/// SPF for `request`.
+pub(crate) async fn spf(resolver: &Resolver, request: Request) -> SpfOutput {
+    let mut ev = ptt_spf::Evaluator::new(request.clone());
+    match drive(resolver, &mut ev).await {
+        Some(out) => out,
+        // Not reached: SPF asks before it waits.
+        None => SpfOutput {
+            result: SpfResult::TempError,
+            identity: request.identity(),
+            domain: request.domain(),
+            sender: request.sender(),
+            mechanism: None,
+            problem: Some("the evaluation stalled".into()),
+            explanation: None,
+        },
     }
 }
 
@@ -110,75 +141,33 @@ pub(crate) async fn dkim(resolver: &Resolver, message: &[u8], now: u64) -> Vec<S
     let mut verifier = Verifier::new(VerifyPolicy::default(), now);
     verifier.update(message);
     verifier.end();
-    let mut asked = Vec::new();
-    loop {
-        match verifier.poll() {
-            ptt_dkim::Output::NeedTxt(query) => asked.push(query.name),
-            ptt_dkim::Output::Wait if !asked.is_empty() => {
-                let lookups = asked.iter().map(|n| resolver.lookup(n, RecordType::TXT));
-                let answers = futures_util::future::join_all(lookups).await;
-                for (name, lookup) in asked.drain(..).zip(answers) {
-                    verifier.answer(&name, key_answer(lookup));
-                }
-            }
-            ptt_dkim::Output::Wait | ptt_dkim::Output::Done => {
-                return verifier.into_results();
-            }
-        }
-    }
+    // The results are the verifier's, whether it ended or stalled.
+    let _ = drive(resolver, &mut verifier).await;
+    verifier.into_results()
 }
 
+/// DMARC for an evaluation made with the SPF and DKIM results.
 pub(crate) async fn dmarc(resolver: &Resolver, mut evaluation: Evaluation) -> Verdict {
-    loop {
-        match evaluation.poll() {
-            dmarc_eval::Step::Done(verdict) => return *verdict,
-            dmarc_eval::Step::Query(query) => {
-                let rtype = match query.kind {
-                    dmarc_eval::QueryKind::Txt => RecordType::TXT,
-                    dmarc_eval::QueryKind::A => RecordType::A,
-                };
-                let answer = match resolver.lookup(&query.name, rtype).await {
-                    Lookup::Found(records) => dmarc_eval::Answer::Txt(
-                        records
-                            .iter()
-                            .map(|r| match r {
-                                RData::TXT(txt) => {
-                                    String::from_utf8_lossy(&txt_joined(txt)).into_owned()
-                                }
-                                other => other.to_string(),
-                            })
-                            .collect(),
-                    ),
-                    Lookup::NoRecords => dmarc_eval::Answer::NoRecords,
-                    Lookup::NxDomain => dmarc_eval::Answer::NxDomain,
-                    Lookup::Failed(_) => dmarc_eval::Answer::TempError,
-                };
-                if evaluation.handle_answer(answer).is_err() {
-                    // Cannot happen: a question is pending after Step::Query.
-                    return Evaluation::permerror(evaluation.organizational_domain());
-                }
-            }
-        }
+    match drive(resolver, &mut evaluation).await {
+        Some(verdict) => *verdict,
+        // Not reached: DMARC asks before it waits.
+        None => Evaluation::permerror(evaluation.organizational_domain()),
     }
 }
 
-/// Validates the ARC chain of `message` (RFC 8617 §5.2), asking each
-/// round's key questions concurrently.
+/// Validates the ARC chain of `message` (RFC 8617 §5.2), asking every key
+/// question at once.
 pub(crate) async fn arc(resolver: &Resolver, message: &[u8]) -> ptt_arc::verify::ArcVerdict {
     let mut verifier = ptt_arc::verify::ArcVerifier::from_message(message);
-    loop {
-        if let Some(verdict) = verifier.verdict() {
-            return verdict;
-        }
-        let queries = verifier.queries();
-        let answers = futures_util::future::join_all(
-            queries
-                .iter()
-                .map(|q| resolver.lookup(q.name.trim_end_matches('.'), RecordType::TXT)),
-        )
-        .await;
-        for (q, lookup) in queries.iter().zip(answers) {
-            verifier.answer(q, key_answer(lookup));
-        }
+    match drive(resolver, &mut verifier).await {
+        Some(verdict) => verdict,
+        // Not reached: the whole message was given. Never a pass.
+        None => ptt_arc::verify::ArcVerdict {
+            status: ptt_arc::header::ChainStatus::Fail,
+            sets: 0,
+            oldest_pass: None,
+            failure: None,
+            sealers: Vec::new(),
+        },
     }
 }

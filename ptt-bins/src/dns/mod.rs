@@ -219,25 +219,6 @@ pub(crate) fn txt_joined(txt: &TXT) -> Vec<u8> {
         .collect()
 }
 
-/// A TXT lookup as ptt-dkim (and ptt-arc) take it: each record's strings
-/// joined; NXDOMAIN or no TXT is "no key", any failure `temperror`.
-pub(crate) fn key_answer(lookup: Lookup) -> ptt_dkim::KeyAnswer {
-    use ptt_dkim::KeyAnswer;
-    match lookup {
-        Lookup::Found(records) => KeyAnswer::Records(
-            records
-                .iter()
-                .filter_map(|r| match r {
-                    RData::TXT(txt) => Some(txt_joined(txt)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Lookup::NoRecords | Lookup::NxDomain => KeyAnswer::NxDomain,
-        Lookup::Failed(why) => KeyAnswer::TempError(why),
-    }
-}
-
 /// Splits `text` into strings of at most 255 bytes (on character
 /// boundaries), as one TXT record must hold a long value.
 pub(crate) fn txt_strings(text: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ptt_dkim::{CrlfNormalizer, KeyAnswer, SignatureResult, VerifyPolicy, verify_message};
+use ptt_dkim::{Answer, CrlfNormalizer, SignatureResult, VerifyPolicy, verify_message};
 
 /// A file's bytes with bare LF turned into CRLF (the suites store LF files).
 pub fn read_crlf(path: &Path) -> Vec<u8> {
@@ -28,8 +28,8 @@ pub fn verify_with(
     verify_message(message, now, VerifyPolicy::default(), |name| match records
         .get(&name.to_ascii_lowercase())
     {
-        Some(r) => KeyAnswer::Records(vec![r.trim_end().as_bytes().to_vec()]),
-        None => KeyAnswer::NxDomain,
+        Some(r) => Answer::Txt(vec![r.trim_end().as_bytes().to_vec()]),
+        None => Answer::NxDomain,
     })
 }
 

@@ -181,12 +181,12 @@ fn resolve_depth(
     depth: u32,
 ) -> Answer {
     if depth > 8 {
-        return Answer::Error; // a CNAME loop
+        return Answer::TempError("timeout".into()); // a CNAME loop
     }
     let mut labels = Vec::new();
     for label in name.split('.') {
         if label.len() > 63 {
-            return Answer::Error;
+            return Answer::TempError("timeout".into());
         }
         if !label.is_empty() {
             labels.push(label);
@@ -195,7 +195,7 @@ fn resolve_depth(
     let name = labels.join(".").to_ascii_lowercase();
     let Some(rrs) = zone.get(&name) else {
         return if name.starts_with("error.") {
-            Answer::Error
+            Answer::TempError("timeout".into())
         } else {
             Answer::NxDomain
         };
@@ -210,7 +210,7 @@ fn resolve_depth(
         match rr {
             Rr::Timeout => {
                 if !seen {
-                    return Answer::Error;
+                    return Answer::TempError("timeout".into());
                 }
                 break;
             }
@@ -223,7 +223,7 @@ fn resolve_depth(
                 }
                 seen = true;
                 match data {
-                    RData::Timeout => return Answer::Error,
+                    RData::Timeout => return Answer::TempError("timeout".into()),
                     RData::Text(parts) => txt.push(parts.concat()),
                     RData::Ip(IpAddr::V4(a)) => v4.push(*a),
                     RData::Ip(IpAddr::V6(a)) => v6.push(*a),
