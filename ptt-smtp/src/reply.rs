@@ -240,6 +240,18 @@ impl Reply {
     }
 }
 
+/// A reply line as text: bytes that are not UTF-8 become `?`, one per
+/// byte, so the text is never longer than the line (U+FFFD would triple
+/// it, and the reply would no longer fit the line limit it was read under).
+fn text_of(line: &[u8]) -> String {
+    let mut text = String::with_capacity(line.len());
+    for chunk in line.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(core::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    text
+}
+
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = Vec::new();
@@ -310,7 +322,7 @@ impl ReplyParser {
                     limit: self.max_line,
                 });
             }
-            let text = String::from_utf8_lossy(line).into_owned();
+            let text = text_of(line);
             let code = match line.get(..3) {
                 Some(d) if d.iter().all(|b| b.is_ascii_digit()) => {
                     let c = u16::from(d[0] - b'0') * 100
@@ -411,6 +423,21 @@ fn assemble(code: u16, lines: Vec<String>) -> Reply {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    /// Found by the `smtp_reply` fuzz target: a line at the length limit
+    /// full of bytes that are not UTF-8 parsed, but its text (with U+FFFD
+    /// for each) no longer fit the limit, so the reply did not parse back.
+    #[test]
+    fn non_utf8_text_keeps_its_length_and_parses_back() {
+        let mut line = b"573 -".to_vec();
+        line.extend(core::iter::repeat_n(0xe9u8, 4000));
+        line.extend_from_slice(b"\r\n");
+        let r = Reply::parse(&line).unwrap();
+        assert!(r.to_string().len() <= line.len());
+        assert_eq!(Reply::parse(r.to_string().as_bytes()).unwrap(), r);
+        let r = Reply::parse(b"250 caf\xc3\xa9 \xff ok\r\n").unwrap();
+        assert_eq!(r.to_string(), "250 caf\u{e9} ? ok\r\n");
+    }
 
     #[test]
     fn multiline_round_trip() {
