@@ -396,9 +396,6 @@ pub enum EvalError {
         /// The offending domain.
         domain: String,
     },
-    /// [`Evaluation::handle_answer`] was called with no question pending.
-    #[error("no DNS question is pending")]
-    NoQuestion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
