@@ -2,8 +2,9 @@
 //! sealing, Sans-IO.
 //!
 //! This crate does no networking and reads no clock: key records are asked
-//! for and handed in by the caller ([`verify::ArcVerifier::queries`] /
-//! [`verify::ArcVerifier::answer`]), and the seal's timestamp is an
+//! for and handed in by the caller ([`verify::ArcVerifier::poll`] /
+//! [`verify::ArcVerifier::answer`], the shape of ptt-dns every ptt
+//! evaluator shares), and the seal's timestamp is an
 //! argument. Canonicalization, body hashing and the signatures are
 //! ptt-dkim's (an ARC-Message-Signature is verified as a DKIM signature).
 //!

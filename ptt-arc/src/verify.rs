@@ -1,10 +1,10 @@
 //! Sans-IO validation of an Authenticated Received Chain (RFC 8617 §5.2).
 //!
 //! [`ArcVerifier`] is fed the header block, then the body in chunks; it
-//! then asks for the DKIM key records it needs ([`ArcVerifier::queries`]),
-//! which the caller looks up (all at once, concurrently if it likes) and
-//! hands back with [`ArcVerifier::answer`]; [`ArcVerifier::verdict`] then
-//! gives the chain status.
+//! then asks for the DKIM key records it needs ([`ArcVerifier::poll`]
+//! gives them one by one, then the verdict), which the caller looks up
+//! (all at once, concurrently if it likes) and hands back with
+//! [`ArcVerifier::answer`].
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
