@@ -42,7 +42,7 @@
 //! [`CryptoError::Unsupported`].
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![warn(missing_docs, unreachable_pub)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -51,6 +51,7 @@ mod crypto;
 mod der;
 mod head;
 mod key;
+mod keys;
 mod sign;
 mod signature;
 mod tag;
@@ -63,6 +64,9 @@ pub use canon::{
 };
 pub use crypto::{BACKEND, CryptoError};
 pub use key::{DkimKeyRecord, KeyRecordError, PublicKey};
+#[cfg(feature = "std")]
+pub use keys::SharedKeyCache;
+pub use keys::{KeyCache, VerifyingKey};
 pub use sign::{
     DEFAULT_SIGNED_HEADERS, GeneratedKey, KeyKind, SignError, Signer, SignerConfig, SigningKey,
     generate_key, pem_encode, sign_fields,

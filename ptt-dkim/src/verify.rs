@@ -3,6 +3,7 @@
 //! signature.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -12,6 +13,7 @@ use crate::canon::{BodyHash, BodyHasher, header_hash_input, split_header_fields}
 use crate::crypto::{Backend, CryptoError, Selected};
 use crate::head::HeadSplitter;
 use crate::key::{DkimKeyRecord, KeyRecordError, PublicKey};
+use crate::keys::{self, KeyCache, VerifyingKey};
 use crate::signature::{Algorithm, Canonicalization, DkimSignature, SignatureError};
 use crate::tag::parse_tag_list;
 
@@ -313,6 +315,17 @@ pub fn key_from_answer(answer: &Answer) -> Result<DkimKeyRecord, Reason> {
 /// Checks a key record against a signature's algorithm (revoked, `k=`, `h=`,
 /// `s=`, key size) and returns the usable key.
 pub fn usable_key(record: &DkimKeyRecord, algorithm: Algorithm) -> Result<PublicKey, Reason> {
+    let key = record.public_key();
+    check_usable(record, key.as_ref(), algorithm)?;
+    key.map_err(Reason::KeySyntax)
+}
+
+/// [`usable_key`]'s checks, on a key already decoded from `record`.
+fn check_usable(
+    record: &DkimKeyRecord,
+    key: Result<&PublicKey, &KeyRecordError>,
+    algorithm: Algorithm,
+) -> Result<(), Reason> {
     if record.is_revoked() {
         return Err(Reason::KeyRevoked);
     }
@@ -322,8 +335,8 @@ pub fn usable_key(record: &DkimKeyRecord, algorithm: Algorithm) -> Result<Public
     if !record.allows_hash(algorithm.hash_name()) {
         return Err(Reason::HashNotAllowed(algorithm.hash_name()));
     }
-    let key = record.public_key().map_err(Reason::KeySyntax)?;
-    let key_type = match key {
+    let key = key.map_err(|e| Reason::KeySyntax(e.clone()))?;
+    let key_type = match *key {
         PublicKey::Rsa { bits, .. } => {
             if bits < 1024 {
                 return Err(Reason::KeyTooSmall { bits });
@@ -338,7 +351,32 @@ pub fn usable_key(record: &DkimKeyRecord, algorithm: Algorithm) -> Result<Public
             algorithm,
         });
     }
-    Ok(key)
+    Ok(())
+}
+
+/// The key of the first record of `answer` that parses (as
+/// [`key_from_answer`]), taken from `cache` or parsed and kept there.
+fn verifying_key_from_answer(
+    answer: &Answer,
+    cache: Option<&dyn KeyCache>,
+) -> Result<Arc<VerifyingKey>, Reason> {
+    match answer {
+        Answer::TempError(e) => Err(Reason::Dns(e.clone())),
+        Answer::Txt(records) => {
+            let mut first_err = None;
+            for r in records {
+                let key = keys::lookup(cache, r);
+                match key.record() {
+                    Ok(_) => return Ok(key),
+                    Err(e) => {
+                        first_err.get_or_insert_with(|| e.clone());
+                    }
+                }
+            }
+            Err(first_err.map_or(Reason::NoKey, Reason::KeySyntax))
+        }
+        _ => Err(Reason::NoKey),
+    }
 }
 
 /// Verifies a header signature: `data` is the header hash input (see
@@ -371,6 +409,27 @@ pub fn verify_signature(
         Ok(true) => Ok(()),
         Ok(false) => Err(Reason::SignatureMismatch),
         Err(e) => Err(Reason::Crypto(e)),
+    }
+}
+
+/// [`verify_signature`] with the backend's parsed RSA key when the cached
+/// key has one.
+fn verify_with(
+    key: &VerifyingKey,
+    public: &PublicKey,
+    algorithm: Algorithm,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<(), Reason> {
+    match (key.rsa(), public, algorithm) {
+        (Some(parsed), PublicKey::Rsa { .. }, Algorithm::RsaSha256) => {
+            match Selected::rsa_verify_parsed(parsed, data, signature) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Reason::SignatureMismatch),
+                Err(e) => Err(Reason::Crypto(e)),
+            }
+        }
+        _ => verify_signature(public, algorithm, data, signature),
     }
 }
 
@@ -439,6 +498,7 @@ pub struct Verifier {
     hashers: Vec<Hasher>,
     queries: Vec<KeyLookup>,
     error: Option<Reason>,
+    keys: Option<Arc<dyn KeyCache>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -475,7 +535,15 @@ impl Verifier {
             hashers: Vec::new(),
             queries: Vec::new(),
             error: None,
+            keys: None,
         }
+    }
+
+    /// Takes parsed keys from `cache`, and keeps the ones it parses there
+    /// (see [`SharedKeyCache`](crate::SharedKeyCache)).
+    pub fn with_key_cache(mut self, cache: Arc<dyn KeyCache>) -> Self {
+        self.keys = Some(cache);
+        self
     }
 
     /// Feeds the next bytes of the message (CRLF line ends).
@@ -730,7 +798,7 @@ impl Verifier {
                 continue;
             };
             let body = self.hashers.get(p.hasher).and_then(|h| h.result);
-            let (verdict, bits, testing, unsigned) = check(p, answer, body);
+            let (verdict, bits, testing, unsigned) = check(p, answer, body, self.keys.as_deref());
             if let Some(r) = self.results.get_mut(idx) {
                 r.key_bits = bits;
                 r.weak_key = bits.is_some_and(|b| b <= 1024);
@@ -758,15 +826,21 @@ fn check(
     p: &Pending,
     answer: &Answer,
     body: Option<BodyHash>,
+    cache: Option<&dyn KeyCache>,
 ) -> (Verdict, Option<usize>, bool, u64) {
-    let record = match key_from_answer(answer) {
-        Ok(r) => r,
+    let cached = match verifying_key_from_answer(answer, cache) {
+        Ok(k) => k,
         Err(reason) => return (Verdict::classify(reason), None, false, 0),
     };
+    let Ok(record) = cached.record() else {
+        return (Verdict::classify(Reason::NoKey), None, false, 0);
+    };
     let testing = record.is_testing();
-    let key = match usable_key(&record, p.sig.algorithm) {
-        Ok(k) => k,
-        Err(reason) => return (Verdict::classify(reason), None, testing, 0),
+    if let Err(reason) = check_usable(record, cached.key(), p.sig.algorithm) {
+        return (Verdict::classify(reason), None, testing, 0);
+    }
+    let Ok(key) = cached.key() else {
+        return (Verdict::classify(Reason::NoKey), None, testing, 0);
     };
     let bits = match &key {
         PublicKey::Rsa { bits, .. } => Some(*bits),
@@ -802,7 +876,7 @@ fn check(
             unsigned,
         );
     }
-    match verify_signature(&key, p.sig.algorithm, &p.data, &p.sig.signature) {
+    match verify_with(&cached, key, p.sig.algorithm, &p.data, &p.sig.signature) {
         Ok(()) => (Verdict::Pass, bits, testing, unsigned),
         Err(reason) => (Verdict::classify(reason), bits, testing, unsigned),
     }

@@ -138,7 +138,8 @@ pub(crate) async fn spf(resolver: &Resolver, request: Request) -> SpfOutput {
 
 /// Verifies every DKIM-Signature, answering the key questions as they come.
 pub(crate) async fn dkim(resolver: &Resolver, message: &[u8], now: u64) -> Vec<SignatureResult> {
-    let mut verifier = Verifier::new(VerifyPolicy::default(), now);
+    let mut verifier =
+        Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys());
     verifier.update(message);
     verifier.end();
     // The results are the verifier's, whether it ended or stalled.

@@ -73,7 +73,13 @@ pub(crate) struct Resolver {
     inner: TokioResolver,
     local_txt: std::collections::HashMap<String, Vec<String>>,
     local_zones: Vec<String>,
+    /// DKIM key records parsed once for every message this resolver serves
+    /// (keyed by the record's text, so the DNS answer stays the authority).
+    dkim_keys: std::sync::Arc<ptt_dkim::SharedKeyCache>,
 }
+
+/// How many DKIM key records a process keeps parsed.
+const DKIM_KEYS_KEPT: usize = 4096;
 
 impl Resolver {
     /// The resolver of `[dns]`, with its local records file answered first.
@@ -133,7 +139,13 @@ impl Resolver {
             inner,
             local_txt: std::collections::HashMap::new(),
             local_zones: Vec::new(),
+            dkim_keys: std::sync::Arc::new(ptt_dkim::SharedKeyCache::new(DKIM_KEYS_KEPT)),
         })
+    }
+
+    /// The parsed DKIM keys this resolver's verifications share.
+    pub(crate) fn dkim_keys(&self) -> std::sync::Arc<ptt_dkim::SharedKeyCache> {
+        self.dkim_keys.clone()
     }
 
     /// Makes this resolver authoritative for `zone`: names in it that have no

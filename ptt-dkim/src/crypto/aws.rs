@@ -4,7 +4,9 @@ use alloc::vec::Vec;
 
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{
+    self, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair, UnparsedPublicKey,
+};
 
 use super::{Backend, CryptoError};
 
@@ -44,6 +46,26 @@ impl Backend for AwsLc {
             public_der,
         );
         Ok(key.verify(data, sig).is_ok())
+    }
+
+    // aws-lc keeps the parsed key and, once it has verified with it, its
+    // Montgomery context: a cached key skips both.
+    type RsaPublic = ParsedPublicKey;
+
+    fn rsa_public_parse(public_der: &[u8]) -> Option<ParsedPublicKey> {
+        ParsedPublicKey::new(
+            &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            public_der,
+        )
+        .ok()
+    }
+
+    fn rsa_verify_parsed(
+        key: &ParsedPublicKey,
+        data: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, CryptoError> {
+        Ok(key.verify_sig(data, sig).is_ok())
     }
 
     fn rsa_generate(bits: usize) -> Result<Vec<u8>, CryptoError> {

@@ -25,6 +25,13 @@ impl Backend for NoBackend {
     fn rsa_verify(_: &[u8], _: &[u8], _: &[u8]) -> Result<bool, CryptoError> {
         Err(CryptoError::Unsupported)
     }
+    type RsaPublic = ();
+    fn rsa_public_parse(_: &[u8]) -> Option<()> {
+        None
+    }
+    fn rsa_verify_parsed(_: &(), _: &[u8], _: &[u8]) -> Result<bool, CryptoError> {
+        Err(CryptoError::Unsupported)
+    }
     fn rsa_generate(_: usize) -> Result<Vec<u8>, CryptoError> {
         Err(CryptoError::Unsupported)
     }

@@ -45,6 +45,17 @@ impl Backend for Ring {
         Ok(key.verify(data, sig).is_ok())
     }
 
+    // ring parses the key on every verification; the DER is kept.
+    type RsaPublic = Vec<u8>;
+
+    fn rsa_public_parse(public_der: &[u8]) -> Option<Vec<u8>> {
+        Some(public_der.to_vec())
+    }
+
+    fn rsa_verify_parsed(key: &Vec<u8>, data: &[u8], sig: &[u8]) -> Result<bool, CryptoError> {
+        Self::rsa_verify(key, data, sig)
+    }
+
     fn rsa_generate(_bits: usize) -> Result<Vec<u8>, CryptoError> {
         Err(CryptoError::Unsupported)
     }
