@@ -12,12 +12,12 @@
 use alloc::sync::Arc;
 use core::fmt;
 
-use crate::crypto::{Backend, RsaPublic, Selected};
+use crate::crypto::{Backend, ParsedPublic, Selected};
 use crate::key::{DkimKeyRecord, KeyRecordError, PublicKey};
 
 /// One key record as read from one TXT record: the record (or why it does
-/// not parse), its key (or why it is unusable), and for RSA the key as the
-/// crypto backend parsed it.
+/// not parse), its key (or why it is unusable), and the key as the crypto
+/// backend parsed it.
 ///
 /// ```
 /// use ptt_dkim::{PublicKey, VerifyingKey};
@@ -28,7 +28,7 @@ use crate::key::{DkimKeyRecord, KeyRecordError, PublicKey};
 pub struct VerifyingKey {
     record: Result<DkimKeyRecord, KeyRecordError>,
     key: Result<PublicKey, KeyRecordError>,
-    rsa: Option<RsaPublic>,
+    parsed: Option<ParsedPublic>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -36,7 +36,7 @@ impl fmt::Debug for VerifyingKey {
         f.debug_struct("VerifyingKey")
             .field("record", &self.record)
             .field("key", &self.key)
-            .field("rsa_parsed", &self.rsa.is_some())
+            .field("parsed", &self.parsed.is_some())
             .finish()
     }
 }
@@ -49,11 +49,16 @@ impl VerifyingKey {
             Ok(r) => r.public_key(),
             Err(e) => Err(e.clone()),
         };
-        let rsa = match &key {
+        let parsed = match &key {
             Ok(PublicKey::Rsa { der, .. }) => Selected::rsa_public_parse(der),
-            _ => None,
+            Ok(PublicKey::Ed25519(raw)) => Selected::ed25519_public_parse(raw),
+            Err(_) => None,
         };
-        VerifyingKey { record, key, rsa }
+        VerifyingKey {
+            record,
+            key,
+            parsed,
+        }
     }
 
     /// The record, or why it does not parse.
@@ -66,9 +71,10 @@ impl VerifyingKey {
         self.key.as_ref()
     }
 
-    /// The backend's parsed RSA key, when the record has a usable one.
-    pub(crate) fn rsa(&self) -> Option<&RsaPublic> {
-        self.rsa.as_ref()
+    /// The key as the crypto backend parsed it, when the record has a
+    /// usable one.
+    pub(crate) fn parsed(&self) -> Option<&ParsedPublic> {
+        self.parsed.as_ref()
     }
 }
 

@@ -412,8 +412,8 @@ pub fn verify_signature(
     }
 }
 
-/// [`verify_signature`] with the backend's parsed RSA key when the cached
-/// key has one.
+/// [`verify_signature`] with the backend's parsed key when the cached key
+/// has one.
 fn verify_with(
     key: &VerifyingKey,
     public: &PublicKey,
@@ -421,15 +421,20 @@ fn verify_with(
     data: &[u8],
     signature: &[u8],
 ) -> Result<(), Reason> {
-    match (key.rsa(), public, algorithm) {
+    let verified = match (key.parsed(), public, algorithm) {
         (Some(parsed), PublicKey::Rsa { .. }, Algorithm::RsaSha256) => {
-            match Selected::rsa_verify_parsed(parsed, data, signature) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(Reason::SignatureMismatch),
-                Err(e) => Err(Reason::Crypto(e)),
-            }
+            Selected::verify_parsed(parsed, data, signature)
         }
-        _ => verify_signature(public, algorithm, data, signature),
+        // RFC 8463: Ed25519 signs the SHA-256 of the data.
+        (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256) => {
+            Selected::verify_parsed(parsed, &Sha256::digest(data), signature)
+        }
+        _ => return verify_signature(public, algorithm, data, signature),
+    };
+    match verified {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Reason::SignatureMismatch),
+        Err(e) => Err(Reason::Crypto(e)),
     }
 }
 
@@ -441,15 +446,16 @@ pub fn is_same_or_subdomain(sub: &str, domain: &str) -> bool {
     s == d || s.strip_suffix(d).is_some_and(|p| p.ends_with('.'))
 }
 
+/// A signature waiting for its key and body hash (the signature itself
+/// is in its [`SignatureResult`]).
 struct Pending {
-    sig: DkimSignature,
     data: Vec<u8>,
     hasher: usize,
     query: usize,
 }
 
 enum Slot {
-    Pending(alloc::boxed::Box<Pending>),
+    Pending(Pending),
     Decided,
 }
 
@@ -610,10 +616,12 @@ impl Verifier {
         for field in fields.iter().filter(|f| f.is("dkim-signature")) {
             count += 1;
             let value = field.value();
+            // d= and s= are read leniently only for a field that does not
+            // parse; a parsed one gives them below.
             let mut result = SignatureResult {
                 signature: None,
-                domain: lenient_tag(value, "d"),
-                selector: lenient_tag(value, "s"),
+                domain: None,
+                selector: None,
                 verdict: Verdict::Pass,
                 key_bits: None,
                 weak_key: false,
@@ -621,6 +629,8 @@ impl Verifier {
                 unsigned_body_bytes: 0,
             };
             if count > self.policy.max_signatures {
+                result.domain = lenient_tag(value, "d");
+                result.selector = lenient_tag(value, "s");
                 result.verdict = Verdict::PermError(Reason::TooManySignatures);
                 self.results.push(result);
                 self.slots.push(Slot::Decided);
@@ -629,6 +639,8 @@ impl Verifier {
             let tags = match parse_tag_list(value) {
                 Ok(t) => t,
                 Err(e) => {
+                    result.domain = lenient_tag(value, "d");
+                    result.selector = lenient_tag(value, "s");
                     result.verdict = Verdict::PermError(Reason::Syntax(e.into()));
                     self.results.push(result);
                     self.slots.push(Slot::Decided);
@@ -638,6 +650,8 @@ impl Verifier {
             let sig = match DkimSignature::from_tags(&tags, true) {
                 Ok(s) => s,
                 Err(e) => {
+                    result.domain = lenient_tag(value, "d");
+                    result.selector = lenient_tag(value, "s");
                     result.verdict = Verdict::PermError(Reason::Syntax(e));
                     self.results.push(result);
                     self.slots.push(Slot::Decided);
@@ -646,9 +660,9 @@ impl Verifier {
             };
             result.domain = Some(sig.domain.clone());
             result.selector = Some(sig.selector.clone());
-            result.signature = Some(sig.clone());
             if let Err(reason) = self.precheck(&sig) {
                 result.verdict = Verdict::classify(reason);
+                result.signature = Some(sig);
                 self.results.push(result);
                 self.slots.push(Slot::Decided);
                 continue;
@@ -691,14 +705,15 @@ impl Verifier {
                     self.queries.len() - 1
                 }
             };
+            // The signature is kept once, in its result; the pending check
+            // reads it there.
+            result.signature = Some(sig);
             self.results.push(result);
-            self.slots
-                .push(Slot::Pending(alloc::boxed::Box::new(Pending {
-                    sig,
-                    data,
-                    hasher,
-                    query,
-                })));
+            self.slots.push(Slot::Pending(Pending {
+                data,
+                hasher,
+                query,
+            }));
         }
     }
 
@@ -798,7 +813,14 @@ impl Verifier {
                 continue;
             };
             let body = self.hashers.get(p.hasher).and_then(|h| h.result);
-            let (verdict, bits, testing, unsigned) = check(p, answer, body, self.keys.as_deref());
+            let Some(sig) = self.results.get(idx).and_then(|r| r.signature.as_ref()) else {
+                // Not reached: a pending slot's result holds its signature.
+                // Never a pass without one.
+                self.decide(idx, Verdict::classify(Reason::SignatureMismatch));
+                continue;
+            };
+            let (verdict, bits, testing, unsigned) =
+                check(sig, p, answer, body, self.keys.as_deref());
             if let Some(r) = self.results.get_mut(idx) {
                 r.key_bits = bits;
                 r.weak_key = bits.is_some_and(|b| b <= 1024);
@@ -823,6 +845,7 @@ impl Verifier {
 }
 
 fn check(
+    sig: &DkimSignature,
     p: &Pending,
     answer: &Answer,
     body: Option<BodyHash>,
@@ -836,7 +859,7 @@ fn check(
         return (Verdict::classify(Reason::NoKey), None, false, 0);
     };
     let testing = record.is_testing();
-    if let Err(reason) = check_usable(record, cached.key(), p.sig.algorithm) {
+    if let Err(reason) = check_usable(record, cached.key(), sig.algorithm) {
         return (Verdict::classify(reason), None, testing, 0);
     }
     let Ok(key) = cached.key() else {
@@ -846,7 +869,7 @@ fn check(
         PublicKey::Rsa { bits, .. } => Some(*bits),
         PublicKey::Ed25519(_) => None,
     };
-    if record.is_strict() && !p.sig.identity_domain().eq_ignore_ascii_case(&p.sig.domain) {
+    if record.is_strict() && !sig.identity_domain().eq_ignore_ascii_case(&sig.domain) {
         return (Verdict::classify(Reason::StrictIdentity), bits, testing, 0);
     }
     let Some(body) = body else {
@@ -858,7 +881,7 @@ fn check(
         );
     };
     let mut unsigned = 0;
-    if let Some(l) = p.sig.body_length {
+    if let Some(l) = sig.body_length {
         if l > body.canonical_len {
             let reason = Reason::BodyShorterThanLength {
                 length: l,
@@ -868,7 +891,7 @@ fn check(
         }
         unsigned = body.canonical_len - l;
     }
-    if body.hash[..] != p.sig.body_hash[..] {
+    if body.hash[..] != sig.body_hash[..] {
         return (
             Verdict::classify(Reason::BodyHashMismatch),
             bits,
@@ -876,7 +899,7 @@ fn check(
             unsigned,
         );
     }
-    match verify_with(&cached, key, p.sig.algorithm, &p.data, &p.sig.signature) {
+    match verify_with(&cached, key, sig.algorithm, &p.data, &sig.signature) {
         Ok(()) => (Verdict::Pass, bits, testing, unsigned),
         Err(reason) => (Verdict::classify(reason), bits, testing, unsigned),
     }

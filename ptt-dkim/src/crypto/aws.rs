@@ -48,9 +48,9 @@ impl Backend for AwsLc {
         Ok(key.verify(data, sig).is_ok())
     }
 
-    // aws-lc keeps the parsed key and, once it has verified with it, its
-    // Montgomery context: a cached key skips both.
-    type RsaPublic = ParsedPublicKey;
+    // aws-lc keeps the parsed key and, for RSA once it has verified with
+    // it, its Montgomery context: a cached key skips both.
+    type ParsedPublic = ParsedPublicKey;
 
     fn rsa_public_parse(public_der: &[u8]) -> Option<ParsedPublicKey> {
         ParsedPublicKey::new(
@@ -60,12 +60,12 @@ impl Backend for AwsLc {
         .ok()
     }
 
-    fn rsa_verify_parsed(
-        key: &ParsedPublicKey,
-        data: &[u8],
-        sig: &[u8],
-    ) -> Result<bool, CryptoError> {
-        Ok(key.verify_sig(data, sig).is_ok())
+    fn ed25519_public_parse(public: &[u8; 32]) -> Option<ParsedPublicKey> {
+        ParsedPublicKey::new(&signature::ED25519, public).ok()
+    }
+
+    fn verify_parsed(key: &ParsedPublicKey, msg: &[u8], sig: &[u8]) -> Result<bool, CryptoError> {
+        Ok(key.verify_sig(msg, sig).is_ok())
     }
 
     fn rsa_generate(bits: usize) -> Result<Vec<u8>, CryptoError> {

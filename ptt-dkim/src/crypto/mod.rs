@@ -39,16 +39,16 @@ pub(crate) trait Backend {
     fn rsa_public(key: &Self::RsaKey) -> Vec<u8>;
     /// Verifies RSASSA-PKCS1-v1_5 SHA-256 (keys of 1024 to 8192 bits).
     fn rsa_verify(public_der: &[u8], data: &[u8], sig: &[u8]) -> Result<bool, CryptoError>;
-    /// An RSA public key parsed for repeated verification.
-    type RsaPublic: Send + Sync;
+    /// A public key parsed for repeated verification.
+    type ParsedPublic: Send + Sync;
     /// Parses an RSAPublicKey DER once (`None` when the backend refuses it).
-    fn rsa_public_parse(public_der: &[u8]) -> Option<Self::RsaPublic>;
-    /// [`Backend::rsa_verify`] with a key parsed before.
-    fn rsa_verify_parsed(
-        key: &Self::RsaPublic,
-        data: &[u8],
-        sig: &[u8],
-    ) -> Result<bool, CryptoError>;
+    fn rsa_public_parse(public_der: &[u8]) -> Option<Self::ParsedPublic>;
+    /// Parses a raw Ed25519 public key once.
+    fn ed25519_public_parse(public: &[u8; 32]) -> Option<Self::ParsedPublic>;
+    /// [`Backend::rsa_verify`] or [`Backend::ed25519_verify`] with a key
+    /// parsed before (the key says which).
+    fn verify_parsed(key: &Self::ParsedPublic, msg: &[u8], sig: &[u8])
+    -> Result<bool, CryptoError>;
     /// A new RSA key of `bits` bits, as PKCS#8 DER.
     fn rsa_generate(bits: usize) -> Result<Vec<u8>, CryptoError>;
     /// An Ed25519 key from its 32-byte seed.
@@ -61,8 +61,8 @@ pub(crate) trait Backend {
     fn ed25519_verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> Result<bool, CryptoError>;
 }
 
-/// The RSA public key type of the selected backend.
-pub(crate) type RsaPublic = <Selected as Backend>::RsaPublic;
+/// The parsed public key type of the selected backend.
+pub(crate) type ParsedPublic = <Selected as Backend>::ParsedPublic;
 
 #[cfg(feature = "aws-lc-rs")]
 pub(crate) type Selected = aws::AwsLc;

@@ -25,11 +25,14 @@ impl Backend for NoBackend {
     fn rsa_verify(_: &[u8], _: &[u8], _: &[u8]) -> Result<bool, CryptoError> {
         Err(CryptoError::Unsupported)
     }
-    type RsaPublic = ();
+    type ParsedPublic = ();
     fn rsa_public_parse(_: &[u8]) -> Option<()> {
         None
     }
-    fn rsa_verify_parsed(_: &(), _: &[u8], _: &[u8]) -> Result<bool, CryptoError> {
+    fn ed25519_public_parse(_: &[u8; 32]) -> Option<()> {
+        None
+    }
+    fn verify_parsed(_: &(), _: &[u8], _: &[u8]) -> Result<bool, CryptoError> {
         Err(CryptoError::Unsupported)
     }
     fn rsa_generate(_: usize) -> Result<Vec<u8>, CryptoError> {

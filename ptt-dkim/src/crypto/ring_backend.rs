@@ -45,15 +45,25 @@ impl Backend for Ring {
         Ok(key.verify(data, sig).is_ok())
     }
 
-    // ring parses the key on every verification; the DER is kept.
-    type RsaPublic = Vec<u8>;
+    // ring parses the key on every verification; the bytes are kept.
+    type ParsedPublic = (bool, Vec<u8>);
 
-    fn rsa_public_parse(public_der: &[u8]) -> Option<Vec<u8>> {
-        Some(public_der.to_vec())
+    fn rsa_public_parse(public_der: &[u8]) -> Option<(bool, Vec<u8>)> {
+        Some((true, public_der.to_vec()))
     }
 
-    fn rsa_verify_parsed(key: &Vec<u8>, data: &[u8], sig: &[u8]) -> Result<bool, CryptoError> {
-        Self::rsa_verify(key, data, sig)
+    fn ed25519_public_parse(public: &[u8; 32]) -> Option<(bool, Vec<u8>)> {
+        Some((false, public.to_vec()))
+    }
+
+    fn verify_parsed(key: &(bool, Vec<u8>), msg: &[u8], sig: &[u8]) -> Result<bool, CryptoError> {
+        match key {
+            (true, der) => Self::rsa_verify(der, msg, sig),
+            (false, raw) => {
+                let raw: [u8; 32] = raw[..].try_into().map_err(|_| CryptoError::KeyRejected)?;
+                Self::ed25519_verify(&raw, msg, sig)
+            }
+        }
     }
 
     fn rsa_generate(_bits: usize) -> Result<Vec<u8>, CryptoError> {
