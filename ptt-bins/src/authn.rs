@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
-use ptt_dkim::SignatureResult;
+use ptt_dkim::{SignatureResult, Verifier, VerifyPolicy};
 use ptt_dmarc::authres::{AuthenticationResults, MethodResult, claims_authserv_id, items};
 use ptt_dmarc::eval::{
     self as dmarc, AuthInput, DkimOutcome, DkimResult, Evaluation, SpfOutcome, Verdict,
 };
 use ptt_dmarc::psl::PublicSuffixList;
+use ptt_dns::{Answer, Query, Step};
 use ptt_spf::{Identity, Request, SpfOutput};
 
 use crate::dns::{Resolver, evaluate};
@@ -103,39 +104,239 @@ pub(crate) async fn authenticate(
     now: u64,
     sample: u32,
 ) -> Authentication {
-    let request = if envelope.mail_from.is_empty() {
-        Request::helo(envelope.ip, &envelope.helo)
-    } else {
-        Request::mail_from(envelope.ip, &envelope.mail_from, &envelope.helo)
+    let verifier = Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys());
+    let mut authenticator =
+        Authenticator::new(psl, message, envelope, receiver, now, sample, verifier);
+    match evaluate::drive(resolver, &mut authenticator).await {
+        Some(auth) => auth,
+        // Not reached: the authenticator never waits without a question out.
+        None => authenticator.stalled(),
     }
-    .with_receiver(receiver)
-    .with_timestamp(now);
-    let (spf, dkim) = tokio::join!(
-        evaluate::spf(resolver, request.clone()),
-        evaluate::dkim(resolver, message, now),
-    );
-    let mut received_spf = ptt_spf::ReceivedSpf::new(&request, &spf).to_string();
-    if !received_spf.ends_with("\r\n") {
-        received_spf.push_str("\r\n");
+}
+
+/// Who asked a question the [`Authenticator`] handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    Spf,
+    Dkim,
+    Dmarc,
+}
+
+/// Where an [`Authenticator`] is.
+enum Phase {
+    /// SPF and DKIM, their questions side by side.
+    SpfAndDkim,
+    /// DMARC, once both have their results.
+    Dmarc(Box<Evaluation>),
+    /// Handed out.
+    Done,
+}
+
+/// SPF, DKIM and DMARC on one message as one Sans-IO evaluator (the
+/// [`ptt_dns::Evaluator`] shape): SPF's and DKIM's questions come out side
+/// by side, DMARC's once both are done; [`authenticate`] drives it with the
+/// resolver, and a loop without tokio can drive it with its own DNS.
+pub(crate) struct Authenticator<'a> {
+    psl: &'a PublicSuffixList,
+    request: Request,
+    from: Result<String, String>,
+    sample: u32,
+    spf: ptt_spf::Evaluator,
+    spf_out: Option<SpfOutput>,
+    dkim: Verifier,
+    dkim_done: bool,
+    input: Option<AuthInput>,
+    from_problem: Option<String>,
+    phase: Phase,
+    /// Questions out, with who asked.
+    asked: Vec<(Query, Asker)>,
+}
+
+impl<'a> Authenticator<'a> {
+    /// An authentication of `message` as sent with `envelope`; `verifier`
+    /// is the DKIM verifier to use (with its policy, time and key cache).
+    pub(crate) fn new(
+        psl: &'a PublicSuffixList,
+        message: &[u8],
+        envelope: &Envelope,
+        receiver: &str,
+        now: u64,
+        sample: u32,
+        mut verifier: Verifier,
+    ) -> Self {
+        let request = if envelope.mail_from.is_empty() {
+            Request::helo(envelope.ip, &envelope.helo)
+        } else {
+            Request::mail_from(envelope.ip, &envelope.mail_from, &envelope.helo)
+        }
+        .with_receiver(receiver)
+        .with_timestamp(now);
+        verifier.update(message);
+        verifier.end();
+        Authenticator {
+            psl,
+            spf: ptt_spf::Evaluator::new(request.clone()),
+            request,
+            from: from_domain(message),
+            sample,
+            spf_out: None,
+            dkim: verifier,
+            dkim_done: false,
+            input: None,
+            from_problem: None,
+            phase: Phase::SpfAndDkim,
+            asked: Vec::new(),
+        }
     }
-    let input = AuthInput {
-        spf: Some(spf_outcome(&spf)),
-        dkim: dkim_outcomes(&dkim),
-    };
-    let (dmarc, from_problem) = match from_domain(message) {
-        Ok(domain) => match Evaluation::new(psl, &domain, input.clone(), sample) {
-            Ok(evaluation) => (evaluate::dmarc(resolver, evaluation).await, None),
-            Err(e) => (Evaluation::permerror(&domain), Some(e.to_string())),
-        },
-        Err(why) => (Evaluation::permerror(""), Some(why)),
-    };
-    Authentication {
-        spf,
-        received_spf,
-        dkim,
-        input,
-        dmarc,
-        from_problem,
+
+    fn waiting_on(&self, asker: Asker) -> bool {
+        self.asked.iter().any(|(_, a)| *a == asker)
+    }
+
+    /// SPF's result when it stopped without one (not reached: SPF asks
+    /// before it waits).
+    fn spf_stalled(&self) -> SpfOutput {
+        SpfOutput {
+            result: ptt_spf::SpfResult::TempError,
+            identity: self.request.identity(),
+            domain: self.request.domain(),
+            sender: self.request.sender(),
+            mechanism: None,
+            problem: Some("the evaluation stalled".into()),
+            explanation: None,
+        }
+    }
+
+    /// SPF and DKIM: the next question of either, or DMARC's start once
+    /// both are done.
+    fn poll_spf_and_dkim(&mut self) -> Option<Step<Authentication>> {
+        if self.spf_out.is_none() {
+            match self.spf.poll() {
+                Step::Query(q) => {
+                    self.asked.push((q.clone(), Asker::Spf));
+                    return Some(Step::Query(q));
+                }
+                Step::Done(out) => self.spf_out = Some(out),
+                Step::Wait if self.waiting_on(Asker::Spf) => {}
+                Step::Wait => self.spf_out = Some(self.spf_stalled()),
+            }
+        }
+        if !self.dkim_done {
+            match self.dkim.poll() {
+                Step::Query(q) => {
+                    self.asked.push((q.clone(), Asker::Dkim));
+                    return Some(Step::Query(q));
+                }
+                Step::Done(()) => self.dkim_done = true,
+                Step::Wait if self.waiting_on(Asker::Dkim) => {}
+                // The results are the verifier's, whether it ended or
+                // stalled.
+                Step::Wait => self.dkim_done = true,
+            }
+        }
+        let spf = self.spf_out.as_ref()?;
+        if !self.dkim_done {
+            return None;
+        }
+        let input = AuthInput {
+            spf: Some(spf_outcome(spf)),
+            dkim: dkim_outcomes(self.dkim.results()),
+        };
+        match &self.from {
+            Ok(domain) => match Evaluation::new(self.psl, domain, input.clone(), self.sample) {
+                Ok(evaluation) => self.phase = Phase::Dmarc(Box::new(evaluation)),
+                Err(e) => {
+                    self.from_problem = Some(e.to_string());
+                    self.input = Some(input);
+                    return Some(Step::Done(self.finish(Evaluation::permerror(domain))));
+                }
+            },
+            Err(why) => {
+                self.from_problem = Some(why.clone());
+                self.input = Some(input);
+                return Some(Step::Done(self.finish(Evaluation::permerror(""))));
+            }
+        }
+        self.input = Some(input);
+        None
+    }
+
+    /// The verdicts, DMARC's given.
+    fn finish(&mut self, dmarc: Verdict) -> Authentication {
+        self.phase = Phase::Done;
+        let spf = self.spf_out.take().unwrap_or_else(|| self.spf_stalled());
+        let mut received_spf = ptt_spf::ReceivedSpf::new(&self.request, &spf).to_string();
+        if !received_spf.ends_with("\r\n") {
+            received_spf.push_str("\r\n");
+        }
+        Authentication {
+            spf,
+            received_spf,
+            dkim: std::mem::replace(&mut self.dkim, Verifier::new(VerifyPolicy::default(), 0))
+                .into_results(),
+            input: self.input.take().unwrap_or_default(),
+            dmarc,
+            from_problem: self.from_problem.take(),
+        }
+    }
+
+    /// What there is when the driver gives up on the questions out: SPF
+    /// temperror if it has no result, DKIM's results as they are, DMARC
+    /// permerror.
+    pub(crate) fn stalled(mut self) -> Authentication {
+        let org = match &self.phase {
+            Phase::Dmarc(evaluation) => evaluation.organizational_domain().to_string(),
+            _ => String::new(),
+        };
+        self.finish(Evaluation::permerror(&org))
+    }
+}
+
+impl ptt_dns::Evaluator for Authenticator<'_> {
+    type Output = Authentication;
+
+    fn poll(&mut self) -> Step<Authentication> {
+        if matches!(self.phase, Phase::SpfAndDkim) {
+            if let Some(step) = self.poll_spf_and_dkim() {
+                return step;
+            }
+            if matches!(self.phase, Phase::SpfAndDkim) {
+                return Step::Wait;
+            }
+        }
+        let waiting = self.waiting_on(Asker::Dmarc);
+        let Phase::Dmarc(evaluation) = &mut self.phase else {
+            return Step::Wait;
+        };
+        match evaluation.poll() {
+            Step::Query(q) => {
+                self.asked.push((q.clone(), Asker::Dmarc));
+                Step::Query(q)
+            }
+            Step::Done(verdict) => Step::Done(self.finish(*verdict)),
+            Step::Wait if waiting => Step::Wait,
+            // Not reached: DMARC asks before it waits.
+            Step::Wait => {
+                let org = evaluation.organizational_domain().to_string();
+                Step::Done(self.finish(Evaluation::permerror(&org)))
+            }
+        }
+    }
+
+    fn answer(&mut self, query: &Query, answer: Answer) {
+        let Some(at) = self.asked.iter().position(|(q, _)| q == query) else {
+            return;
+        };
+        let (query, asker) = self.asked.remove(at);
+        match asker {
+            Asker::Spf => self.spf.answer(&query, answer),
+            Asker::Dkim => self.dkim.answer(&query, answer),
+            Asker::Dmarc => {
+                if let Phase::Dmarc(evaluation) = &mut self.phase {
+                    evaluation.answer(&query, answer);
+                }
+            }
+        }
     }
 }
 
@@ -202,6 +403,104 @@ pub(crate) fn without_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ptt_dns::{Evaluator as _, QueryType};
+
+    /// A message from example.com signed with Ed25519 (selector `ed`), and
+    /// the key record to publish.
+    fn signed_message() -> (Vec<u8>, String) {
+        let key = ptt_dkim::SigningKey::from_ed25519_seed(&[7; 32]).expect("key");
+        let mut config = ptt_dkim::SignerConfig::new("example.com", "ed");
+        config.timestamp = Some(1_700_000_000);
+        let body = b"From: Alice <alice@example.com>\r\nTo: bob@example.net\r\n\
+Subject: hi\r\n\r\nHello.\r\n";
+        let mut signer = ptt_dkim::Signer::new(&key, &config).expect("signer");
+        signer.update(body);
+        let field = signer.finish().expect("sign");
+        (
+            [field.as_bytes(), body].concat(),
+            key.key_record().to_string(),
+        )
+    }
+
+    fn envelope() -> Envelope {
+        Envelope {
+            ip: "192.0.2.1".parse().expect("ip"),
+            helo: "mail.example.com".into(),
+            mail_from: "alice@example.com".into(),
+        }
+    }
+
+    /// SPF's first question and DKIM's key question come out before the
+    /// authenticator waits; once both are answered, DMARC asks, and the
+    /// verdicts are those the records imply.
+    #[test]
+    fn spf_and_dkim_ask_side_by_side_then_dmarc() {
+        let (message, key_record) = signed_message();
+        let psl = PublicSuffixList::builtin();
+        let verifier = Verifier::new(VerifyPolicy::default(), 1_700_000_100);
+        let mut auth = Authenticator::new(
+            &psl,
+            &message,
+            &envelope(),
+            "mx.example.org",
+            1_700_000_100,
+            0,
+            verifier,
+        );
+        let records = |q: &Query| -> Answer {
+            match (q.name.as_str(), q.qtype) {
+                ("example.com", QueryType::Txt) => Answer::txt("v=spf1 ip4:192.0.2.0/24 -all"),
+                ("ed._domainkey.example.com", QueryType::Txt) => Answer::txt(key_record.as_str()),
+                ("_dmarc.example.com", QueryType::Txt) => Answer::txt("v=DMARC1; p=reject"),
+                _ => Answer::NxDomain,
+            }
+        };
+        let mut first_round = Vec::new();
+        while let Step::Query(q) = auth.poll() {
+            first_round.push(q);
+        }
+        let names: Vec<&str> = first_round.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["example.com", "ed._domainkey.example.com"]);
+        for q in first_round {
+            let answer = records(&q);
+            auth.answer(&q, answer);
+        }
+        let result = ptt_dns::run(auth, records);
+        assert_eq!(result.spf.result, ptt_spf::SpfResult::Pass);
+        assert_eq!(result.dkim.len(), 1);
+        assert_eq!(result.dkim[0].verdict.as_str(), "pass");
+        assert_eq!(result.dmarc.result.as_str(), "pass");
+        assert!(result.received_spf.starts_with("Received-SPF: pass"));
+    }
+
+    /// An answer to a question nobody asked is dropped, and a From field
+    /// that has no domain makes DMARC permerror without asking.
+    #[test]
+    fn unasked_answers_are_ignored_and_a_bad_from_is_a_permerror() {
+        let psl = PublicSuffixList::builtin();
+        let message = b"From: nobody\r\nSubject: x\r\n\r\nbody\r\n";
+        let mut auth = Authenticator::new(
+            &psl,
+            message,
+            &envelope(),
+            "mx.example.org",
+            1_700_000_000,
+            0,
+            Verifier::new(VerifyPolicy::default(), 1_700_000_000),
+        );
+        auth.answer(
+            &Query::new("_dmarc.example.com", QueryType::Txt),
+            Answer::txt("v=DMARC1; p=none"),
+        );
+        let result = ptt_dns::run(auth, |q| match q.name.as_str() {
+            "example.com" => Answer::txt("v=spf1 -all"),
+            other => panic!("{other} was not to be asked"),
+        });
+        assert_eq!(result.spf.result, ptt_spf::SpfResult::Fail);
+        assert!(result.dkim.is_empty());
+        assert_eq!(result.dmarc.result.as_str(), "permerror");
+        assert!(result.from_problem.is_some());
+    }
 
     #[test]
     fn forged_results_of_our_id_are_removed_and_others_kept() {

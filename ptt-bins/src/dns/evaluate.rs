@@ -6,7 +6,6 @@
 
 use hickory_proto::rr::{RData, RecordType};
 use ptt_dkim::{SignatureResult, Verifier, VerifyPolicy};
-use ptt_dmarc::eval::{Evaluation, Verdict};
 use ptt_dns::{Answer, Evaluator, Query, QueryType, Step};
 use ptt_spf::{Request, SpfOutput, SpfResult};
 
@@ -145,15 +144,6 @@ pub(crate) async fn dkim(resolver: &Resolver, message: &[u8], now: u64) -> Vec<S
     // The results are the verifier's, whether it ended or stalled.
     let _ = drive(resolver, &mut verifier).await;
     verifier.into_results()
-}
-
-/// DMARC for an evaluation made with the SPF and DKIM results.
-pub(crate) async fn dmarc(resolver: &Resolver, mut evaluation: Evaluation) -> Verdict {
-    match drive(resolver, &mut evaluation).await {
-        Some(verdict) => *verdict,
-        // Not reached: DMARC asks before it waits.
-        None => Evaluation::permerror(evaluation.organizational_domain()),
-    }
 }
 
 /// Validates the ARC chain of `message` (RFC 8617 §5.2), asking every key
