@@ -267,7 +267,7 @@ impl BodySink for Vec<u8> {
 }
 
 /// Streaming body canonicalization: feed the body in pieces of any size.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct BodyCanonicalizer {
     canon: Canonicalization,
     pending_crlf: u64,
@@ -383,6 +383,15 @@ impl BodyCanonicalizer {
     /// for it.
     #[inline(always)]
     fn update_relaxed_with<const AVX512: bool>(&mut self, data: &[u8], sink: &mut impl BodySink) {
+        // The state worked on as a local, so that it stays in registers
+        // across the steps, and written back once.
+        let mut state = *self;
+        state.update_relaxed_steps::<AVX512>(data, sink);
+        *self = state;
+    }
+
+    #[inline(always)]
+    fn update_relaxed_steps<const AVX512: bool>(&mut self, data: &[u8], sink: &mut impl BodySink) {
         let n = data.len();
         let mut i = 0;
         while i < n {
@@ -794,7 +803,9 @@ const HASH_CHUNK: usize = 1024;
 struct HashSink {
     hasher: Sha256,
     limit: Option<u64>,
-    total: u64,
+    /// Canonical bytes counted before what waits in `buf` (hashed, or past
+    /// `l=`): the fast paths only move `len`.
+    before: u64,
     // Inline, so that a message costs no allocation for it.
     buf: [u8; HASH_CHUNK],
     len: usize,
@@ -804,8 +815,14 @@ impl HashSink {
     fn flush(&mut self) {
         if self.len > 0 {
             self.hasher.update(&self.buf[..self.len]);
+            self.before += self.len as u64;
             self.len = 0;
         }
+    }
+
+    /// Canonical bytes so far, hashed or not.
+    fn total(&self) -> u64 {
+        self.before + self.len as u64
     }
 
     fn finalize(mut self) -> [u8; 32] {
@@ -823,7 +840,6 @@ impl BodySink for HashSink {
         };
         let len = fill(window).min(SINK_WINDOW);
         self.len += len;
-        self.total += len as u64;
     }
 
     #[inline(always)]
@@ -834,7 +850,6 @@ impl BodySink for HashSink {
         {
             room.copy_from_slice(bytes);
             self.len += bytes.len();
-            self.total += bytes.len() as u64;
             return;
         }
         self.put_slow(bytes);
@@ -851,7 +866,6 @@ impl BodySink for HashSink {
         {
             room.copy_from_slice(block);
             self.len += len;
-            self.total += len as u64;
             return;
         }
         self.put(data.get(..len).unwrap_or(data));
@@ -879,20 +893,23 @@ impl HashSink {
     fn put_slow(&mut self, bytes: &[u8]) {
         let take = match self.limit {
             Some(limit) => {
-                let left = limit.saturating_sub(self.total);
+                let left = limit.saturating_sub(self.total());
                 usize::try_from(left).map_or(bytes.len(), |l| l.min(bytes.len()))
             }
             None => bytes.len(),
         };
-        self.total += bytes.len() as u64;
         let Some(part) = bytes.get(..take) else {
+            self.before += bytes.len() as u64;
             return;
         };
+        // Past the limit: counted, not hashed.
+        self.before += (bytes.len() - part.len()) as u64;
         if self.len + part.len() > HASH_CHUNK {
             self.flush();
             if part.len() >= HASH_CHUNK {
                 // A long run goes to the hash without the copy.
                 self.hasher.update(part);
+                self.before += part.len() as u64;
                 return;
             }
         }
@@ -928,7 +945,7 @@ impl core::fmt::Debug for BodyHasher {
         f.debug_struct("BodyHasher")
             .field("canon", &self.canon)
             .field("limit", &self.sink.limit)
-            .field("total", &self.sink.total)
+            .field("total", &self.sink.total())
             .finish()
     }
 }
@@ -942,7 +959,7 @@ impl BodyHasher {
             sink: HashSink {
                 hasher: Sha256::new(),
                 limit,
-                total: 0,
+                before: 0,
                 buf: [0; HASH_CHUNK],
                 len: 0,
             },
@@ -957,7 +974,7 @@ impl BodyHasher {
     /// Ends the body and returns the hash.
     pub fn finish(mut self) -> BodyHash {
         self.canon.finish(&mut self.sink);
-        let canonical_len = self.sink.total;
+        let canonical_len = self.sink.total();
         BodyHash {
             hash: self.sink.finalize(),
             canonical_len,
