@@ -229,9 +229,12 @@ impl<'a> Authenticator<'a> {
                 }
                 Step::Done(()) => self.dkim_done = true,
                 Step::Wait if self.waiting_on(Asker::Dkim) => {}
-                // The results are the verifier's, whether it ended or
-                // stalled.
-                Step::Wait => self.dkim_done = true,
+                // Not reached: the verifier asks before it waits. A key
+                // never answered is a temperror, never a pass.
+                Step::Wait => {
+                    self.dkim.give_up();
+                    self.dkim_done = true;
+                }
             }
         }
         let spf = self.spf_out.as_ref()?;
@@ -284,6 +287,7 @@ impl<'a> Authenticator<'a> {
     /// temperror if it has no result, DKIM's results as they are, DMARC
     /// permerror.
     pub(crate) fn stalled(mut self) -> Authentication {
+        self.dkim.give_up();
         let org = match &self.phase {
             Phase::Dmarc(evaluation) => evaluation.organizational_domain().to_string(),
             _ => String::new(),
@@ -323,17 +327,26 @@ impl ptt_dns::Evaluator for Authenticator<'_> {
         }
     }
 
+    /// Hands the answer to everyone who asked that question (names
+    /// compared without case), so that a driver that asks a question once
+    /// for several askers serves them all.
     fn answer(&mut self, query: &Query, answer: Answer) {
-        let Some(at) = self.asked.iter().position(|(q, _)| q == query) else {
-            return;
-        };
-        let (query, asker) = self.asked.remove(at);
-        match asker {
-            Asker::Spf => self.spf.answer(&query, answer),
-            Asker::Dkim => self.dkim.answer(&query, answer),
-            Asker::Dmarc => {
-                if let Phase::Dmarc(evaluation) = &mut self.phase {
-                    evaluation.answer(&query, answer);
+        let same = |q: &Query| q.qtype == query.qtype && q.name.eq_ignore_ascii_case(&query.name);
+        let askers: Vec<(Query, Asker)> = self
+            .asked
+            .iter()
+            .filter(|(q, _)| same(q))
+            .cloned()
+            .collect();
+        self.asked.retain(|(q, _)| !same(q));
+        for (asked, asker) in askers {
+            match asker {
+                Asker::Spf => self.spf.answer(&asked, answer.clone()),
+                Asker::Dkim => self.dkim.answer(&asked, answer.clone()),
+                Asker::Dmarc => {
+                    if let Phase::Dmarc(evaluation) = &mut self.phase {
+                        evaluation.answer(&asked, answer.clone());
+                    }
                 }
             }
         }
@@ -471,6 +484,64 @@ Subject: hi\r\n\r\nHello.\r\n";
         assert_eq!(result.dkim[0].verdict.as_str(), "pass");
         assert_eq!(result.dmarc.result.as_str(), "pass");
         assert!(result.received_spf.starts_with("Received-SPF: pass"));
+    }
+
+    /// A driver that gives up with the questions out gets SPF temperror
+    /// and the signature as temperror: never a pass without its key.
+    #[test]
+    fn giving_up_never_passes_a_signature_without_its_key() {
+        let (message, _) = signed_message();
+        let psl = PublicSuffixList::builtin();
+        let mut auth = Authenticator::new(
+            &psl,
+            &message,
+            &envelope(),
+            "mx.example.org",
+            1_700_000_100,
+            0,
+            Verifier::new(VerifyPolicy::default(), 1_700_000_100),
+        );
+        while let Step::Query(_) = auth.poll() {}
+        let result = auth.stalled();
+        assert_eq!(result.spf.result, ptt_spf::SpfResult::TempError);
+        assert_eq!(result.dkim[0].verdict.as_str(), "temperror");
+        assert_ne!(result.dmarc.result.as_str(), "pass");
+    }
+
+    /// One answer serves every asker of the same question (name without
+    /// case): SPF including the DKIM key's name asks what DKIM asks.
+    #[test]
+    fn one_answer_serves_every_asker_of_the_question() {
+        let (message, key_record) = signed_message();
+        let psl = PublicSuffixList::builtin();
+        let mut auth = Authenticator::new(
+            &psl,
+            &message,
+            &Envelope {
+                mail_from: "alice@ed._domainkey.example.com".into(),
+                ..envelope()
+            },
+            "mx.example.org",
+            1_700_000_100,
+            0,
+            Verifier::new(VerifyPolicy::default(), 1_700_000_100),
+        );
+        let mut asked = Vec::new();
+        while let Step::Query(q) = auth.poll() {
+            asked.push(q);
+        }
+        assert_eq!(asked.len(), 2);
+        assert!(asked[0].name.eq_ignore_ascii_case(&asked[1].name));
+        // One answer, to the name in other case, for both.
+        let q = Query::new("ED._domainkey.EXAMPLE.com", QueryType::Txt);
+        auth.answer(&q, Answer::txt(key_record.as_str()));
+        let result = ptt_dns::run(auth, |q| match q.name.as_str() {
+            "_dmarc.example.com" => Answer::txt("v=DMARC1; p=none"),
+            other => panic!("{other} asked again"),
+        });
+        assert_eq!(result.dkim[0].verdict.as_str(), "pass");
+        // The key record is no SPF record: SPF says none.
+        assert_eq!(result.spf.result, ptt_spf::SpfResult::None);
     }
 
     /// An answer to a question nobody asked is dropped, and a From field

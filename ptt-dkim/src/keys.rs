@@ -99,9 +99,17 @@ pub(crate) fn lookup(cache: Option<&dyn KeyCache>, record: &[u8]) -> Arc<Verifyi
         return key;
     }
     let key = Arc::new(VerifyingKey::parse(record));
-    cache.put(record, key.clone());
+    // Only what saves work later, and not what would let one zone fill
+    // the cache: records that parse, of a key record's size.
+    if key.record.is_ok() && record.len() <= CACHED_RECORD_MAX {
+        cache.put(record, key.clone());
+    }
     key
 }
+
+/// The longest record text [`lookup`] keeps (an RSA-4096 key record is
+/// about 800 bytes).
+pub const CACHED_RECORD_MAX: usize = 4096;
 
 #[cfg(feature = "std")]
 pub use shared::SharedKeyCache;
@@ -199,6 +207,19 @@ mod shared {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn records_that_do_not_parse_or_are_too_long_are_not_kept() {
+            let cache = SharedKeyCache::new(10);
+            let junk = super::super::lookup(Some(&cache), b"v=DKIM1; p=%");
+            assert!(junk.record().is_err());
+            let long = [b"v=DKIM1; n=".as_slice(), &[b'x'; 5000], b"; p="].concat();
+            assert!(super::super::lookup(Some(&cache), &long).record().is_ok());
+            assert!(cache.is_empty());
+            let good = b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+            super::super::lookup(Some(&cache), good);
+            assert_eq!(cache.len(), 1);
+        }
 
         #[test]
         fn keeps_at_most_capacity_and_drops_the_least_recently_used() {

@@ -66,7 +66,7 @@ pub use crypto::{BACKEND, CryptoError};
 pub use key::{DkimKeyRecord, KeyRecordError, PublicKey};
 #[cfg(feature = "std")]
 pub use keys::SharedKeyCache;
-pub use keys::{KeyCache, VerifyingKey};
+pub use keys::{CACHED_RECORD_MAX, KeyCache, VerifyingKey};
 pub use sign::{
     DEFAULT_SIGNED_HEADERS, GeneratedKey, KeyKind, SignError, Signer, SignerConfig, SigningKey,
     generate_key, pem_encode, sign_fields,

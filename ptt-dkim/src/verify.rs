@@ -838,6 +838,18 @@ impl Verifier {
         &self.results
     }
 
+    /// Gives up on the key questions still unanswered (a driver that
+    /// timed out): every signature still waiting ends as `temperror`, so
+    /// that no result reads `pass` without its key.
+    pub fn give_up(&mut self) {
+        for idx in 0..self.slots.len() {
+            if matches!(self.slots[idx], Slot::Pending(_)) {
+                let reason = Reason::Dns("no answer to the key query".into());
+                self.decide(idx, Verdict::classify(reason));
+            }
+        }
+    }
+
     /// Takes the results.
     pub fn into_results(self) -> Vec<SignatureResult> {
         self.results

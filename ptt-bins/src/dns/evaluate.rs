@@ -141,8 +141,11 @@ pub(crate) async fn dkim(resolver: &Resolver, message: &[u8], now: u64) -> Vec<S
         Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys());
     verifier.update(message);
     verifier.end();
-    // The results are the verifier's, whether it ended or stalled.
-    let _ = drive(resolver, &mut verifier).await;
+    // The results are the verifier's, whether it ended or stalled (a key
+    // never answered is a temperror, never a pass).
+    if drive(resolver, &mut verifier).await.is_none() {
+        verifier.give_up();
+    }
     verifier.into_results()
 }
 

@@ -78,8 +78,9 @@ pub(crate) struct Resolver {
     dkim_keys: std::sync::Arc<ptt_dkim::SharedKeyCache>,
 }
 
-/// How many DKIM key records a process keeps parsed.
-const DKIM_KEYS_KEPT: usize = 4096;
+/// How many DKIM key records a process keeps parsed (each at most
+/// `ptt_dkim::CACHED_RECORD_MAX` bytes of text: a few MiB at worst).
+const DKIM_KEYS_KEPT: usize = 1024;
 
 impl Resolver {
     /// The resolver of `[dns]`, with its local records file answered first.
