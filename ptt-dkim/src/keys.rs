@@ -107,8 +107,9 @@ pub(crate) fn lookup(cache: Option<&dyn KeyCache>, record: &[u8]) -> Arc<Verifyi
     key
 }
 
-/// The longest record text [`lookup`] keeps (an RSA-4096 key record is
-/// about 800 bytes).
+/// The longest record text a [`Verifier`](crate::Verifier) puts in its
+/// [`KeyCache`] (an RSA-4096 key record is about 800 bytes); longer ones,
+/// and records that do not parse, are parsed each time.
 pub const CACHED_RECORD_MAX: usize = 4096;
 
 #[cfg(feature = "std")]
