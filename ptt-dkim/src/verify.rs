@@ -293,13 +293,23 @@ pub type Step = ptt_dns::Step<()>;
 
 /// Picks the key record from a DNS answer: the first record that parses.
 pub fn key_from_answer(answer: &Answer) -> Result<DkimKeyRecord, Reason> {
+    first_record_that_parses(answer, DkimKeyRecord::parse)
+}
+
+/// What `parse` makes of the first record of `answer` that it accepts (a
+/// temporary failure is `Dns`, no record `NoKey`, none that parses the
+/// first record's error).
+fn first_record_that_parses<T>(
+    answer: &Answer,
+    mut parse: impl FnMut(&[u8]) -> Result<T, KeyRecordError>,
+) -> Result<T, Reason> {
     match answer {
         Answer::TempError(e) => Err(Reason::Dns(e.clone())),
         Answer::Txt(records) => {
             let mut first_err = None;
             for r in records {
-                match DkimKeyRecord::parse(r) {
-                    Ok(rec) => return Ok(rec),
+                match parse(r) {
+                    Ok(key) => return Ok(key),
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
@@ -360,23 +370,13 @@ fn verifying_key_from_answer(
     answer: &Answer,
     cache: Option<&dyn KeyCache>,
 ) -> Result<Arc<VerifyingKey>, Reason> {
-    match answer {
-        Answer::TempError(e) => Err(Reason::Dns(e.clone())),
-        Answer::Txt(records) => {
-            let mut first_err = None;
-            for r in records {
-                let key = keys::lookup(cache, r);
-                match key.record() {
-                    Ok(_) => return Ok(key),
-                    Err(e) => {
-                        first_err.get_or_insert_with(|| e.clone());
-                    }
-                }
-            }
-            Err(first_err.map_or(Reason::NoKey, Reason::KeySyntax))
+    first_record_that_parses(answer, |r| {
+        let key = keys::lookup(cache, r);
+        match key.record() {
+            Ok(_) => Ok(key),
+            Err(e) => Err(e.clone()),
         }
-        _ => Err(Reason::NoKey),
-    }
+    })
 }
 
 /// Verifies a header signature: `data` is the header hash input (see
@@ -517,6 +517,15 @@ impl fmt::Debug for Verifier {
     }
 }
 
+/// The result of a signature field that was not parsed: a permerror for
+/// `reason`, with `d=` and `s=` read leniently for the report.
+fn unparsed(mut result: SignatureResult, value: &[u8], reason: Reason) -> SignatureResult {
+    result.domain = lenient_tag(value, "d");
+    result.selector = lenient_tag(value, "s");
+    result.verdict = Verdict::PermError(reason);
+    result
+}
+
 fn lenient_tag(value: &[u8], name: &str) -> Option<String> {
     // d= and s= for the report even when the whole list did not parse.
     value.split(|b| *b == b';').find_map(|spec| {
@@ -617,7 +626,7 @@ impl Verifier {
             count += 1;
             let value = field.value();
             // d= and s= are read leniently only for a field that does not
-            // parse; a parsed one gives them below.
+            // parse ([`unparsed`]); a parsed one gives them below.
             let mut result = SignatureResult {
                 signature: None,
                 domain: None,
@@ -629,20 +638,16 @@ impl Verifier {
                 unsigned_body_bytes: 0,
             };
             if count > self.policy.max_signatures {
-                result.domain = lenient_tag(value, "d");
-                result.selector = lenient_tag(value, "s");
-                result.verdict = Verdict::PermError(Reason::TooManySignatures);
-                self.results.push(result);
+                self.results
+                    .push(unparsed(result, value, Reason::TooManySignatures));
                 self.slots.push(Slot::Decided);
                 continue;
             }
             let tags = match parse_tag_list(value) {
                 Ok(t) => t,
                 Err(e) => {
-                    result.domain = lenient_tag(value, "d");
-                    result.selector = lenient_tag(value, "s");
-                    result.verdict = Verdict::PermError(Reason::Syntax(e.into()));
-                    self.results.push(result);
+                    self.results
+                        .push(unparsed(result, value, Reason::Syntax(e.into())));
                     self.slots.push(Slot::Decided);
                     continue;
                 }
@@ -650,10 +655,8 @@ impl Verifier {
             let sig = match DkimSignature::from_tags(&tags, true) {
                 Ok(s) => s,
                 Err(e) => {
-                    result.domain = lenient_tag(value, "d");
-                    result.selector = lenient_tag(value, "s");
-                    result.verdict = Verdict::PermError(Reason::Syntax(e));
-                    self.results.push(result);
+                    self.results
+                        .push(unparsed(result, value, Reason::Syntax(e)));
                     self.slots.push(Slot::Decided);
                     continue;
                 }
