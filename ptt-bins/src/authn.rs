@@ -104,7 +104,7 @@ pub(crate) async fn authenticate(
     now: u64,
     sample: u32,
 ) -> Authentication {
-    let verifier = Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys());
+    let verifier = evaluate::dkim_verifier(resolver, now);
     let mut authenticator =
         Authenticator::new(psl, message, envelope, receiver, now, sample, verifier);
     match evaluate::drive(resolver, &mut authenticator).await {
@@ -193,20 +193,6 @@ impl<'a> Authenticator<'a> {
         self.asked.iter().any(|(_, a)| *a == asker)
     }
 
-    /// SPF's result when it stopped without one (not reached: SPF asks
-    /// before it waits).
-    fn spf_stalled(&self) -> SpfOutput {
-        SpfOutput {
-            result: ptt_spf::SpfResult::TempError,
-            identity: self.request.identity(),
-            domain: self.request.domain(),
-            sender: self.request.sender(),
-            mechanism: None,
-            problem: Some("the evaluation stalled".into()),
-            explanation: None,
-        }
-    }
-
     /// SPF and DKIM: the next question of either, or DMARC's start once
     /// both are done.
     fn poll_spf_and_dkim(&mut self) -> Option<Step<Authentication>> {
@@ -218,7 +204,8 @@ impl<'a> Authenticator<'a> {
                 }
                 Step::Done(out) => self.spf_out = Some(out),
                 Step::Wait if self.waiting_on(Asker::Spf) => {}
-                Step::Wait => self.spf_out = Some(self.spf_stalled()),
+                // Not reached: SPF asks before it waits.
+                Step::Wait => self.spf_out = Some(evaluate::spf_stalled(&self.request)),
             }
         }
         if !self.dkim_done {
@@ -245,29 +232,33 @@ impl<'a> Authenticator<'a> {
             spf: Some(spf_outcome(spf)),
             dkim: dkim_outcomes(self.dkim.results()),
         };
-        match &self.from {
-            Ok(domain) => match Evaluation::new(self.psl, domain, input.clone(), self.sample) {
-                Ok(evaluation) => self.phase = Phase::Dmarc(Box::new(evaluation)),
-                Err(e) => {
-                    self.from_problem = Some(e.to_string());
-                    self.input = Some(input);
-                    return Some(Step::Done(self.finish(Evaluation::permerror(domain))));
-                }
-            },
-            Err(why) => {
-                self.from_problem = Some(why.clone());
-                self.input = Some(input);
-                return Some(Step::Done(self.finish(Evaluation::permerror(""))));
+        // DMARC starts, or is a permerror for the From domain (none when
+        // the From field has none), with what was wrong.
+        let start = match &self.from {
+            Ok(domain) => Evaluation::new(self.psl, domain, input.clone(), self.sample)
+                .map_err(|e| (e.to_string(), domain.clone())),
+            Err(why) => Err((why.clone(), String::new())),
+        };
+        self.input = Some(input);
+        match start {
+            Ok(evaluation) => {
+                self.phase = Phase::Dmarc(Box::new(evaluation));
+                None
+            }
+            Err((problem, domain)) => {
+                self.from_problem = Some(problem);
+                Some(Step::Done(self.finish(Evaluation::permerror(&domain))))
             }
         }
-        self.input = Some(input);
-        None
     }
 
     /// The verdicts, DMARC's given.
     fn finish(&mut self, dmarc: Verdict) -> Authentication {
         self.phase = Phase::Done;
-        let spf = self.spf_out.take().unwrap_or_else(|| self.spf_stalled());
+        let spf = self
+            .spf_out
+            .take()
+            .unwrap_or_else(|| evaluate::spf_stalled(&self.request));
         let mut received_spf = ptt_spf::ReceivedSpf::new(&self.request, &spf).to_string();
         if !received_spf.ends_with("\r\n") {
             received_spf.push_str("\r\n");
@@ -443,6 +434,18 @@ Subject: hi\r\n\r\nHello.\r\n";
         }
     }
 
+    /// The authenticator of the tests: receiver `mx.example.org`, DMARC
+    /// sample 0, DKIM at `now`.
+    fn authenticator<'a>(
+        psl: &'a PublicSuffixList,
+        message: &[u8],
+        envelope: &Envelope,
+        now: u64,
+    ) -> Authenticator<'a> {
+        let verifier = Verifier::new(VerifyPolicy::default(), now);
+        Authenticator::new(psl, message, envelope, "mx.example.org", now, 0, verifier)
+    }
+
     /// SPF's first question and DKIM's key question come out before the
     /// authenticator waits; once both are answered, DMARC asks, and the
     /// verdicts are those the records imply.
@@ -450,16 +453,7 @@ Subject: hi\r\n\r\nHello.\r\n";
     fn spf_and_dkim_ask_side_by_side_then_dmarc() {
         let (message, key_record) = signed_message();
         let psl = PublicSuffixList::builtin();
-        let verifier = Verifier::new(VerifyPolicy::default(), 1_700_000_100);
-        let mut auth = Authenticator::new(
-            &psl,
-            &message,
-            &envelope(),
-            "mx.example.org",
-            1_700_000_100,
-            0,
-            verifier,
-        );
+        let mut auth = authenticator(&psl, &message, &envelope(), 1_700_000_100);
         let records = |q: &Query| -> Answer {
             match (q.name.as_str(), q.qtype) {
                 ("example.com", QueryType::Txt) => Answer::txt("v=spf1 ip4:192.0.2.0/24 -all"),
@@ -492,15 +486,7 @@ Subject: hi\r\n\r\nHello.\r\n";
     fn giving_up_never_passes_a_signature_without_its_key() {
         let (message, _) = signed_message();
         let psl = PublicSuffixList::builtin();
-        let mut auth = Authenticator::new(
-            &psl,
-            &message,
-            &envelope(),
-            "mx.example.org",
-            1_700_000_100,
-            0,
-            Verifier::new(VerifyPolicy::default(), 1_700_000_100),
-        );
+        let mut auth = authenticator(&psl, &message, &envelope(), 1_700_000_100);
         while let Step::Query(_) = auth.poll() {}
         let result = auth.stalled();
         assert_eq!(result.spf.result, ptt_spf::SpfResult::TempError);
@@ -514,17 +500,14 @@ Subject: hi\r\n\r\nHello.\r\n";
     fn one_answer_serves_every_asker_of_the_question() {
         let (message, key_record) = signed_message();
         let psl = PublicSuffixList::builtin();
-        let mut auth = Authenticator::new(
+        let mut auth = authenticator(
             &psl,
             &message,
             &Envelope {
                 mail_from: "alice@ed._domainkey.example.com".into(),
                 ..envelope()
             },
-            "mx.example.org",
             1_700_000_100,
-            0,
-            Verifier::new(VerifyPolicy::default(), 1_700_000_100),
         );
         let mut asked = Vec::new();
         while let Step::Query(q) = auth.poll() {
@@ -550,15 +533,7 @@ Subject: hi\r\n\r\nHello.\r\n";
     fn unasked_answers_are_ignored_and_a_bad_from_is_a_permerror() {
         let psl = PublicSuffixList::builtin();
         let message = b"From: nobody\r\nSubject: x\r\n\r\nbody\r\n";
-        let mut auth = Authenticator::new(
-            &psl,
-            message,
-            &envelope(),
-            "mx.example.org",
-            1_700_000_000,
-            0,
-            Verifier::new(VerifyPolicy::default(), 1_700_000_000),
-        );
+        let mut auth = authenticator(&psl, message, &envelope(), 1_700_000_000);
         auth.answer(
             &Query::new("_dmarc.example.com", QueryType::Txt),
             Answer::txt("v=DMARC1; p=none"),

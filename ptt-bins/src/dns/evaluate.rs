@@ -123,22 +123,33 @@ pub(crate) async fn spf(resolver: &Resolver, request: Request) -> SpfOutput {
     match drive(resolver, &mut ev).await {
         Some(out) => out,
         // Not reached: SPF asks before it waits.
-        None => SpfOutput {
-            result: SpfResult::TempError,
-            identity: request.identity(),
-            domain: request.domain(),
-            sender: request.sender(),
-            mechanism: None,
-            problem: Some("the evaluation stalled".into()),
-            explanation: None,
-        },
+        None => spf_stalled(&request),
     }
+}
+
+/// SPF's result for `request` when its evaluation stopped without one:
+/// a temperror that says so.
+pub(crate) fn spf_stalled(request: &Request) -> SpfOutput {
+    SpfOutput {
+        result: SpfResult::TempError,
+        identity: request.identity(),
+        domain: request.domain(),
+        sender: request.sender(),
+        mechanism: None,
+        problem: Some("the evaluation stalled".into()),
+        explanation: None,
+    }
+}
+
+/// The receiver's DKIM verifier at `now`: default policy, the parsed keys
+/// `resolver` keeps.
+pub(crate) fn dkim_verifier(resolver: &Resolver, now: u64) -> Verifier {
+    Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys())
 }
 
 /// Verifies every DKIM-Signature, answering the key questions as they come.
 pub(crate) async fn dkim(resolver: &Resolver, message: &[u8], now: u64) -> Vec<SignatureResult> {
-    let mut verifier =
-        Verifier::new(VerifyPolicy::default(), now).with_key_cache(resolver.dkim_keys());
+    let mut verifier = dkim_verifier(resolver, now);
     verifier.update(message);
     verifier.end();
     // The results are the verifier's, whether it ended or stalled (a key
