@@ -4,7 +4,9 @@ each from its own loopback address (127.0.0.2 onward, SOURCES of them, so
 that no address exceeds the receiver's per-address limit), EHLO and
 STARTTLS, all open at once, then one message each to TO, then QUIT.
 
-usage: receiver_clients.py PORT N TO [SOURCES]
+usage: receiver_clients.py PORT N TO [SOURCES [HOST]]
+SOURCES 0: no source address is chosen (for a HOST other than 127.0.0.1,
+such as the smoltcp receiver on a TAP device).
 prints: sessions N ok K errors E connect_s A send_s S, then one line per
 distinct error.
 """
@@ -17,6 +19,7 @@ from collections import Counter
 
 port, n, to = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 sources = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
 threading.stack_size(256 * 1024)
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -33,8 +36,8 @@ def fail(why):
 def client(k):
     s = None
     try:
-        source = "127.0.0.%d" % (2 + k % sources)
-        s = smtplib.SMTP("127.0.0.1", port, timeout=300, source_address=(source, 0))
+        source = ("127.0.0.%d" % (2 + k % sources), 0) if sources else None
+        s = smtplib.SMTP(host, port, timeout=300, source_address=source)
         s.ehlo("mta%d.sender.test" % k)
         s.starttls(context=ctx)
         s.ehlo("mta%d.sender.test" % k)

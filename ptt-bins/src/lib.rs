@@ -16,6 +16,8 @@ mod net;
 mod random;
 mod sandbox;
 mod service;
+#[cfg(feature = "smoltcp")]
+pub mod smol;
 mod store;
 pub mod userdb;
 

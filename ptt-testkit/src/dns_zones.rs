@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::named::{Named, absolute, options};
+use crate::named::{Named, absolute, options_on};
 use crate::process::free_port;
 
 /// One zone: its origin (with or without the final dot) and its records as
@@ -43,13 +43,19 @@ pub struct BindZones {
 impl BindZones {
     /// Starts `named` with every zone of `zones`.
     pub fn start(zones: &[Zone<'_>]) -> BindZones {
+        BindZones::start_on(&[], zones)
+    }
+
+    /// [`BindZones::start`], listening on the addresses `also` too, on the
+    /// same port (e.g. a TAP device's address in a network namespace).
+    pub fn start_on(also: &[std::net::Ipv4Addr], zones: &[Zone<'_>]) -> BindZones {
         let dir = tempfile::Builder::new()
             .prefix("ptt-bindz-")
             .tempdir()
             .expect("temp dir for named");
         let d = dir.path();
         let port = free_port();
-        let mut conf = options(d, port);
+        let mut conf = options_on(d, port, also);
         for (n, zone) in zones.iter().enumerate() {
             let origin = absolute(zone.origin);
             let file = d.join(format!("zone{n}.db"));

@@ -24,10 +24,18 @@ pub(crate) fn absolute(origin: &str) -> String {
 /// The `options` and `controls` of a test server: authoritative only,
 /// IPv4 loopback on `port`, its files in `dir`.
 pub(crate) fn options(dir: &Path, port: u16) -> String {
+    options_on(dir, port, &[])
+}
+
+/// [`options`] listening on the addresses `also` too (beside 127.0.0.1,
+/// which the helpers use): for a peer that cannot reach loopback, such as
+/// a userspace TCP/IP stack on a TAP device.
+pub(crate) fn options_on(dir: &Path, port: u16, also: &[std::net::Ipv4Addr]) -> String {
+    let also: String = also.iter().map(|a| format!(" {a};")).collect();
     format!(
         r#"options {{
     directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on port {port} {{ 127.0.0.1;{also} }};
     listen-on-v6 {{ none; }};
     recursion no;
     pid-file "{dir}/named.pid";

@@ -74,7 +74,7 @@ pub(crate) fn answer_of(qtype: QueryType, lookup: Lookup) -> Answer {
     }
 }
 
-fn record_type(qtype: QueryType) -> RecordType {
+pub(crate) fn record_type(qtype: QueryType) -> RecordType {
     match qtype {
         QueryType::Txt => RecordType::TXT,
         QueryType::A => RecordType::A,

@@ -37,6 +37,15 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 /// A TLS acceptor from PEM text (e.g. a certificate issued by the local CA
 /// in memory, as `ptt up` does).
 pub(crate) fn acceptor_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
+    server_config_from_pem(cert_pem, key_pem).map(TlsAcceptor::from)
+}
+
+/// The rustls server configuration of [`acceptor_from_pem`], for a driver
+/// that feeds rustls its bytes itself (the smoltcp receiver).
+pub(crate) fn server_config_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<_, _>>()
         .map_err(|e| format!("bad certificate PEM: {e}"))?;
@@ -52,7 +61,7 @@ pub(crate) fn acceptor_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAc
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("TLS certificate and key: {e}"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// A TLS connector that trusts the certificates in `ca` (PEM), or, when

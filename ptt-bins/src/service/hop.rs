@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ptt_smtp::{Client, ClientConfig, Message, Reply, TlsMode};
+use ptt_smtp::{Client, ClientConfig, Message, Reply, TlsMode, TransactionResult};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -184,31 +184,36 @@ impl Hop {
                 }
             }
         };
-        if !t.mail.is_positive() {
-            return classify(t.mail);
+        handoff_of(t, self.addr)
+    }
+}
+
+/// What a finished transaction with the next hop at `addr` comes to.
+pub(crate) fn handoff_of(t: TransactionResult, addr: impl std::fmt::Display) -> Handoff {
+    if !t.mail.is_positive() {
+        return classify(t.mail);
+    }
+    let (mut refused, mut deferred) = (Vec::new(), Vec::new());
+    for (path, reply) in &t.rcpts {
+        let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
+        if reply.code() >= 500 {
+            refused.push((address, reply.clone()));
+        } else if !reply.is_positive() {
+            deferred.push((address, reply.clone()));
         }
-        let (mut refused, mut deferred) = (Vec::new(), Vec::new());
-        for (path, reply) in &t.rcpts {
-            let address = path.mailbox().map(|m| m.to_string()).unwrap_or_default();
-            if reply.code() >= 500 {
-                refused.push((address, reply.clone()));
-            } else if !reply.is_positive() {
-                deferred.push((address, reply.clone()));
-            }
-        }
-        match t.data {
-            Some(reply) if reply.is_positive() => Handoff::Taken {
-                reply,
-                refused,
-                deferred,
-            },
-            Some(reply) => classify(reply),
-            None => match (deferred.into_iter().next(), refused.into_iter().next()) {
-                (Some((_, reply)), _) => Handoff::Deferred(format!("{}: {reply}", self.addr)),
-                (None, Some((_, reply))) => Handoff::Refused(reply),
-                (None, None) => Handoff::Deferred(format!("{}: no data reply", self.addr)),
-            },
-        }
+    }
+    match t.data {
+        Some(reply) if reply.is_positive() => Handoff::Taken {
+            reply,
+            refused,
+            deferred,
+        },
+        Some(reply) => classify(reply),
+        None => match (deferred.into_iter().next(), refused.into_iter().next()) {
+            (Some((_, reply)), _) => Handoff::Deferred(format!("{addr}: {reply}")),
+            (None, Some((_, reply))) => Handoff::Refused(reply),
+            (None, None) => Handoff::Deferred(format!("{addr}: no data reply")),
+        },
     }
 }
 

@@ -21,6 +21,19 @@ pub(crate) fn received_field(
     protocol: &str,
     id: &str,
 ) -> String {
+    received_field_at(helo, peer, by, protocol, id, unix_now())
+}
+
+/// [`received_field`] dated `now` (Unix seconds), for a loop that reads
+/// its clock once per turn.
+pub(crate) fn received_field_at(
+    helo: &str,
+    peer: IpAddr,
+    by: &str,
+    protocol: &str,
+    id: &str,
+    now: u64,
+) -> String {
     let helo: String = helo
         .chars()
         .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | ';'))
@@ -33,7 +46,7 @@ pub(crate) fn received_field(
     };
     format!(
         "Received: from {helo} ([{peer}])\r\n\tby {by} with {protocol} id {id};\r\n\t{date}\r\n",
-        date = rfc5322_date(unix_now()),
+        date = rfc5322_date(now),
     )
 }
 
