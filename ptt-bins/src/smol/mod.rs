@@ -143,7 +143,16 @@ fn listening_socket(port: u16) -> Result<tcp::Socket<'static>, String> {
     // A client that goes silent is dropped by the SMTP machine's timers;
     // one that vanishes by TCP's.
     socket.set_timeout(Some(smoltcp::time::Duration::from_secs(600)));
+    tuned(&mut socket);
     Ok(socket)
+}
+
+/// SMTP is a dialogue of short lines: each is sent at once (no Nagle) and
+/// acknowledged at once (no delayed ACK), or the two wait on each other
+/// for tens of milliseconds per reply.
+pub(crate) fn tuned(socket: &mut tcp::Socket<'_>) {
+    socket.set_nagle_enabled(false);
+    socket.set_ack_delay(None);
 }
 
 /// The sockets listening on the SMTP port.

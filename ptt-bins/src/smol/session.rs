@@ -488,6 +488,7 @@ impl Session {
         );
         *turn.next_port = turn.next_port.wrapping_add(1);
         let port = 49152 + *turn.next_port % 16384;
+        super::tuned(&mut socket);
         socket
             .connect(turn.iface.context(), shared.next_hop, port)
             .map_err(|e| format!("connect to {}: {e}", shared.next_hop))?;
