@@ -11,7 +11,7 @@ static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// The system allocator, counting what is allocated. It never refuses an
-/// allocation itself: [`Budget::admits`] keeps new work out before the
+/// allocation itself: the receiver's admission rule keeps new work out before the
 /// budget is reached.
 ///
 /// ```
