@@ -10,6 +10,7 @@
 
 mod budget;
 mod dns;
+mod next_hop;
 mod session;
 mod stream;
 
@@ -87,9 +88,10 @@ pub struct Args {
 
 /// Each connection's receive and send buffers.
 const SOCKET_BUFFER: usize = 16 * 1024;
-/// What a session is reckoned to take before its message: two socket
-/// buffers, the SMTP machine's, and a TLS session with its records.
-const PER_SESSION: usize = 2 * SOCKET_BUFFER + 96 * 1024;
+/// What a session is reckoned to take before its message: two connections
+/// (the client's and the next hop's) with two socket buffers each, the SMTP
+/// machines, and a TLS session with its records.
+const PER_SESSION: usize = 4 * SOCKET_BUFFER + 96 * 1024;
 
 fn parse_endpoint(text: &str, what: &str) -> Result<IpEndpoint, String> {
     let addr: std::net::SocketAddrV4 = text

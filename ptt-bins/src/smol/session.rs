@@ -17,18 +17,17 @@ use ptt_dkim::{SharedKeyCache, Verifier, VerifyPolicy};
 use ptt_dmarc::Policy;
 use ptt_dmarc::psl::PublicSuffixList;
 use ptt_dns::{Answer, Evaluator as _, Query, Step};
-use ptt_smtp::client::{Input as ClientInput, Output as ClientOutput};
 use ptt_smtp::server::{Input, Output};
 use ptt_smtp::{
-    Client, ClientConfig, ClientEvent, EnhancedCode, Event, ForwardPath, MailParams, Message,
-    RcptParams, Reply, ReversePath, Server, ServerConfig,
+    ClientConfig, EnhancedCode, Event, ForwardPath, MailParams, Message, RcptParams, Reply,
+    ReversePath, Server, ServerConfig,
 };
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
 use smoltcp::wire::IpEndpoint;
 
 use super::budget::{Budget, allocated};
 use super::dns::{Asker, Dns};
+use super::next_hop::{NextHop, Outcome};
 use super::stream::{Read, Stream};
 use crate::authn::{Authentication, Authenticator, Envelope, is_forged_result, without_fields};
 use crate::service::hop::{Handoff, handoff_of};
@@ -79,24 +78,17 @@ struct Received {
     protocol: &'static str,
 }
 
-/// The hand-off of one message to the next hop.
-struct HandOff {
-    client: Client,
-    stream: Stream,
-    deadline: Duration,
-    /// Set when the transaction has its end.
-    outcome: Option<Handoff>,
-    closed: bool,
-}
-
 /// Where a session is.
 enum Phase {
     /// Talking with the client.
     Smtp,
+    /// The next hop is asked whether it takes mail for this recipient
+    /// (transaction `id` on the kept session).
+    Verifying { id: u64, rcpt: ForwardPath },
     /// The message is being authenticated (DNS questions out).
     Authenticating(Box<Authenticator<'static>>, Received),
-    /// The message is with the next hop.
-    HandingOff(Box<HandOff>),
+    /// The message is with the next hop (transaction `id`).
+    HandingOff { id: u64 },
 }
 
 /// One client's session.
@@ -115,6 +107,8 @@ pub(crate) struct Session {
     over_budget: bool,
     tls_told: bool,
     phase: Phase,
+    /// The session with the next hop, kept from the first recipient on.
+    hop: Option<Box<NextHop>>,
     deadline: Option<Duration>,
     closing: bool,
     /// Sockets of this session to be removed once closed.
@@ -124,6 +118,16 @@ pub(crate) struct Session {
 
 fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
     Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+fn next_hop_unreachable() -> Reply {
+    reply(
+        451,
+        4,
+        4,
+        0,
+        "the next hop cannot take the message now; try again later",
+    )
 }
 
 impl Session {
@@ -148,6 +152,7 @@ impl Session {
             over_budget: false,
             tls_told: false,
             phase: Phase::Smtp,
+            hop: None,
             deadline: None,
             closing: false,
             spent: Vec::new(),
@@ -157,9 +162,12 @@ impl Session {
 
     /// When the session wants the loop to turn again at the latest.
     pub(crate) fn poll_at(&self) -> Option<Duration> {
-        match &self.phase {
-            Phase::HandingOff(h) => Some(self.deadline.map_or(h.deadline, |d| d.min(h.deadline))),
-            _ => self.deadline,
+        match &self.hop {
+            Some(hop) => Some(
+                self.deadline
+                    .map_or(hop.poll_at(), |d| d.min(hop.poll_at())),
+            ),
+            None => self.deadline,
         }
     }
 
@@ -176,8 +184,9 @@ impl Session {
         if self.done {
             return;
         }
-        if let Phase::HandingOff(_) = self.phase {
-            self.hand_off_step(turn);
+        if let Some(hop) = &mut self.hop {
+            hop.step(turn.sockets, turn.now.time);
+            self.next_hop_answered(turn);
         }
         if matches!(self.phase, Phase::Smtp) && !self.closing {
             match self.stream.read(turn.sockets) {
@@ -288,8 +297,9 @@ impl Session {
                     },
                 };
                 if ours {
-                    self.rcpts.push(to);
-                    Ok(None)
+                    // The next hop says whether it takes it.
+                    self.verify(to, turn);
+                    return;
                 } else {
                     Err(reply(554, 5, 7, 1, "relay access denied"))
                 }
@@ -454,46 +464,6 @@ impl Session {
             results = auth.results().iter().map(|(m, r)| format!("{m}={r}")).collect::<Vec<_>>().join(" "),
             "authenticated"
         );
-        match self.open_hand_off(data, turn) {
-            Ok(h) => {
-                self.phase = Phase::HandingOff(Box::new(h));
-                self.hand_off_step(turn);
-            }
-            Err(why) => {
-                tracing::warn!(
-                    service = "smol-receiver",
-                    id,
-                    "cannot reach the next hop: {why}"
-                );
-                self.answer_client(
-                    Err(reply(
-                        451,
-                        4,
-                        4,
-                        0,
-                        "the next hop cannot take the message now; try again later",
-                    )),
-                    turn,
-                );
-            }
-        }
-    }
-
-    fn open_hand_off(&mut self, data: Vec<u8>, turn: &mut Turn<'_, '_>) -> Result<HandOff, String> {
-        let shared = turn.shared;
-        let buffer = shared.socket_buffer;
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; buffer]),
-            tcp::SocketBuffer::new(vec![0; buffer]),
-        );
-        *turn.next_port = turn.next_port.wrapping_add(1);
-        let port = 49152 + *turn.next_port % 16384;
-        super::tuned(&mut socket);
-        socket
-            .connect(turn.iface.context(), shared.next_hop, port)
-            .map_err(|e| format!("connect to {}: {e}", shared.next_hop))?;
-        let handle = turn.sockets.add(socket);
-        let mut client = Client::new(shared.client.clone(), turn.now.time);
         let message = Message {
             from: self.from.clone(),
             params: MailParams::default(),
@@ -504,135 +474,157 @@ impl Session {
                 .collect(),
             data,
         };
-        client.send(message);
-        client.finish();
-        Ok(HandOff {
-            client,
-            stream: Stream::new(handle),
-            deadline: turn.now.time + shared.client.timeout,
-            outcome: None,
-            closed: false,
-        })
+        match self.next_hop(turn) {
+            Ok(hop) => {
+                let id = hop.client.send(message);
+                self.phase = Phase::HandingOff { id };
+                if let Some(hop) = &mut self.hop {
+                    hop.step(turn.sockets, turn.now.time);
+                }
+                self.next_hop_answered(turn);
+            }
+            Err(why) => {
+                tracing::warn!(
+                    service = "smol-receiver",
+                    id,
+                    "cannot reach the next hop: {why}"
+                );
+                self.answer_client(Err(next_hop_unreachable()), turn);
+            }
+        }
     }
 
-    /// Drives the hand-off; once it has its outcome, the client gets its
-    /// answer.
-    fn hand_off_step(&mut self, turn: &mut Turn<'_, '_>) {
-        let Phase::HandingOff(h) = &mut self.phase else {
-            return;
-        };
-        let now = turn.now.time;
-        let socket_state = turn.sockets.get_mut::<tcp::Socket>(h.stream.handle).state();
-        if !h.closed {
-            match socket_state {
-                tcp::State::SynSent => {}
-                tcp::State::Closed if h.outcome.is_none() => {
-                    h.client.handle_input(ClientInput::Closed(now));
-                    h.closed = true;
+    /// The kept session with the next hop, opened (again) if it has none
+    /// that works.
+    fn next_hop(&mut self, turn: &mut Turn<'_, '_>) -> Result<&mut NextHop, String> {
+        if let Some(hop) = self.hop.take_if(|h| !h.usable()) {
+            let mut hop = hop;
+            hop.close(turn.sockets, turn.now.time);
+            self.spent.push(hop.handle());
+        }
+        if self.hop.is_none() {
+            *turn.next_port = turn.next_port.wrapping_add(1);
+            let port = 49152 + *turn.next_port % 16384;
+            let shared = turn.shared;
+            let hop = NextHop::open(
+                shared.next_hop,
+                port,
+                &shared.client,
+                shared.socket_buffer,
+                turn.iface,
+                turn.sockets,
+                turn.now.time,
+            )?;
+            self.hop = Some(Box::new(hop));
+        }
+        self.hop
+            .as_deref_mut()
+            .ok_or_else(|| "no next hop".to_string())
+    }
+
+    /// Asks the next hop about `rcpt`; the client's RCPT is answered with
+    /// what it says.
+    fn verify(&mut self, rcpt: ForwardPath, turn: &mut Turn<'_, '_>) {
+        let from = self.from.clone();
+        match self.next_hop(turn) {
+            Ok(hop) => {
+                let id = hop
+                    .client
+                    .verify(from, vec![(rcpt.clone(), RcptParams::default())]);
+                self.phase = Phase::Verifying { id, rcpt };
+                if let Some(hop) = &mut self.hop {
+                    hop.step(turn.sockets, turn.now.time);
                 }
-                _ => match h.stream.read(turn.sockets) {
-                    Read::Data(bytes) => h.client.handle_input(ClientInput::Receive(now, &bytes)),
-                    Read::Nothing => {}
-                    Read::Closed(_) => {
-                        h.client.handle_input(ClientInput::Closed(now));
-                        h.closed = true;
-                    }
-                },
+                self.next_hop_answered(turn);
             }
-        }
-        if now >= h.deadline {
-            h.client.handle_input(ClientInput::Timeout(now));
-        }
-        loop {
-            match h.client.poll_output() {
-                ClientOutput::Transmit(bytes) => h.stream.write(&bytes),
-                ClientOutput::Event(ClientEvent::Transaction(t)) => {
-                    h.outcome = Some(handoff_of(t, turn.shared.next_hop));
-                }
-                ClientOutput::Event(ClientEvent::Failed(e)) => {
-                    if h.outcome.is_none() {
-                        h.outcome =
-                            Some(Handoff::Deferred(format!("{}: {e}", turn.shared.next_hop)));
-                    }
-                }
-                ClientOutput::Event(_) => {}
-                ClientOutput::StartTls => {
-                    // The client is built without TLS (TlsMode::None).
-                    h.outcome
-                        .get_or_insert(Handoff::Deferred("the next hop wants TLS".into()));
-                    h.closed = true;
-                    break;
-                }
-                ClientOutput::Close => {
-                    h.closed = true;
-                    break;
-                }
-                ClientOutput::Timeout(at) => {
-                    h.deadline = at;
-                    break;
-                }
-            }
-        }
-        h.stream.flush(turn.sockets);
-        let Some(outcome) = (if h.closed || h.outcome.is_some() {
-            h.outcome.take()
-        } else {
-            None
-        }) else {
-            if h.closed {
-                let handle = h.stream.handle;
-                self.spent.push(handle);
-                self.phase = Phase::Smtp;
-                self.answer_client(
-                    Err(reply(
-                        451,
-                        4,
-                        4,
-                        0,
-                        "the next hop closed the connection; try again later",
-                    )),
-                    turn,
+            Err(why) => {
+                tracing::warn!(
+                    service = "smol-receiver",
+                    "cannot reach the next hop: {why}"
                 );
+                let _ = self.server.refuse(next_hop_unreachable());
             }
+        }
+    }
+
+    /// What the next hop said, once it has, given to the client.
+    fn next_hop_answered(&mut self, turn: &mut Turn<'_, '_>) {
+        let (id, verifying) = match &self.phase {
+            Phase::Verifying { id, .. } => (*id, true),
+            Phase::HandingOff { id } => (*id, false),
+            _ => return,
+        };
+        let Some(outcome) = self.hop.as_mut().and_then(|h| h.take(id)) else {
             return;
         };
-        // QUIT goes out, then the connection is left to close.
-        h.stream.close(turn.sockets);
-        let handle = h.stream.handle;
-        self.spent.push(handle);
-        self.phase = Phase::Smtp;
-        let answer = match outcome {
-            Handoff::Taken {
-                reply: r,
-                refused,
-                deferred,
-            } => {
-                if !refused.is_empty() || !deferred.is_empty() {
-                    tracing::error!(
-                        service = "smol-receiver",
-                        refused = refused.len(),
-                        deferred = deferred.len(),
-                        "the next hop took the message for some recipients only"
-                    );
+        let phase = std::mem::replace(&mut self.phase, Phase::Smtp);
+        if verifying {
+            let Phase::Verifying { rcpt, .. } = phase else {
+                return;
+            };
+            let said = match outcome {
+                Outcome::Done(t) => t
+                    .rcpts
+                    .into_iter()
+                    .next()
+                    .map(|(_, r)| r)
+                    .filter(|_| t.mail.is_positive())
+                    .unwrap_or(t.mail),
+                Outcome::Failed(why) => {
+                    tracing::warn!(service = "smol-receiver", "next hop: {why}");
+                    next_hop_unreachable()
                 }
-                Ok(Some(reply(
-                    250,
-                    2,
-                    0,
-                    0,
-                    &format!("handed on: {}", r.text()),
-                )))
-            }
-            Handoff::Refused(r) => Err(r),
-            Handoff::Deferred(why) => {
-                tracing::warn!(service = "smol-receiver", "next hop deferred: {why}");
-                Err(reply(
+            };
+            let _ = if said.is_positive() {
+                self.rcpts.push(rcpt);
+                self.server.accept()
+            } else if said.code() >= 500 {
+                self.server.refuse(said)
+            } else {
+                self.server.refuse(reply(
                     451,
                     4,
                     4,
                     0,
-                    "the next hop cannot take the message now; try again later",
+                    &format!("the next hop says: {}", said.text()),
                 ))
+            };
+            self.drain(turn);
+            self.stream.flush(turn.sockets);
+            return;
+        }
+        let answer = match outcome {
+            Outcome::Done(t) => match handoff_of(t, turn.shared.next_hop) {
+                Handoff::Taken {
+                    reply: r,
+                    refused,
+                    deferred,
+                } => {
+                    if !refused.is_empty() || !deferred.is_empty() {
+                        tracing::error!(
+                            service = "smol-receiver",
+                            refused = refused.len(),
+                            deferred = deferred.len(),
+                            "the next hop took the message for some recipients only, though it had said yes to each"
+                        );
+                    }
+                    Ok(Some(reply(
+                        250,
+                        2,
+                        0,
+                        0,
+                        &format!("handed on: {}", r.text()),
+                    )))
+                }
+                Handoff::Refused(r) => Err(r),
+                Handoff::Deferred(why) => {
+                    tracing::warn!(service = "smol-receiver", "next hop deferred: {why}");
+                    Err(next_hop_unreachable())
+                }
+            },
+            Outcome::Failed(why) => {
+                tracing::warn!(service = "smol-receiver", "next hop: {why}");
+                Err(next_hop_unreachable())
             }
         };
         self.answer_client(answer, turn);
@@ -654,9 +646,9 @@ impl Session {
     fn finish(&mut self, turn: &mut Turn<'_, '_>) {
         self.stream.close(turn.sockets);
         self.spent.push(self.stream.handle);
-        if let Phase::HandingOff(h) = &mut self.phase {
-            h.stream.close(turn.sockets);
-            self.spent.push(h.stream.handle);
+        if let Some(mut hop) = self.hop.take() {
+            hop.close(turn.sockets, turn.now.time);
+            self.spent.push(hop.handle());
         }
         turn.dns.forget(self.id);
         self.done = true;
