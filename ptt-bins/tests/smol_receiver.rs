@@ -327,7 +327,9 @@ fn swaks_with_starttls_through_smoltcp_gets_authentication_results_at_the_next_h
         let out = send("alice@sender.test", rcpt, &signed, dir.path());
         assert!(out.contains("<~* 554 5.7.1"), "{rcpt}: {out}");
     }
-    // The next hop's answers come back: refused for good, and not now.
+    // The next hop is asked about each recipient before the client's RCPT
+    // is answered: its refusal for good and its "not now" come back there,
+    // so a message is never taken for a recipient it would refuse.
     let out = send(
         "alice@sender.test",
         "gone@example.test",
@@ -335,6 +337,20 @@ fn swaks_with_starttls_through_smoltcp_gets_authentication_results_at_the_next_h
         dir.path(),
     );
     assert!(out.contains("<~* 550 5.1.1"), "{out}");
+    let out = send(
+        "alice@sender.test",
+        "gone@example.test,carol@example.test",
+        &signed,
+        dir.path(),
+    );
+    assert!(out.contains("<~* 550 5.1.1"), "{out}");
+    assert!(out.contains("<~  250 2.0.0 handed on"), "{out}");
+    let got = farm.wait_mail(KERNEL, 3);
+    assert_eq!(got.len(), 3, "{}", receiver.log());
+    assert_eq!(
+        got[2]["rcpt_tos"],
+        serde_json::json!(["carol@example.test"])
+    );
     let out = send(
         "alice@sender.test",
         "slow@example.test",
@@ -349,7 +365,11 @@ fn swaks_with_starttls_through_smoltcp_gets_authentication_results_at_the_next_h
         dir.path(),
     );
     assert!(out.contains("<~  250 2.0.0 handed on"), "{out}");
-    assert_eq!(stored(&farm, 3).len(), 3);
+    assert_eq!(stored(&farm, 4).len(), 4);
+    // With the next hop down, nothing is taken: 451 at RCPT.
+    drop(farm);
+    let out = send("alice@sender.test", "bob@example.test", &signed, dir.path());
+    assert!(out.contains("<~* 451 4.4.0"), "{out}");
 }
 
 /// 100 sessions open at once, each with STARTTLS and a message: all of

@@ -14,6 +14,9 @@ use smoltcp::wire::IpEndpoint;
 
 use super::stream::{Read, Stream};
 
+/// How long a connection to the next hop may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How a transaction with the next hop ended.
 pub(crate) enum Outcome {
     /// It has its replies.
@@ -28,6 +31,8 @@ pub(crate) struct NextHop {
     stream: Stream,
     addr: IpEndpoint,
     deadline: Duration,
+    /// Until when the connection may still be opening.
+    connect_by: Duration,
     /// Transactions that have ended, not yet taken.
     ended: Vec<TransactionResult>,
     /// Why the session failed, once it has.
@@ -58,7 +63,8 @@ impl NextHop {
             client: Client::new(config.clone(), now),
             stream: Stream::new(handle),
             addr,
-            deadline: now + config.timeout,
+            deadline: now + CONNECT_TIMEOUT.min(config.timeout),
+            connect_by: now + CONNECT_TIMEOUT,
             ended: Vec::new(),
             failed: None,
         })
@@ -84,6 +90,13 @@ impl NextHop {
         if self.failed.is_none() {
             let state = sockets.get_mut::<tcp::Socket>(self.stream.handle).state();
             match state {
+                tcp::State::SynSent if now >= self.connect_by => {
+                    self.failed = Some(format!(
+                        "{}: no connection within {} s",
+                        self.addr,
+                        CONNECT_TIMEOUT.as_secs()
+                    ));
+                }
                 tcp::State::SynSent => {}
                 tcp::State::Closed => self.client.handle_input(Input::Closed(now)),
                 _ => match self.stream.read(sockets) {
@@ -117,12 +130,20 @@ impl NextHop {
                     break;
                 }
                 Output::Timeout(at) => {
-                    self.deadline = at;
+                    self.deadline = if self.connecting(sockets) {
+                        at.min(self.connect_by)
+                    } else {
+                        at
+                    };
                     break;
                 }
             }
         }
         self.stream.flush(sockets);
+    }
+
+    fn connecting(&self, sockets: &mut SocketSet<'_>) -> bool {
+        sockets.get_mut::<tcp::Socket>(self.stream.handle).state() == tcp::State::SynSent
     }
 
     /// How transaction `id` ended, once it has.

@@ -572,7 +572,10 @@ impl Session {
                     .unwrap_or(t.mail),
                 Outcome::Failed(why) => {
                     tracing::warn!(service = "smol-receiver", "next hop: {why}");
-                    next_hop_unreachable()
+                    let _ = self.server.refuse(next_hop_unreachable());
+                    self.drain(turn);
+                    self.stream.flush(turn.sockets);
+                    return;
                 }
             };
             let _ = if said.is_positive() {
