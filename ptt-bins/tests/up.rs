@@ -450,3 +450,53 @@ fn receiver_is_no_open_relay_and_applies_dmarc() {
         "{text}"
     );
 }
+
+/// The README's first command, `cargo run --release -p ptt-bins -- up`,
+/// must pick the `ptt` binary: ptt-bins has two, and without
+/// `default-run` cargo refuses to choose. Asked of `cargo metadata` (no
+/// build), beside the command as the README gives it.
+#[test]
+fn the_readme_first_command_runs_ptt() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains("cargo run --release -p ptt-bins -- up"),
+        "the README's first command changed; check this test"
+    );
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "ptt-bins"))
+        .expect("ptt-bins in the workspace");
+    let binaries: Vec<&str> = package["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(binaries.contains(&"ptt"), "{binaries:?}");
+    if binaries.len() > 1 {
+        assert_eq!(package["default_run"], "ptt", "binaries {binaries:?}");
+    }
+}
