@@ -66,6 +66,26 @@ pub(crate) enum Lookup {
     Failed(String),
 }
 
+impl Lookup {
+    /// The records of type `rtype` among an answer's (a CNAME chain's
+    /// records are left out): `Found`, or `NoRecords` when there are none.
+    pub(crate) fn of_answers<'r>(
+        answers: impl IntoIterator<Item = &'r hickory_proto::rr::Record>,
+        rtype: RecordType,
+    ) -> Lookup {
+        let data: Vec<RData> = answers
+            .into_iter()
+            .filter(|r| r.record_type() == rtype)
+            .map(|r| r.data.clone())
+            .collect();
+        if data.is_empty() {
+            Lookup::NoRecords
+        } else {
+            Lookup::Found(data)
+        }
+    }
+}
+
 /// A caching stub resolver, either the system's or one server, with an
 /// optional local zone of TXT records answered before any server is asked
 /// (`ptt up` serves its own domain's records that way).
@@ -195,19 +215,7 @@ impl Resolver {
             Err(e) => return Lookup::Failed(e),
         };
         match self.inner.lookup(name, rtype).await {
-            Ok(lookup) => {
-                let data: Vec<RData> = lookup
-                    .answers()
-                    .iter()
-                    .filter(|r| r.record_type() == rtype)
-                    .map(|r| r.data.clone())
-                    .collect();
-                if data.is_empty() {
-                    Lookup::NoRecords
-                } else {
-                    Lookup::Found(data)
-                }
-            }
+            Ok(lookup) => Lookup::of_answers(lookup.answers(), rtype),
             // hickory reports REFUSED, SERVFAIL and the like as "no records"
             // too: only NOERROR and NXDOMAIN are answers.
             Err(NetError::Dns(DnsError::NoRecordsFound(none))) => match none.response_code {

@@ -5,7 +5,6 @@
 //! (which does no I/O itself).
 
 use hickory_proto::op::{Message, MessageType, Query as WireQuery, ResponseCode};
-use hickory_proto::rr::RData;
 use ptt_dns::{Answer, Query};
 use smoltcp::socket::udp;
 use smoltcp::time::{Duration, Instant};
@@ -196,20 +195,7 @@ fn lookup_of(message: &Message, query: &Query) -> Lookup {
         return Lookup::Failed("the answer was truncated".into());
     }
     match message.metadata.response_code {
-        ResponseCode::NoError => {
-            let rtype = record_type(query.qtype);
-            let data: Vec<RData> = message
-                .answers
-                .iter()
-                .filter(|r| r.record_type() == rtype)
-                .map(|r| r.data.clone())
-                .collect();
-            if data.is_empty() {
-                Lookup::NoRecords
-            } else {
-                Lookup::Found(data)
-            }
-        }
+        ResponseCode::NoError => Lookup::of_answers(&message.answers, record_type(query.qtype)),
         ResponseCode::NXDomain => Lookup::NxDomain,
         code => Lookup::Failed(format!("the server answered {code}")),
     }
@@ -218,7 +204,7 @@ fn lookup_of(message: &Message, query: &Query) -> Lookup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::{Record, rdata::TXT};
+    use hickory_proto::rr::{RData, Record, rdata::TXT};
     use ptt_dns::QueryType;
 
     fn reply_to(question: &[u8], records: &[&str], code: ResponseCode) -> Vec<u8> {

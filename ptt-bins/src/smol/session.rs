@@ -474,23 +474,15 @@ impl Session {
                 .collect(),
             data,
         };
-        match self.next_hop(turn) {
-            Ok(hop) => {
-                let id = hop.client.send(message);
-                self.phase = Phase::HandingOff { id };
-                if let Some(hop) = &mut self.hop {
-                    hop.step(turn.sockets, turn.now.time);
-                }
-                self.next_hop_answered(turn);
-            }
-            Err(why) => {
-                tracing::warn!(
-                    service = "smol-receiver",
-                    id,
-                    "cannot reach the next hop: {why}"
-                );
-                self.answer_client(Err(next_hop_unreachable()), turn);
-            }
+        if let Err(why) = self.on_next_hop(turn, |client| Phase::HandingOff {
+            id: client.send(message),
+        }) {
+            tracing::warn!(
+                service = "smol-receiver",
+                id,
+                "cannot reach the next hop: {why}"
+            );
+            self.answer_client(Err(next_hop_unreachable()), turn);
         }
     }
 
@@ -522,28 +514,36 @@ impl Session {
             .ok_or_else(|| "no next hop".to_string())
     }
 
+    /// Starts a transaction on the next hop (`start` queues it and gives
+    /// the phase that waits for it), and takes its end if it is there
+    /// already.
+    fn on_next_hop(
+        &mut self,
+        turn: &mut Turn<'_, '_>,
+        start: impl FnOnce(&mut ptt_smtp::Client) -> Phase,
+    ) -> Result<(), String> {
+        let hop = self.next_hop(turn)?;
+        self.phase = start(&mut hop.client);
+        if let Some(hop) = &mut self.hop {
+            hop.step(turn.sockets, turn.now.time);
+        }
+        self.next_hop_answered(turn);
+        Ok(())
+    }
+
     /// Asks the next hop about `rcpt`; the client's RCPT is answered with
     /// what it says.
     fn verify(&mut self, rcpt: ForwardPath, turn: &mut Turn<'_, '_>) {
         let from = self.from.clone();
-        match self.next_hop(turn) {
-            Ok(hop) => {
-                let id = hop
-                    .client
-                    .verify(from, vec![(rcpt.clone(), RcptParams::default())]);
-                self.phase = Phase::Verifying { id, rcpt };
-                if let Some(hop) = &mut self.hop {
-                    hop.step(turn.sockets, turn.now.time);
-                }
-                self.next_hop_answered(turn);
-            }
-            Err(why) => {
-                tracing::warn!(
-                    service = "smol-receiver",
-                    "cannot reach the next hop: {why}"
-                );
-                let _ = self.server.refuse(next_hop_unreachable());
-            }
+        if let Err(why) = self.on_next_hop(turn, |client| Phase::Verifying {
+            id: client.verify(from, vec![(rcpt.clone(), RcptParams::default())]),
+            rcpt,
+        }) {
+            tracing::warn!(
+                service = "smol-receiver",
+                "cannot reach the next hop: {why}"
+            );
+            let _ = self.server.refuse(next_hop_unreachable());
         }
     }
 
