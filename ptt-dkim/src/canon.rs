@@ -1221,25 +1221,36 @@ mod tests {
         assert_eq!(relaxed_run_end(long), naive(long));
     }
 
+    /// A xorshift generator for the randomized tests (fixed seeds, so a
+    /// failure comes back).
+    struct TestRng(u64);
+
+    impl TestRng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// `len` bytes drawn from `alphabet`.
+        fn body(&mut self, len: usize, alphabet: &[u8]) -> Vec<u8> {
+            (0..len)
+                .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+                .collect()
+        }
+    }
+
     /// The portable 64-byte step and the AVX-512 one (where this CPU has
     /// it) give the same canonical body, on bodies made of the bytes that
     /// matter (WSP, CR, LF, content) in every mix, fed in pieces of every
     /// size around a block.
     #[test]
     fn portable_and_vector_steps_agree() {
-        let alphabet = b"  \t\r\nab\r\n";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = TestRng(0x9e37_79b9_7f4a_7c15);
         for round in 0..3000 {
-            let len = (next() % 400) as usize;
-            let body: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let len = (rng.next() % 400) as usize;
+            let body = rng.body(len, b"  \t\r\nab\r\n");
             let piece = 1 + (round % 130);
             let run = |vector: bool| {
                 let mut out = Vec::new();
@@ -1270,18 +1281,9 @@ mod tests {
     #[test]
     fn body_hash_is_sha256_of_the_canonical_body() {
         use sha2::{Digest as _, Sha256};
-        let alphabet = b"ab c\t\r\nxyz  \r\n";
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = TestRng(0x2545_f491_4f6c_dd1d);
         for len in (0..300).chain([1023, 1024, 1025, 4000]) {
-            let body: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let body = rng.body(len, b"ab c\t\r\nxyz  \r\n");
             for canon in [Simple, Relaxed] {
                 let canonical = canonicalize_body(canon, &body);
                 for limit in [
@@ -1295,7 +1297,7 @@ mod tests {
                     let mut h = BodyHasher::new(canon, limit);
                     let mut rest = &body[..];
                     while !rest.is_empty() {
-                        let take = (next() % 200) as usize % (rest.len() + 1);
+                        let take = (rng.next() % 200) as usize % (rest.len() + 1);
                         h.update(&rest[..take]);
                         rest = &rest[take..];
                     }
