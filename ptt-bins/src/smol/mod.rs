@@ -109,10 +109,7 @@ fn unix_now() -> u64 {
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     // The kernel's randomness; the clock when it cannot be read.
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_err()
-    {
+    if crate::random::fill(&mut bytes).is_err() {
         return SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -200,14 +197,14 @@ pub fn run(args: Args) -> Result<(), String> {
     let cert = std::fs::read(&args.cert).map_err(|e| format!("{}: {e}", args.cert.display()))?;
     let key = std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
     let tls = crate::net::tls::server_config_from_pem(&cert, &key)?;
-    let mut budget = Budget {
+    let budget = Budget {
         limit: args.budget_mib.saturating_mul(1 << 20),
         per_session: PER_SESSION,
         baseline: 0,
     };
     // A message may take a quarter of the heap at most.
     let max_message_size = args.max_message_size.min(budget.limit / 4);
-    let shared = Shared {
+    let mut shared = Shared {
         smtp: Arc::new(ServerConfig {
             hostname: args.hostname.clone(),
             banner: "ESMTP ptt receiver (smoltcp)".into(),
@@ -271,11 +268,14 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut dns = Dns::new(resolver, rng.next() as u16);
     let mut listeners = Listeners::new(args.port, args.listeners.max(1), &mut sockets)?;
     let mut sessions: Vec<Session> = Vec::new();
-    budget.baseline = allocated();
+    // What the process holds with no session: each session's reservation
+    // counts from here.
+    shared.budget.baseline = allocated();
     let mut spent: Vec<(SocketHandle, Instant)> = Vec::new();
     let mut refusals: Vec<(SocketHandle, Instant)> = Vec::new();
     let mut next_id = 0u64;
     let mut next_port = rng.next() as u16;
+    let busy = format!("421 4.3.2 {} too busy; try again later\r\n", args.hostname);
     tracing::info!(
         service = "smol-receiver",
         tap = args.tap,
@@ -313,7 +313,10 @@ pub fn run(args: Args) -> Result<(), String> {
                     continue;
                 }
             };
-            if !budget.admits(allocated(), sessions.len(), max_message_size) {
+            if !shared
+                .budget
+                .admits(allocated(), sessions.len(), max_message_size)
+            {
                 // Answered once the handshake is done (a socket cannot
                 // send before); nothing else is built for it.
                 refusals.push((handle, instant));
@@ -325,7 +328,6 @@ pub fn run(args: Args) -> Result<(), String> {
         }
 
         // The connections refused for the budget: 421, then closed.
-        let busy = format!("421 4.3.2 {} too busy; try again later\r\n", args.hostname);
         refusals.retain(|(handle, since)| {
             let socket = sockets.get_mut::<tcp::Socket>(*handle);
             if socket.can_send() {

@@ -53,11 +53,11 @@ pub(crate) struct Shared {
 /// The clocks of one turn of the loop, read once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Now {
-    /// The same, as the SMTP machines count time.
+    /// smoltcp's clock, as the SMTP machines count time.
     pub(crate) time: Duration,
     /// Unix seconds (DKIM `t=`/`x=`, SPF, `Received`).
     pub(crate) unix: u64,
-    /// A random number for this turn (DMARC `pct`, ephemeral ports, ids).
+    /// A random number for this turn (the DMARC `pct` sample).
     pub(crate) random: u32,
 }
 
@@ -118,6 +118,10 @@ pub(crate) struct Session {
 
 fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
     Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
+}
+
+fn insufficient_storage() -> Reply {
+    reply(452, 4, 3, 1, "insufficient system storage; try again later")
 }
 
 fn next_hop_unreachable() -> Reply {
@@ -272,13 +276,7 @@ impl Session {
                 let size = params.size.unwrap_or(0);
                 let size = usize::try_from(size).unwrap_or(usize::MAX);
                 if shared.budget.over(allocated().saturating_add(size)) {
-                    Err(reply(
-                        452,
-                        4,
-                        3,
-                        1,
-                        "insufficient system storage; try again later",
-                    ))
+                    Err(insufficient_storage())
                 } else {
                     self.from = from;
                     Ok(None)
@@ -321,13 +319,7 @@ impl Session {
             Event::DataEnd { .. } => {
                 if std::mem::take(&mut self.over_budget) {
                     self.data = Vec::new();
-                    Err(reply(
-                        452,
-                        4,
-                        3,
-                        1,
-                        "insufficient system storage; try again later",
-                    ))
+                    Err(insufficient_storage())
                 } else {
                     self.begin_authentication(turn);
                     return;
@@ -342,11 +334,24 @@ impl Session {
             // Events a later ptt-smtp adds are not ours to answer.
             _ => return,
         };
+        self.give(answer);
+    }
+
+    /// Answers the event the server machine waits on: accept (with the
+    /// machine's reply, or this one) or refuse.
+    fn give(&mut self, answer: Result<Option<Reply>, Reply>) {
         let _ = match answer {
             Ok(None) => self.server.accept(),
             Ok(Some(r)) => self.server.accept_with(r),
             Err(r) => self.server.refuse(r),
         };
+    }
+
+    /// [`Session::give`], then what the machine says to it is sent.
+    fn respond(&mut self, answer: Result<Option<Reply>, Reply>, turn: &mut Turn<'_, '_>) {
+        self.give(answer);
+        self.drain(turn);
+        self.stream.flush(turn.sockets);
     }
 
     fn begin_authentication(&mut self, turn: &mut Turn<'_, '_>) {
@@ -489,8 +494,7 @@ impl Session {
     /// The kept session with the next hop, opened (again) if it has none
     /// that works.
     fn next_hop(&mut self, turn: &mut Turn<'_, '_>) -> Result<&mut NextHop, String> {
-        if let Some(hop) = self.hop.take_if(|h| !h.usable()) {
-            let mut hop = hop;
+        if let Some(mut hop) = self.hop.take_if(|h| !h.usable()) {
             hop.close(turn.sockets, turn.now.time);
             self.spent.push(hop.handle());
         }
@@ -523,10 +527,9 @@ impl Session {
         start: impl FnOnce(&mut ptt_smtp::Client) -> Phase,
     ) -> Result<(), String> {
         let hop = self.next_hop(turn)?;
-        self.phase = start(&mut hop.client);
-        if let Some(hop) = &mut self.hop {
-            hop.step(turn.sockets, turn.now.time);
-        }
+        let phase = start(&mut hop.client);
+        hop.step(turn.sockets, turn.now.time);
+        self.phase = phase;
         self.next_hop_answered(turn);
         Ok(())
     }
@@ -543,7 +546,7 @@ impl Session {
                 service = "smol-receiver",
                 "cannot reach the next hop: {why}"
             );
-            let _ = self.server.refuse(next_hop_unreachable());
+            self.give(Err(next_hop_unreachable()));
         }
     }
 
@@ -562,38 +565,36 @@ impl Session {
             let Phase::Verifying { rcpt, .. } = phase else {
                 return;
             };
-            let said = match outcome {
-                Outcome::Done(t) => t
-                    .rcpts
-                    .into_iter()
-                    .next()
-                    .map(|(_, r)| r)
-                    .filter(|_| t.mail.is_positive())
-                    .unwrap_or(t.mail),
+            let answer = match outcome {
+                Outcome::Done(t) => {
+                    let said = t
+                        .rcpts
+                        .into_iter()
+                        .next()
+                        .map(|(_, r)| r)
+                        .filter(|_| t.mail.is_positive())
+                        .unwrap_or(t.mail);
+                    if said.is_positive() {
+                        self.rcpts.push(rcpt);
+                        Ok(None)
+                    } else if said.code() >= 500 {
+                        Err(said)
+                    } else {
+                        Err(reply(
+                            451,
+                            4,
+                            4,
+                            0,
+                            &format!("the next hop says: {}", said.text()),
+                        ))
+                    }
+                }
                 Outcome::Failed(why) => {
                     tracing::warn!(service = "smol-receiver", "next hop: {why}");
-                    let _ = self.server.refuse(next_hop_unreachable());
-                    self.drain(turn);
-                    self.stream.flush(turn.sockets);
-                    return;
+                    Err(next_hop_unreachable())
                 }
             };
-            let _ = if said.is_positive() {
-                self.rcpts.push(rcpt);
-                self.server.accept()
-            } else if said.code() >= 500 {
-                self.server.refuse(said)
-            } else {
-                self.server.refuse(reply(
-                    451,
-                    4,
-                    4,
-                    0,
-                    &format!("the next hop says: {}", said.text()),
-                ))
-            };
-            self.drain(turn);
-            self.stream.flush(turn.sockets);
+            self.respond(answer, turn);
             return;
         }
         let answer = match outcome {
@@ -637,13 +638,7 @@ impl Session {
     fn answer_client(&mut self, answer: Result<Option<Reply>, Reply>, turn: &mut Turn<'_, '_>) {
         self.phase = Phase::Smtp;
         self.reset();
-        let _ = match answer {
-            Ok(None) => self.server.accept(),
-            Ok(Some(r)) => self.server.accept_with(r),
-            Err(r) => self.server.refuse(r),
-        };
-        self.drain(turn);
-        self.stream.flush(turn.sockets);
+        self.respond(answer, turn);
     }
 
     fn finish(&mut self, turn: &mut Turn<'_, '_>) {
