@@ -52,6 +52,7 @@ mod der;
 mod head;
 mod key;
 mod keys;
+mod sha256;
 mod sign;
 mod signature;
 mod tag;
