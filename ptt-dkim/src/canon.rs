@@ -901,7 +901,8 @@ impl HashSink {
 
     /// The hash: the bytes left in the buffer, padded with a 1 bit, zeros
     /// and the length in bits (FIPS 180-4 §5.1.1).
-    fn finalize(mut self) -> [u8; 32] {
+    // By reference: the sink is over a kilobyte, and a move is a copy.
+    fn finalize(&mut self) -> [u8; 32] {
         self.flush();
         let total = self.hashed + self.len as u64;
         let rest = self.buf.get(..self.len).unwrap_or(&[]);
@@ -1055,6 +1056,12 @@ impl BodyHasher {
 
     /// Ends the body and returns the hash.
     pub fn finish(mut self) -> BodyHash {
+        self.finish_in_place()
+    }
+
+    /// [`Self::finish`] without moving the hasher (over a kilobyte); it is
+    /// not to be used after.
+    pub(crate) fn finish_in_place(&mut self) -> BodyHash {
         self.canon.finish(&mut self.sink);
         let canonical_len = self.sink.total();
         BodyHash {

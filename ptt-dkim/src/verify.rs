@@ -15,7 +15,7 @@ use crate::head::HeadSplitter;
 use crate::key::{DkimKeyRecord, KeyRecordError, PublicKey};
 use crate::keys::{self, KeyCache, VerifyingKey};
 use crate::signature::{Algorithm, Canonicalization, DkimSignature, SignatureError};
-use crate::tag::parse_tag_list;
+use crate::tag::{parse_tag_list, same_name};
 
 /// Why a signature did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -601,8 +601,9 @@ impl Verifier {
             self.on_headers();
         }
         for h in &mut self.hashers {
-            if let Some(s) = h.state.take() {
-                h.result = Some(s.finish());
+            if let Some(s) = h.state.as_mut() {
+                h.result = Some(s.finish_in_place());
+                h.state = None;
             }
         }
         self.ended = true;
@@ -672,7 +673,7 @@ impl Verifier {
             }
             let b_span = tags
                 .iter()
-                .find(|t| t.name == "b")
+                .find(|t| same_name(t.name, "b"))
                 .map(|t| t.full_span.clone())
                 .unwrap_or_default();
             let data = header_hash_input(sig.header_canon, &fields, &sig.headers, field, b_span);
