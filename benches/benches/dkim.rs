@@ -26,6 +26,7 @@
 #[path = "common/mail_auth_keys.rs"]
 mod mail_auth_keys;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -130,6 +131,55 @@ fn alternating(b: &mut Bencher<'_>, measured: impl Fn(), other: impl Fn()) {
         }
         timed.mul_f64(iters as f64 / calls as f64)
     })
+}
+
+/// Times `ptt` while it alternates call for call with `bound`, which is
+/// timed too, each first on every other call, at the next stack depth per
+/// pair as in [`cycled`]; both totals are added to `totals` (bound, ptt).
+/// The ratio of the totals is the two sides under the same conditions to
+/// the microsecond: the benchmarks of each side alone run seconds apart,
+/// and on a shared machine what else runs differs between them.
+fn paired(
+    b: &mut Bencher<'_>,
+    totals: &Cell<(Duration, Duration)>,
+    ptt: impl Fn(),
+    bound: impl Fn(),
+) {
+    b.iter_custom(|iters| {
+        let calls = 2 * whole_cycles(iters.div_ceil(2));
+        let (mut on_bound, mut on_ptt) = (Duration::ZERO, Duration::ZERO);
+        for k in 0..calls {
+            let depth = (k / 2) as usize;
+            let time = |f: &dyn Fn()| {
+                let start = Instant::now();
+                at_stack_offset(depth, &mut || f());
+                start.elapsed()
+            };
+            if k % 2 == 0 {
+                on_bound += time(&bound);
+                on_ptt += time(&ptt);
+            } else {
+                on_ptt += time(&ptt);
+                on_bound += time(&bound);
+            }
+        }
+        let (bound_total, ptt_total) = totals.get();
+        totals.set((bound_total + on_bound, ptt_total + on_ptt));
+        on_ptt.mul_f64(iters as f64 / calls as f64)
+    })
+}
+
+/// Prints the ratio of [`paired`]'s totals (nothing when the benchmark was
+/// filtered out).
+fn print_paired_ratio(name: &str, totals: (Duration, Duration)) {
+    let (bound, ptt) = totals;
+    if ptt.is_zero() {
+        return;
+    }
+    println!(
+        "{name}: bound / ptt-dkim, timed call for call = {:.3}\n",
+        bound.as_secs_f64() / ptt.as_secs_f64()
+    );
 }
 
 fn ptt_sign(key: &SigningKey, config: &SignerConfig, msg: &[u8]) -> String {
@@ -414,6 +464,19 @@ fn bench(c: &mut Criterion) {
                 assert!(ptt_verify(black_box(rsa_signed), &records, &keys, now))
             })
         });
+        let totals = Cell::new((Duration::ZERO, Duration::ZERO));
+        g.bench_function("verify rsa2048, paired: ptt-dkim (with the bound)", |b| {
+            paired(
+                b,
+                &totals,
+                || assert!(ptt_verify(black_box(rsa_signed), &records, &keys, now)),
+                || {
+                    raw_rsa_verify();
+                    black_box(body_sha256());
+                },
+            )
+        });
+        print_paired_ratio(&format!("dkim_{label}/verify rsa2048"), totals.get());
         g.bench_function("verify rsa2048: ptt-dkim, no key cache", |b| {
             cycled(b, || {
                 assert!(ptt_verify_uncached(black_box(rsa_signed), &records, now))
@@ -439,6 +502,19 @@ fn bench(c: &mut Criterion) {
                 assert!(ptt_verify(black_box(ed_signed), &records, &keys, now))
             })
         });
+        let totals = Cell::new((Duration::ZERO, Duration::ZERO));
+        g.bench_function("verify ed25519, paired: ptt-dkim (with the bound)", |b| {
+            paired(
+                b,
+                &totals,
+                || assert!(ptt_verify(black_box(ed_signed), &records, &keys, now)),
+                || {
+                    raw_ed_verify();
+                    black_box(body_sha256());
+                },
+            )
+        });
+        print_paired_ratio(&format!("dkim_{label}/verify ed25519"), totals.get());
         g.bench_function("verify ed25519: ptt-dkim, no key cache", |b| {
             cycled(b, || {
                 assert!(ptt_verify_uncached(black_box(ed_signed), &records, now))
