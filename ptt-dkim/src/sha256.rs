@@ -341,8 +341,11 @@ mod tests {
         let data: alloc::vec::Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for len in (0..200).chain([511, 512, 513, 1000]) {
             let message = &data[..len];
-            for per_call in [1, 2, 5] {
-                let mut state = ChainState::new();
+            for (per_call, state) in [1, 2, 5]
+                .into_iter()
+                .flat_map(|n| both_paths().into_iter().map(move |s| (n, s)))
+            {
+                let mut state = state;
                 let mut at = 0;
                 while message.len() - at >= BLOCK {
                     let take = (per_call * BLOCK).min(message.len() - at);
@@ -353,6 +356,21 @@ mod tests {
                 assert_eq!(ours, want, "length {len}, {per_call} blocks per call");
             }
         }
+    }
+
+    /// The initial state on this CPU's path and, where that is the SHA
+    /// extensions, on sha2's too.
+    fn both_paths() -> alloc::vec::Vec<ChainState> {
+        let here = ChainState::new();
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if here.sha_ni {
+            let sha2 = ChainState {
+                words: INIT,
+                sha_ni: false,
+            };
+            return alloc::vec![here, sha2];
+        }
+        alloc::vec![here]
     }
 
     /// The lanes' order round-trips.
