@@ -439,11 +439,26 @@ fn verify_with(
 }
 
 /// True when `sub` is `domain` or a subdomain of it (ASCII case ignored).
+///
+/// ```
+/// use ptt_dkim::is_same_or_subdomain;
+/// assert!(is_same_or_subdomain("Mail.Example.COM.", "example.com"));
+/// assert!(is_same_or_subdomain("example.com", "EXAMPLE.com."));
+/// assert!(!is_same_or_subdomain("badexample.com", "example.com"));
+/// assert!(!is_same_or_subdomain("com", "example.com"));
+/// ```
 pub fn is_same_or_subdomain(sub: &str, domain: &str) -> bool {
-    let (s, d) = (sub.to_ascii_lowercase(), domain.to_ascii_lowercase());
-    let d = d.trim_end_matches('.');
-    let s = s.trim_end_matches('.');
-    s == d || s.strip_suffix(d).is_some_and(|p| p.ends_with('.'))
+    // Compared in place: a verification asks this of every signature.
+    let s = sub.trim_end_matches('.').as_bytes();
+    let d = domain.trim_end_matches('.').as_bytes();
+    match s.len().checked_sub(d.len()) {
+        Some(0) => s.eq_ignore_ascii_case(d),
+        Some(extra) => {
+            s.get(extra - 1) == Some(&b'.')
+                && s.get(extra..).is_some_and(|t| t.eq_ignore_ascii_case(d))
+        }
+        None => false,
+    }
 }
 
 /// A signature waiting for its key and body hash (the signature itself
@@ -947,5 +962,52 @@ impl ptt_dns::Evaluator for Verifier {
     }
     fn answer(&mut self, query: &Query, answer: Answer) {
         Verifier::answer(self, query, answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+
+    use super::is_same_or_subdomain;
+
+    /// The comparison in place answers as lowercasing both copies did,
+    /// over names that differ in case, dots, length and non-ASCII bytes.
+    #[test]
+    fn subdomain_check_matches_the_lowercasing_one() {
+        let lowercasing = |sub: &str, domain: &str| {
+            let (s, d) = (sub.to_ascii_lowercase(), domain.to_ascii_lowercase());
+            let (s, d) = (s.trim_end_matches('.'), d.trim_end_matches('.'));
+            s == d || s.strip_suffix(d).is_some_and(|p| p.ends_with('.'))
+        };
+        let names = [
+            "",
+            ".",
+            "..",
+            "com",
+            "COM.",
+            "example.com",
+            "Example.Com.",
+            "a.example.com",
+            "A.EXAMPLE.COM..",
+            "aexample.com",
+            "x.a.example.com",
+            "exämple.com",
+            "a.exämple.com",
+            "ä.example.com",
+            ".example.com",
+            "example.com.a",
+        ];
+        for sub in names {
+            for domain in names {
+                assert_eq!(
+                    is_same_or_subdomain(sub, domain),
+                    lowercasing(sub, domain),
+                    "{sub:?} under {domain:?}"
+                );
+            }
+        }
+        let long: String = "a.".repeat(100) + "example.com";
+        assert!(is_same_or_subdomain(&long, "EXAMPLE.COM"));
     }
 }
