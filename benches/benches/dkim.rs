@@ -20,7 +20,7 @@
 //! without the cache parses the record per message), mail-auth its resolver
 //! cache (holding the parsed key). The verify bound is the raw verify plus
 //! SHA-256 of the canonical body; each verification is also timed paired
-//! call for call with its bound (`paired`), and the ratio of the two totals
+//! call for call with its bound (`paired_verify`), and the ratio of the two totals
 //! printed (`bound / ptt-dkim, timed call for call`). Every signature made in a
 //! benchmark is checked before timing, and every verification asserts `pass`
 //! inside the timed closure, so a failing path cannot be measured.
@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use criterion::{Bencher, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{Bencher, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use ptt_testkit::stack_offset::{STACK_OFFSETS, at_stack_offset, time_at_depths};
 // mail-auth 0.6: 0.15 needs mail-parser 1.0 (rustc 1.98), and 0.7 pins a
 // hickory-resolver alpha that clashes with ptt-bins' 0.26.
@@ -109,79 +110,73 @@ fn whole_cycles(iters: u64) -> u64 {
     iters.div_ceil(STACK_OFFSETS as u64) * STACK_OFFSETS as u64
 }
 
-/// Times `measured` while it alternates call for call with `other`, which
-/// runs untimed before it on even calls and after it on odd ones, so that
+/// `iters` calls of `measured` alternating call for call with `other`,
+/// which runs before it on even calls and after it on odd ones, so that
 /// each side follows itself and the other equally often; each pair runs at
-/// the next stack depth, as in [`cycled`].
-fn alternating(b: &mut Bencher<'_>, measured: impl Fn(), other: impl Fn()) {
-    b.iter_custom(|iters| {
-        // Whole cycles of depths, each depth once with `other` before and
-        // once with it after.
-        let calls = 2 * whole_cycles(iters.div_ceil(2));
-        let mut timed = Duration::ZERO;
-        for k in 0..calls {
-            let depth = (k / 2) as usize;
-            if k % 2 == 0 {
-                at_stack_offset(depth, &mut || other());
-            }
+/// the next stack depth, as in [`cycled`]. Returns the time of each side
+/// (`measured`, `other`), scaled to `iters` calls.
+fn alternate(iters: u64, measured: &dyn Fn(), other: &dyn Fn()) -> (Duration, Duration) {
+    // Whole cycles of depths, each depth once with `other` before and
+    // once with it after.
+    let calls = 2 * whole_cycles(iters.div_ceil(2));
+    let (mut on_measured, mut on_other) = (Duration::ZERO, Duration::ZERO);
+    for k in 0..calls {
+        let depth = (k / 2) as usize;
+        let time = |f: &dyn Fn()| {
             let start = Instant::now();
-            at_stack_offset(depth, &mut || measured());
-            timed += start.elapsed();
-            if k % 2 == 1 {
-                at_stack_offset(depth, &mut || other());
-            }
+            at_stack_offset(depth, &mut || f());
+            start.elapsed()
+        };
+        if k % 2 == 0 {
+            on_other += time(other);
+            on_measured += time(measured);
+        } else {
+            on_measured += time(measured);
+            on_other += time(other);
         }
-        timed.mul_f64(iters as f64 / calls as f64)
-    })
+    }
+    let scale = iters as f64 / calls as f64;
+    (on_measured.mul_f64(scale), on_other.mul_f64(scale))
 }
 
-/// Times `ptt` while it alternates call for call with `bound`, which is
-/// timed too, each first on every other call, at the next stack depth per
-/// pair as in [`cycled`]; both totals are added to `totals` (bound, ptt).
-/// The ratio of the totals is the two sides under the same conditions to
-/// the microsecond: the benchmarks of each side alone run seconds apart,
-/// and on a shared machine what else runs differs between them.
-fn paired(
-    b: &mut Bencher<'_>,
-    totals: &Cell<(Duration, Duration)>,
+/// Times `measured` while it alternates call for call with `other`
+/// ([`alternate`]).
+fn alternating(b: &mut Bencher<'_>, measured: impl Fn(), other: impl Fn()) {
+    b.iter_custom(|iters| alternate(iters, &measured, &other).0)
+}
+
+/// A benchmark `verify ALG, paired` that times ptt-dkim's verification
+/// alternating call for call with its bound ([`alternate`]), then prints
+/// the ratio of the two sides' totals (nothing when the benchmark was
+/// filtered out). That ratio is the two under the same conditions to the
+/// microsecond: the benchmarks of each side alone run seconds apart, and on
+/// a shared machine what else runs differs between them.
+fn paired_verify(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    group: &str,
+    alg: &str,
     ptt: impl Fn(),
     bound: impl Fn(),
 ) {
-    b.iter_custom(|iters| {
-        let calls = 2 * whole_cycles(iters.div_ceil(2));
-        let (mut on_bound, mut on_ptt) = (Duration::ZERO, Duration::ZERO);
-        for k in 0..calls {
-            let depth = (k / 2) as usize;
-            let time = |f: &dyn Fn()| {
-                let start = Instant::now();
-                at_stack_offset(depth, &mut || f());
-                start.elapsed()
-            };
-            if k % 2 == 0 {
-                on_bound += time(&bound);
-                on_ptt += time(&ptt);
-            } else {
-                on_ptt += time(&ptt);
-                on_bound += time(&bound);
-            }
-        }
-        let (bound_total, ptt_total) = totals.get();
-        totals.set((bound_total + on_bound, ptt_total + on_ptt));
-        on_ptt.mul_f64(iters as f64 / calls as f64)
-    })
-}
-
-/// Prints the ratio of [`paired`]'s totals (nothing when the benchmark was
-/// filtered out).
-fn print_paired_ratio(name: &str, totals: (Duration, Duration)) {
-    let (bound, ptt) = totals;
-    if ptt.is_zero() {
-        return;
-    }
-    println!(
-        "{name}: bound / ptt-dkim, timed call for call = {:.3}\n",
-        bound.as_secs_f64() / ptt.as_secs_f64()
+    let totals = Cell::new((Duration::ZERO, Duration::ZERO));
+    g.bench_function(
+        format!("verify {alg}, paired: ptt-dkim (with the bound)"),
+        |b| {
+            b.iter_custom(|iters| {
+                let (on_ptt, on_bound) = alternate(iters, &ptt, &bound);
+                let (bound_total, ptt_total) = totals.get();
+                totals.set((bound_total + on_bound, ptt_total + on_ptt));
+                on_ptt
+            })
+        },
     );
+    let (bound_total, ptt_total) = totals.get();
+    if !ptt_total.is_zero() {
+        println!(
+            "{group}/verify {alg}: bound / ptt-dkim, timed call for call = {:.3}\n",
+            bound_total.as_secs_f64() / ptt_total.as_secs_f64()
+        );
+    }
 }
 
 fn ptt_sign(key: &SigningKey, config: &SignerConfig, msg: &[u8]) -> String {
@@ -452,33 +447,23 @@ fn bench(c: &mut Criterion) {
                 })
             },
         );
+        let rsa_bound = || {
+            raw_rsa_verify();
+            black_box(body_sha256());
+        };
+        let rsa_ptt = || assert!(ptt_verify(black_box(rsa_signed), &records, &keys, now));
         g.bench_function(
             format!("verify rsa2048: bound (raw op + SHA-256 of the canonical body, {RAW})"),
-            |b| {
-                cycled(b, || {
-                    raw_rsa_verify();
-                    black_box(body_sha256())
-                })
-            },
+            |b| cycled(b, rsa_bound),
         );
-        g.bench_function("verify rsa2048: ptt-dkim", |b| {
-            cycled(b, || {
-                assert!(ptt_verify(black_box(rsa_signed), &records, &keys, now))
-            })
-        });
-        let totals = Cell::new((Duration::ZERO, Duration::ZERO));
-        g.bench_function("verify rsa2048, paired: ptt-dkim (with the bound)", |b| {
-            paired(
-                b,
-                &totals,
-                || assert!(ptt_verify(black_box(rsa_signed), &records, &keys, now)),
-                || {
-                    raw_rsa_verify();
-                    black_box(body_sha256());
-                },
-            )
-        });
-        print_paired_ratio(&format!("dkim_{label}/verify rsa2048"), totals.get());
+        g.bench_function("verify rsa2048: ptt-dkim", |b| cycled(b, rsa_ptt));
+        paired_verify(
+            &mut g,
+            &format!("dkim_{label}"),
+            "rsa2048",
+            rsa_ptt,
+            rsa_bound,
+        );
         g.bench_function("verify rsa2048: ptt-dkim, no key cache", |b| {
             cycled(b, || {
                 assert!(ptt_verify_uncached(black_box(rsa_signed), &records, now))
@@ -490,33 +475,23 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("verify ed25519: raw op ({RAW})"), |b| {
             cycled(b, raw_ed_verify)
         });
+        let ed_bound = || {
+            raw_ed_verify();
+            black_box(body_sha256());
+        };
+        let ed_ptt = || assert!(ptt_verify(black_box(ed_signed), &records, &keys, now));
         g.bench_function(
             format!("verify ed25519: bound (raw op + SHA-256 of the canonical body, {RAW})"),
-            |b| {
-                cycled(b, || {
-                    raw_ed_verify();
-                    black_box(body_sha256())
-                })
-            },
+            |b| cycled(b, ed_bound),
         );
-        g.bench_function("verify ed25519: ptt-dkim", |b| {
-            cycled(b, || {
-                assert!(ptt_verify(black_box(ed_signed), &records, &keys, now))
-            })
-        });
-        let totals = Cell::new((Duration::ZERO, Duration::ZERO));
-        g.bench_function("verify ed25519, paired: ptt-dkim (with the bound)", |b| {
-            paired(
-                b,
-                &totals,
-                || assert!(ptt_verify(black_box(ed_signed), &records, &keys, now)),
-                || {
-                    raw_ed_verify();
-                    black_box(body_sha256());
-                },
-            )
-        });
-        print_paired_ratio(&format!("dkim_{label}/verify ed25519"), totals.get());
+        g.bench_function("verify ed25519: ptt-dkim", |b| cycled(b, ed_ptt));
+        paired_verify(
+            &mut g,
+            &format!("dkim_{label}"),
+            "ed25519",
+            ed_ptt,
+            ed_bound,
+        );
         g.bench_function("verify ed25519: ptt-dkim, no key cache", |b| {
             cycled(b, || {
                 assert!(ptt_verify_uncached(black_box(ed_signed), &records, now))
