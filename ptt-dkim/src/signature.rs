@@ -243,19 +243,13 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
     // The folds taken out on the stack where the value fits (a 4096-bit
     // RSA signature is 684 characters): no allocation but the result's.
     let mut stack = [0u8; 1024];
-    let mut len = 0;
     let unfolded: Vec<u8>;
-    let raw = if tag.value.len() <= stack.len() {
-        for run in tag.value.split(|b| crate::tag::is_fws(*b)) {
-            if let Some(room) = stack.get_mut(len..len + run.len()) {
-                room.copy_from_slice(run);
-                len += run.len();
-            }
+    let raw = match tag.value_without_whitespace_in(&mut stack) {
+        Some(raw) => raw,
+        None => {
+            unfolded = tag.value_without_whitespace();
+            &unfolded
         }
-        stack.get(..len).unwrap_or_default()
-    } else {
-        unfolded = tag.value_without_whitespace();
-        &unfolded[..]
     };
     B64.decode(raw).map_err(|_| SignatureError::Base64 {
         tag: name,

@@ -33,6 +33,21 @@ impl Tag<'_> {
         out
     }
 
+    /// [`Self::value_without_whitespace`] written into `out`, when the
+    /// value is no longer than it (so that a caller can unfold on the
+    /// stack); `None` otherwise.
+    pub(crate) fn value_without_whitespace_in<'b>(&self, out: &'b mut [u8]) -> Option<&'b [u8]> {
+        if self.value.len() > out.len() {
+            return None;
+        }
+        let mut len = 0;
+        for run in self.value.split(|b| is_fws(*b)) {
+            out.get_mut(len..len + run.len())?.copy_from_slice(run);
+            len += run.len();
+        }
+        out.get(..len)
+    }
+
     /// The value as text, if it is UTF-8.
     pub fn value_str(&self) -> Option<&str> {
         core::str::from_utf8(self.value).ok()
