@@ -798,17 +798,18 @@ pub struct BodyHash {
     pub canonical_len: u64,
 }
 
-/// Canonical bytes are collected here and compressed a few blocks at a
-/// time as the canonicalization goes on, so that it runs beside the hash
-/// rounds (the two are independent work, and the rounds alone leave most
-/// of the CPU idle).
+/// Canonical bytes are collected here and compressed a block at a time, a
+/// block behind ([`HASH_STEP`], [`HASH_LAG`]), as the canonicalization goes
+/// on, so that it runs beside the hash rounds (the two are independent
+/// work, and the rounds alone leave most of the CPU idle).
 const HASH_CHUNK: usize = 1024;
 
 /// How many bytes are compressed at a time: one block measured best on the
-/// bench body (with the SHA extensions the state stays in registers from
-/// one to the next; the rounds of more blocks at once fill the CPU's
-/// window of instructions in flight and leave the canonicalization no
-/// room to run beside them: two blocks cost 4% more, four 20%).
+/// bench body (with the SHA extensions a call costs only the state's load
+/// and store, kept in the rounds' lane order; the rounds of more blocks at
+/// once fill the CPU's window of instructions in flight and leave the
+/// canonicalization no room to run beside them: two blocks cost 4% more,
+/// four 20%).
 const HASH_STEP: usize = BLOCK;
 
 /// How far the compression stays behind the canonical bytes written. The
