@@ -1,8 +1,7 @@
 //! The SHA-256 compression of the body hash (FIPS 180-4 §6.2).
 //!
-//! The body hash compresses a block or two at a time, between 64-byte
-//! steps of the relaxed canonicalization, so that the two run side by
-//! side. A call into the sha2 crate per block costs the chaining state's
+//! The body hash compresses a block at a time, between 64-byte steps of
+//! the relaxed canonicalization, so that the two run side by side. A call into the sha2 crate per block costs the chaining state's
 //! load, shuffle into the order the SHA extensions work on, and store; on
 //! a CPU with the SHA extensions the state is kept here in that order
 //! from the first block to the last, and the rounds are built into the
