@@ -7,7 +7,7 @@ use core::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::tag::{Tag, TagListError, parse_tag_list, same_name};
+use crate::tag::{Tag, TagListError, parse_tag_list};
 
 /// A signing algorithm (`a=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -270,6 +270,25 @@ pub(crate) fn header_list(value: &str) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// The tags of a `DKIM-Signature` that RFC 6376 defines, found by name.
+#[derive(Default)]
+struct KnownTags<'t, 'a> {
+    v: Option<&'t Tag<'a>>,
+    a: Option<&'t Tag<'a>>,
+    c: Option<&'t Tag<'a>>,
+    d: Option<&'t Tag<'a>>,
+    s: Option<&'t Tag<'a>>,
+    h: Option<&'t Tag<'a>>,
+    bh: Option<&'t Tag<'a>>,
+    b: Option<&'t Tag<'a>>,
+    i: Option<&'t Tag<'a>>,
+    l: Option<&'t Tag<'a>>,
+    q: Option<&'t Tag<'a>>,
+    t: Option<&'t Tag<'a>>,
+    x: Option<&'t Tag<'a>>,
+    z: Option<&'t Tag<'a>>,
+}
+
 impl DkimSignature {
     /// Parses a `DKIM-Signature` header field value (what follows the colon).
     pub fn parse(value: &[u8]) -> Result<Self, SignatureError> {
@@ -281,8 +300,39 @@ impl DkimSignature {
     /// `require_version` false, `v=` may be absent (ARC-Message-Signature
     /// uses this form, with `i=` the ARC instance, left in `unknown`).
     pub fn from_tags(tags: &[Tag<'_>], require_version: bool) -> Result<Self, SignatureError> {
-        let get = |n: &str| tags.iter().find(|t| same_name(t.name, n));
-        match get("v") {
+        // One pass sorts the tags by name (a lookup per tag would compare
+        // every name with every other); the checks below then run in the
+        // order of RFC 6376 §3.5, so the first fault is the one reported.
+        let mut known = KnownTags::default();
+        let mut unknown = Vec::new();
+        for t in tags {
+            let slot = match t.name.as_bytes() {
+                b"v" => &mut known.v,
+                b"a" => &mut known.a,
+                b"c" => &mut known.c,
+                b"d" => &mut known.d,
+                b"s" => &mut known.s,
+                b"h" => &mut known.h,
+                b"bh" => &mut known.bh,
+                b"b" => &mut known.b,
+                // ARC-Message-Signature's i= is the ARC instance.
+                b"i" if require_version => &mut known.i,
+                b"l" => &mut known.l,
+                b"q" => &mut known.q,
+                b"t" => &mut known.t,
+                b"x" => &mut known.x,
+                b"z" => &mut known.z,
+                _ => {
+                    unknown.push((
+                        t.name.to_string(),
+                        String::from_utf8_lossy(t.value).into_owned(),
+                    ));
+                    continue;
+                }
+            };
+            *slot = Some(t);
+        }
+        match known.v {
             Some(v) if v.value != b"1" => {
                 return Err(SignatureError::Version(
                     String::from_utf8_lossy(v.value).into_owned(),
@@ -291,10 +341,9 @@ impl DkimSignature {
             None if require_version => return Err(SignatureError::Missing("v")),
             _ => {}
         }
-        let a = get("a").ok_or(SignatureError::Missing("a"))?;
-        let a = text(a, "a")?;
+        let a = text(known.a.ok_or(SignatureError::Missing("a"))?, "a")?;
         let algorithm = Algorithm::parse(a).ok_or_else(|| SignatureError::Algorithm(a.into()))?;
-        let (header_canon, body_canon) = match get("c") {
+        let (header_canon, body_canon) = match known.c {
             Some(c) => {
                 let c = text(c, "c")?;
                 Canonicalization::parse_pair(c)
@@ -302,25 +351,25 @@ impl DkimSignature {
             }
             None => (Canonicalization::Simple, Canonicalization::Simple),
         };
-        let d = text(get("d").ok_or(SignatureError::Missing("d"))?, "d")?;
+        let d = text(known.d.ok_or(SignatureError::Missing("d"))?, "d")?;
         if !valid_domain(d) {
             return Err(SignatureError::Domain {
                 tag: "d",
                 value: d.into(),
             });
         }
-        let s = text(get("s").ok_or(SignatureError::Missing("s"))?, "s")?;
+        let s = text(known.s.ok_or(SignatureError::Missing("s"))?, "s")?;
         if !valid_domain(s) {
             return Err(SignatureError::Domain {
                 tag: "s",
                 value: s.into(),
             });
         }
-        let h = text(get("h").ok_or(SignatureError::Missing("h"))?, "h")?;
+        let h = text(known.h.ok_or(SignatureError::Missing("h"))?, "h")?;
         let headers = header_list(h).ok_or_else(|| SignatureError::Headers(h.into()))?;
-        let body_hash = base64(get("bh").ok_or(SignatureError::Missing("bh"))?, "bh")?;
-        let signature = base64(get("b").ok_or(SignatureError::Missing("b"))?, "b")?;
-        let identity = match get("i").filter(|_| require_version) {
+        let body_hash = base64(known.bh.ok_or(SignatureError::Missing("bh"))?, "bh")?;
+        let signature = base64(known.b.ok_or(SignatureError::Missing("b"))?, "b")?;
+        let identity = match known.i {
             Some(i) => {
                 let i = text(i, "i")?;
                 let (_, dom) = i
@@ -336,23 +385,7 @@ impl DkimSignature {
             }
             None => None,
         };
-        let num = |n: &'static str| get(n).map(|t| number(t.value, n)).transpose();
-        let known = [
-            "v", "a", "c", "d", "s", "h", "bh", "b", "i", "l", "q", "t", "x", "z",
-        ];
-        let unknown = tags
-            .iter()
-            .filter(|t| {
-                !known.iter().any(|k| same_name(k, t.name))
-                    || (same_name(t.name, "i") && !require_version)
-            })
-            .map(|t| {
-                (
-                    t.name.to_string(),
-                    String::from_utf8_lossy(t.value).into_owned(),
-                )
-            })
-            .collect();
+        let num = |t: Option<&Tag<'_>>, n: &'static str| t.map(|t| number(t.value, n)).transpose();
         Ok(DkimSignature {
             algorithm,
             header_canon,
@@ -363,13 +396,15 @@ impl DkimSignature {
             body_hash,
             signature,
             identity,
-            body_length: num("l")?,
-            query_methods: get("q")
+            body_length: num(known.l, "l")?,
+            query_methods: known
+                .q
                 .map(|q| text(q, "q").map(String::from))
                 .transpose()?,
-            timestamp: num("t")?,
-            expiration: num("x")?,
-            copied_headers: get("z")
+            timestamp: num(known.t, "t")?,
+            expiration: num(known.x, "x")?,
+            copied_headers: known
+                .z
                 .map(|z| text(z, "z").map(String::from))
                 .transpose()?,
             unknown,

@@ -148,7 +148,10 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
 }
 
 fn parse(input: &[u8], strict: bool) -> Result<Vec<Tag<'_>>, TagListError> {
-    let mut tags: Vec<Tag<'_>> = Vec::new();
+    // Room for every spec at once (one per `;`, and one after the last):
+    // a signature has ten or so, which growing would reach in three steps.
+    let specs = memchr::memchr_iter(b';', input).count() + 1;
+    let mut tags: Vec<Tag<'_>> = Vec::with_capacity(specs.min(64));
     let mut pos = 0;
     let len = input.len();
     while pos < len {
