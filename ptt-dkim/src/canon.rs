@@ -82,29 +82,47 @@ fn trim_wsp_end(s: &[u8]) -> &[u8] {
 
 /// Appends the canonical form of one header field (with its final CRLF).
 pub fn canonicalize_header(canon: Canonicalization, field: &HeaderField<'_>, out: &mut Vec<u8>) {
+    out.reserve(field.raw.len() + 2);
+    write_canonical_header(canon, field, true, out);
+}
+
+/// Writes the canonical form of one header field to `out`, with its final
+/// CRLF when `crlf` (the signature field, last in the data, has none).
+fn write_canonical_header(
+    canon: Canonicalization,
+    field: &HeaderField<'_>,
+    crlf: bool,
+    out: &mut impl BodySink,
+) {
     match canon {
         Canonicalization::Simple => {
-            out.extend_from_slice(field.raw);
-            if !field.raw.ends_with(b"\r\n") {
-                out.extend_from_slice(b"\r\n");
+            let text = field.raw.strip_suffix(b"\r\n").unwrap_or(field.raw);
+            out.put(text);
+            if crlf {
+                out.put(b"\r\n");
             }
         }
         Canonicalization::Relaxed => {
-            let start = out.len();
-            out.extend_from_slice(field.name);
-            if let Some(name) = out.get_mut(start..) {
-                name.make_ascii_lowercase();
+            // The name in lower case, a stack block at a time.
+            for part in field.name.chunks(64) {
+                let mut lower = [0u8; 64];
+                if let Some(lower) = lower.get_mut(..part.len()) {
+                    lower.copy_from_slice(part);
+                    lower.make_ascii_lowercase();
+                    out.put(lower);
+                }
             }
-            out.push(b':');
+            out.put(b":");
             relaxed_value(field.value(), out);
-            out.extend_from_slice(b"\r\n");
+            if crlf {
+                out.put(b"\r\n");
+            }
         }
     }
 }
 
 /// Relaxed header value: CRLFs removed, WSP runs to one SP, no WSP at the ends.
-fn relaxed_value(value: &[u8], out: &mut Vec<u8>) {
-    out.reserve(value.len() + 2);
+fn relaxed_value(value: &[u8], out: &mut impl BodySink) {
     let mut wsp = false;
     let mut started = false;
     let mut i = 0;
@@ -121,11 +139,11 @@ fn relaxed_value(value: &[u8], out: &mut Vec<u8>) {
                 // body ([`relaxed_run_end`]).
                 let len = 1 + relaxed_run_end(value.get(i + 1..).unwrap_or_default());
                 if wsp && started {
-                    out.push(b' ');
+                    out.put(b" ");
                 }
                 wsp = false;
                 started = true;
-                out.extend_from_slice(value.get(i..i + len).unwrap_or_default());
+                out.put(value.get(i..i + len).unwrap_or_default());
                 i += len;
             }
         }
@@ -166,19 +184,43 @@ pub fn select_signed_headers<'f, 'a, S: AsRef<str>>(
     fields: &'f [HeaderField<'a>],
     names: &[S],
 ) -> Vec<&'f HeaderField<'a>> {
-    let mut used = alloc::vec![false; fields.len()];
     let mut out = Vec::with_capacity(names.len());
+    each_signed_header(fields, names, |f| out.push(f));
+    out
+}
+
+/// [`select_signed_headers`], each field handed to `take` in `h=` order
+/// rather than collected.
+fn each_signed_header<'f, 'a, S: AsRef<str>>(
+    fields: &'f [HeaderField<'a>],
+    names: &[S],
+    mut take: impl FnMut(&'f HeaderField<'a>),
+) {
+    // The fields used so far: bits of a word for a usual header block (no
+    // allocation), a vector past 64 fields.
+    let mut used_bits = 0u64;
+    let mut used_many = if fields.len() > 64 {
+        alloc::vec![false; fields.len()]
+    } else {
+        Vec::new()
+    };
     for name in names {
         let name = name.as_ref();
+        let is_used = |i: usize, many: &[bool]| match many.get(i) {
+            Some(u) => *u,
+            None => i < 64 && used_bits & (1 << i) != 0,
+        };
         if let Some(i) = (0..fields.len())
             .rev()
-            .find(|&i| !used[i] && fields[i].is(name))
+            .find(|&i| !is_used(i, &used_many) && fields[i].is(name))
         {
-            used[i] = true;
-            out.push(&fields[i]);
+            match used_many.get_mut(i) {
+                Some(u) => *u = true,
+                None => used_bits |= 1 << i,
+            }
+            take(&fields[i]);
         }
     }
-    out
 }
 
 /// The data a header signature covers: the selected fields, canonicalized,
@@ -192,34 +234,69 @@ pub fn header_hash_input<S: AsRef<str>>(
     signature_field: &HeaderField<'_>,
     b_value: core::ops::Range<usize>,
 ) -> Vec<u8> {
-    let selected = select_signed_headers(fields, names);
     // Canonical fields are never longer than they are written (plus a CRLF
-    // for a last field that has none): in the usual case one allocation.
-    let room = selected.iter().map(|f| f.raw.len() + 2).sum::<usize>() + signature_field.raw.len();
+    // for a last field that has none), and each is selected once at most:
+    // one allocation.
+    let room = fields.iter().map(|f| f.raw.len() + 2).sum::<usize>() + signature_field.raw.len();
     let mut out = Vec::with_capacity(room);
-    for field in selected {
-        canonicalize_header(canon, field, &mut out);
-    }
-    let value_start = signature_field.raw.len() - signature_field.value().len();
-    let cut = (value_start + b_value.start).min(signature_field.raw.len())
-        ..(value_start + b_value.end).min(signature_field.raw.len());
+    write_header_hash_input(canon, fields, names, signature_field, b_value, &mut out);
+    out
+}
+
+/// The SHA-256 of [`header_hash_input`], hashed as it is canonicalized
+/// (what Ed25519 signs, RFC 8463, and what an RSA signature's digest is).
+pub(crate) fn header_hash<S: AsRef<str>>(
+    canon: Canonicalization,
+    fields: &[HeaderField<'_>],
+    names: &[S],
+    signature_field: &HeaderField<'_>,
+    b_value: core::ops::Range<usize>,
+) -> [u8; 32] {
+    let mut sink = HashSink::new(None);
+    write_header_hash_input(canon, fields, names, signature_field, b_value, &mut sink);
+    sink.finalize()
+}
+
+/// Writes [`header_hash_input`] to `out`.
+fn write_header_hash_input<S: AsRef<str>>(
+    canon: Canonicalization,
+    fields: &[HeaderField<'_>],
+    names: &[S],
+    signature_field: &HeaderField<'_>,
+    b_value: core::ops::Range<usize>,
+    out: &mut impl BodySink,
+) {
+    each_signed_header(fields, names, |field| {
+        write_canonical_header(canon, field, true, out);
+    });
+    let raw = signature_field.raw;
+    let value_start = raw.len() - signature_field.value().len();
+    let cut =
+        (value_start + b_value.start).min(raw.len())..(value_start + b_value.end).min(raw.len());
     if cut.is_empty() {
         // Nothing to blank (the signer's own field ends with an empty b=).
-        canonicalize_header(canon, signature_field, &mut out);
-    } else {
-        let mut raw = Vec::with_capacity(signature_field.raw.len());
-        raw.extend_from_slice(&signature_field.raw[..cut.start]);
-        raw.extend_from_slice(&signature_field.raw[cut.end..]);
-        let blanked = HeaderField {
-            name: signature_field.name,
-            raw: &raw,
-        };
-        canonicalize_header(canon, &blanked, &mut out);
+        write_canonical_header(canon, signature_field, false, out);
+        return;
     }
-    if out.ends_with(b"\r\n") {
-        out.truncate(out.len() - 2);
-    }
-    out
+    // The field with b='s value taken out, on the stack when it fits (an
+    // RSA-4096 signature field is about 800 bytes).
+    let (mut stack, mut heap) = ([0u8; 2048], Vec::new());
+    let kept = raw.len() - cut.len();
+    let blanked: &mut [u8] = match stack.get_mut(..kept) {
+        Some(on_stack) => on_stack,
+        None => {
+            heap.resize(kept, 0);
+            &mut heap
+        }
+    };
+    let (before, after) = (&raw[..cut.start], &raw[cut.end..]);
+    blanked[..before.len()].copy_from_slice(before);
+    blanked[before.len()..].copy_from_slice(after);
+    let blanked = HeaderField {
+        name: signature_field.name,
+        raw: blanked,
+    };
+    write_canonical_header(canon, &blanked, false, out);
 }
 
 /// Where canonical body bytes go.
@@ -1360,6 +1437,89 @@ mod tests {
         let sel = select_signed_headers(&fields, &["x", "x", "x", "from"]);
         let raws: Vec<&[u8]> = sel.iter().map(|f| f.raw).collect();
         assert_eq!(raws, vec![&b"X: 2\r\n"[..], b"X: 1\r\n", b"From: a\r\n"]);
+    }
+
+    /// Selection past 64 fields (where the used set leaves the word for a
+    /// vector) equals a plain bottom-up search.
+    #[test]
+    fn selection_past_64_fields() {
+        let head: Vec<u8> = (0..100)
+            .flat_map(|k| format!("{}: {k}\r\n", if k % 3 == 0 { "Y" } else { "X" }).into_bytes())
+            .collect();
+        let fields = split_header_fields(&head);
+        for names in [vec!["x"; 70], vec!["y"; 40], ["x", "y"].repeat(50)] {
+            let mut used = vec![false; fields.len()];
+            let mut naive = Vec::new();
+            for name in &names {
+                if let Some(i) = (0..fields.len())
+                    .rev()
+                    .find(|&i| !used[i] && fields[i].is(name))
+                {
+                    used[i] = true;
+                    naive.push(fields[i].raw);
+                }
+            }
+            let sel: Vec<&[u8]> = select_signed_headers(&fields, &names)
+                .iter()
+                .map(|f| f.raw)
+                .collect();
+            assert_eq!(sel, naive);
+        }
+    }
+
+    /// The hash input written to a sink equals the one built the earlier
+    /// way (selected fields canonicalized into a vector, the signature
+    /// field blanked in a copy, the last CRLF cut), and the hash made as
+    /// it is canonicalized is SHA-256 of it: both canonicalizations, a b=
+    /// to blank and an empty one, a signature field past the stack copy,
+    /// and a name longer than the lowercasing block.
+    #[test]
+    fn header_hash_is_sha256_of_the_input() {
+        use sha2::{Digest as _, Sha256};
+        let long_name = "X-".to_string() + &"Ab".repeat(50);
+        let big_b = "QUJD".repeat(700);
+        for (sig, names) in [
+            (
+                "v=1; a=rsa-sha256; h=from:to; b=AbC\r\n dEf; bh=x",
+                vec!["From", "to", "FROM"],
+            ),
+            ("v=1; h=from; bh=x; b=", vec!["from"]),
+            ("v=1;  b = \tXY ;  h=subject", vec!["subject", "x"]),
+            (&*format!("v=1; b={big_b}; h=from"), vec!["from"]),
+            ("v=1; b=Zz", vec![long_name.as_str(), "from"]),
+        ] {
+            let head = format!(
+                "From:  A \t<a@example.com>\r\nTo: b\r\n\t@example.net \r\n\
+                 Subject: Hi   there\r\n{long_name}:  v\r\nDKIM-Signature: {sig}\r\n"
+            );
+            let fields = split_header_fields(head.as_bytes());
+            let field = fields.iter().find(|f| f.is("dkim-signature")).unwrap();
+            let tags = crate::tag::parse_tag_list(field.value()).unwrap();
+            let b_span = tags
+                .iter()
+                .find(|t| t.name == "b")
+                .map(|t| t.full_span.clone())
+                .unwrap();
+            for canon in [Simple, Relaxed] {
+                let mut earlier = Vec::new();
+                for f in select_signed_headers(&fields, &names) {
+                    canonicalize_header(canon, f, &mut earlier);
+                }
+                let start = field.raw.len() - field.value().len();
+                let mut raw = field.raw.to_vec();
+                raw.drain(start + b_span.start..start + b_span.end);
+                let blanked = HeaderField {
+                    name: field.name,
+                    raw: &raw,
+                };
+                canonicalize_header(canon, &blanked, &mut earlier);
+                earlier.truncate(earlier.len() - 2);
+                let input = header_hash_input(canon, &fields, &names, field, b_span.clone());
+                assert_eq!(input, earlier, "{canon:?} {sig}");
+                let hash = header_hash(canon, &fields, &names, field, b_span.clone());
+                assert_eq!(hash[..], Sha256::digest(&input)[..], "{canon:?} {sig}");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use core::fmt;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::canon::{BodyHash, BodyHasher, header_hash_input, split_header_fields};
+use crate::canon::{BodyHash, BodyHasher, header_hash, header_hash_input, split_header_fields};
 use crate::crypto::{Backend, CryptoError, Selected};
 use crate::head::HeadSplitter;
 use crate::key::{DkimKeyRecord, KeyRecordError, PublicKey};
@@ -418,18 +418,34 @@ fn verify_with(
     key: &VerifyingKey,
     public: &PublicKey,
     algorithm: Algorithm,
-    data: &[u8],
+    signed: &SignedData,
     signature: &[u8],
 ) -> Result<(), Reason> {
-    let verified = match (key.parsed(), public, algorithm) {
-        (Some(parsed), PublicKey::Rsa { .. }, Algorithm::RsaSha256) => {
+    use SignedData::{Digest, Input};
+    let verified = match (key.parsed(), public, algorithm, signed) {
+        (Some(parsed), PublicKey::Rsa { .. }, Algorithm::RsaSha256, Digest(digest)) => {
+            Selected::verify_parsed_rsa_digest(parsed, digest, signature)
+        }
+        (Some(parsed), PublicKey::Rsa { .. }, Algorithm::RsaSha256, Input(data)) => {
             Selected::verify_parsed(parsed, data, signature)
         }
         // RFC 8463: Ed25519 signs the SHA-256 of the data.
-        (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256) => {
+        (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256, Digest(digest)) => {
+            Selected::verify_parsed(parsed, digest, signature)
+        }
+        (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256, Input(data)) => {
             Selected::verify_parsed(parsed, &Sha256::digest(data), signature)
         }
-        _ => return verify_signature(public, algorithm, data, signature),
+        (_, _, _, Input(data)) => return verify_signature(public, algorithm, data, signature),
+        (_, PublicKey::Rsa { der, .. }, Algorithm::RsaSha256, Digest(digest)) => {
+            Selected::rsa_verify_digest(der, digest, signature)
+        }
+        (_, PublicKey::Ed25519(pk), Algorithm::Ed25519Sha256, Digest(digest)) => {
+            Selected::ed25519_verify(pk, digest, signature)
+        }
+        // A key of the other type, or rsa-sha1: refused there, with the
+        // reason.
+        (_, _, _, Digest(_)) => return verify_signature(public, algorithm, &[], signature),
     };
     match verified {
         Ok(true) => Ok(()),
@@ -464,9 +480,19 @@ pub fn is_same_or_subdomain(sub: &str, domain: &str) -> bool {
 /// A signature waiting for its key and body hash (the signature itself
 /// is in its [`SignatureResult`]).
 struct Pending {
-    data: Vec<u8>,
+    signed: SignedData,
     hasher: usize,
     query: usize,
+}
+
+/// What a signature's check verifies `b=` against.
+enum SignedData {
+    /// The SHA-256 of the header hash input: what Ed25519 signs (RFC 8463)
+    /// and an RSA signature's digest, hashed as it was canonicalized.
+    Digest([u8; 32]),
+    /// The header hash input itself, for a backend that hashes it (ring's
+    /// RSA).
+    Input(Vec<u8>),
 }
 
 enum Slot {
@@ -691,7 +717,24 @@ impl Verifier {
                 .find(|t| same_name(t.name, "b"))
                 .map(|t| t.full_span.clone())
                 .unwrap_or_default();
-            let data = header_hash_input(sig.header_canon, &fields, &sig.headers, field, b_span);
+            let signed =
+                if sig.algorithm == Algorithm::Ed25519Sha256 || Selected::RSA_VERIFIES_DIGEST {
+                    SignedData::Digest(header_hash(
+                        sig.header_canon,
+                        &fields,
+                        &sig.headers,
+                        field,
+                        b_span,
+                    ))
+                } else {
+                    SignedData::Input(header_hash_input(
+                        sig.header_canon,
+                        &fields,
+                        &sig.headers,
+                        field,
+                        b_span,
+                    ))
+                };
             let hasher = match self
                 .hashers
                 .iter()
@@ -729,7 +772,7 @@ impl Verifier {
             result.signature = Some(sig);
             self.results.push(result);
             self.slots.push(Slot::Pending(Pending {
-                data,
+                signed,
                 hasher,
                 query,
             }));
@@ -930,7 +973,7 @@ fn check(
             unsigned,
         );
     }
-    match verify_with(&cached, key, sig.algorithm, &p.data, &sig.signature) {
+    match verify_with(&cached, key, sig.algorithm, &p.signed, &sig.signature) {
         Ok(()) => (Verdict::Pass, bits, testing, unsigned),
         Err(reason) => (Verdict::classify(reason), bits, testing, unsigned),
     }

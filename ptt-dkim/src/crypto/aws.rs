@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -101,4 +102,35 @@ impl Backend for AwsLc {
         let key = UnparsedPublicKey::new(&signature::ED25519, public);
         Ok(key.verify(msg, sig).is_ok())
     }
+
+    // The verifier hashes the header data as it canonicalizes it, so the
+    // data itself is never kept.
+    const RSA_VERIFIES_DIGEST: bool = true;
+
+    fn rsa_verify_digest(
+        public_der: &[u8],
+        digest: &[u8; 32],
+        sig: &[u8],
+    ) -> Result<bool, CryptoError> {
+        let digest = sha256_digest(digest)?;
+        let key = UnparsedPublicKey::new(
+            &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            public_der,
+        );
+        Ok(key.verify_digest(&digest, sig).is_ok())
+    }
+
+    fn verify_parsed_rsa_digest(
+        key: &ParsedPublicKey,
+        digest: &[u8; 32],
+        sig: &[u8],
+    ) -> Result<bool, CryptoError> {
+        let digest = sha256_digest(digest)?;
+        Ok(key.verify_digest_sig(&digest, sig).is_ok())
+    }
+}
+
+/// A SHA-256 value computed outside aws-lc, in its digest type.
+fn sha256_digest(digest: &[u8; 32]) -> Result<Digest, CryptoError> {
+    Digest::import_less_safe(digest, &SHA256).map_err(|_| CryptoError::Unsupported)
 }

@@ -59,6 +59,25 @@ pub(crate) trait Backend {
     fn ed25519_public(key: &Self::Ed25519Key) -> [u8; 32];
     /// Verifies Ed25519 over `msg`.
     fn ed25519_verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> Result<bool, CryptoError>;
+    /// Whether the backend verifies RSA over a SHA-256 digest computed
+    /// before ([`Backend::rsa_verify_digest`]); ring hashes the data itself.
+    const RSA_VERIFIES_DIGEST: bool = false;
+    /// [`Backend::rsa_verify`] given the SHA-256 of the data.
+    fn rsa_verify_digest(
+        _public_der: &[u8],
+        _digest: &[u8; 32],
+        _sig: &[u8],
+    ) -> Result<bool, CryptoError> {
+        Err(CryptoError::Unsupported)
+    }
+    /// [`Backend::rsa_verify_digest`] with an RSA key parsed before.
+    fn verify_parsed_rsa_digest(
+        _key: &Self::ParsedPublic,
+        _digest: &[u8; 32],
+        _sig: &[u8],
+    ) -> Result<bool, CryptoError> {
+        Err(CryptoError::Unsupported)
+    }
 }
 
 /// The parsed public key type of the selected backend.
