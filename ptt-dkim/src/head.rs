@@ -5,8 +5,9 @@ use alloc::vec::Vec;
 /// Collects the header block until the empty line; hands back the body part.
 #[derive(Debug, Clone)]
 pub(crate) struct HeadSplitter {
-    // Starts with a virtual CRLF so that a message with no header fields
-    // ("\r\n" first) is found by the same search for CRLF CRLF.
+    // Starts (from the first piece on) with a virtual CRLF so that a
+    // message with no header fields ("\r\n" first) is found by the same
+    // search for CRLF CRLF.
     buf: Vec<u8>,
     done: bool,
     limit: usize,
@@ -32,11 +33,44 @@ fn find_term(data: &[u8]) -> Option<usize> {
 impl HeadSplitter {
     pub(crate) fn new(limit: usize) -> Self {
         HeadSplitter {
-            // Sized by the first piece (`push`).
-            buf: b"\r\n".to_vec(),
+            // Sized by the first piece (`push`); nothing allocated before.
+            buf: Vec::new(),
             done: false,
             limit,
         }
+    }
+
+    /// The header block and the start of the body, borrowed from `data`,
+    /// when `data` is the first piece and holds the whole header block:
+    /// then nothing is copied (a caller with the message in memory).
+    /// `None` otherwise, and the piece is to be given to [`Self::push`].
+    pub(crate) fn split_first<'d>(&mut self, data: &'d [u8]) -> Option<(&'d [u8], &'d [u8])> {
+        if self.done || !self.buf.is_empty() {
+            return None;
+        }
+        let split = match data.strip_prefix(b"\r\n") {
+            Some(body) => (&data[..0], body),
+            None => {
+                let p = find_term(data)?;
+                (data.get(..p + 2)?, data.get(p + 4..)?)
+            }
+        };
+        self.done = true;
+        Some(split)
+    }
+
+    /// Takes the collected header block out, leaving an empty splitter
+    /// that is done (so that a caller can read the block while it changes
+    /// itself).
+    pub(crate) fn take(&mut self) -> HeadSplitter {
+        core::mem::replace(
+            self,
+            HeadSplitter {
+                buf: Vec::new(),
+                done: true,
+                limit: self.limit,
+            },
+        )
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -48,6 +82,9 @@ impl HeadSplitter {
     pub(crate) fn push<'d>(&mut self, data: &'d [u8]) -> Result<Option<&'d [u8]>, usize> {
         if self.done {
             return Ok(Some(data));
+        }
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(b"\r\n");
         }
         // The terminator may straddle what we have and what came.
         for k in (1..=3).rev() {
@@ -84,6 +121,9 @@ impl HeadSplitter {
     pub(crate) fn finish(&mut self) {
         if !self.done {
             self.done = true;
+            if self.buf.is_empty() {
+                self.buf.extend_from_slice(b"\r\n");
+            }
             if !self.buf.ends_with(b"\r\n") {
                 self.buf.extend_from_slice(b"\r\n");
             }
@@ -119,6 +159,42 @@ mod tests {
         assert_eq!(h.head(), b"");
         let mut h = HeadSplitter::new(4);
         assert!(h.push(b"A: 12345").is_err());
+    }
+
+    /// The header block and body found without a copy equal those found
+    /// by `push`, for the first piece cut at every place of messages with
+    /// and without header fields and an empty line.
+    #[test]
+    fn split_first_equals_push() {
+        for msg in [
+            &b"A: 1\r\nB: 2\r\n\r\nbody\r\n"[..],
+            b"\r\nbody",
+            b"\r\n\r\n",
+            b"A: 1\r\n",
+            b"\n\r\nX",
+            b"A: 1\r\n\r\n",
+        ] {
+            for cut in 0..=msg.len() {
+                let first = &msg[..cut];
+                let mut pushed = HeadSplitter::new(1000);
+                let pushed_body = pushed.push(first).unwrap();
+                let mut split = HeadSplitter::new(1000);
+                match split.split_first(first) {
+                    Some((head, body)) => {
+                        assert_eq!(Some(body), pushed_body, "{msg:?} {cut}");
+                        assert_eq!(head, pushed.head(), "{msg:?} {cut}");
+                        assert!(split.is_done());
+                    }
+                    None => {
+                        assert_eq!(split.push(first).unwrap(), pushed_body, "{msg:?} {cut}");
+                        assert!(pushed_body.is_none() || first.is_empty(), "{msg:?} {cut}");
+                    }
+                }
+            }
+        }
+        let mut h = HeadSplitter::new(1000);
+        h.finish();
+        assert_eq!(h.head(), b"");
     }
 
     #[test]

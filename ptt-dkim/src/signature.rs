@@ -421,7 +421,13 @@ impl DkimSignature {
 
     /// The DNS name of the key record: `SELECTOR._domainkey.DOMAIN`.
     pub fn key_name(&self) -> String {
-        alloc::format!("{}._domainkey.{}", self.selector, self.domain)
+        // Sized once (a format! grows it three times).
+        const LABEL: &str = "._domainkey.";
+        let mut name = String::with_capacity(self.selector.len() + LABEL.len() + self.domain.len());
+        name.push_str(&self.selector);
+        name.push_str(LABEL);
+        name.push_str(&self.domain);
+        name
     }
 
     /// Writes every tag but `b=`'s value: `...; bh=...; b=`.

@@ -611,9 +611,16 @@ impl Verifier {
             self.feed_body(data);
             return;
         }
+        // The whole header block in the first piece: read in place.
+        if let Some((head, body)) = self.head.split_first(data) {
+            self.on_headers(head);
+            self.feed_body(body);
+            return;
+        }
         match self.head.push(data) {
             Ok(Some(body)) => {
-                self.on_headers();
+                let head = self.head.take();
+                self.on_headers(head.head());
                 self.feed_body(body);
             }
             Ok(None) => {}
@@ -639,7 +646,8 @@ impl Verifier {
         }
         if !self.headers_done && self.error.is_none() {
             self.head.finish();
-            self.on_headers();
+            let head = self.head.take();
+            self.on_headers(head.head());
         }
         for h in &mut self.hashers {
             if let Some(s) = h.state.as_mut() {
@@ -659,10 +667,14 @@ impl Verifier {
         }
     }
 
-    fn on_headers(&mut self) {
+    fn on_headers(&mut self, head: &[u8]) {
         self.headers_done = true;
-        let head = self.head.head();
         let fields = split_header_fields(head);
+        // Room for every signature's result at once (a result is some
+        // 400 bytes: growth would start at four).
+        let signatures = fields.iter().filter(|f| f.is("dkim-signature")).count();
+        self.results.reserve_exact(signatures);
+        self.slots.reserve_exact(signatures);
         let mut count = 0;
         for field in fields.iter().filter(|f| f.is("dkim-signature")) {
             count += 1;
