@@ -143,7 +143,9 @@ fn relaxed_value(value: &[u8], out: &mut impl BodySink) {
                 }
                 wsp = false;
                 started = true;
-                out.put(value.get(i..i + len).unwrap_or_default());
+                // With the rest of the value after it, so that a hash
+                // sink can take a short run as one fixed-size copy.
+                out.put_prefix(value.get(i..).unwrap_or_default(), len);
                 i += len;
             }
         }
@@ -180,20 +182,21 @@ fn relaxed_value_reference(value: &[u8], out: &mut Vec<u8>) {
 /// The fields that `h=` selects, in `h=` order: each name takes the last
 /// not yet used field of that name (RFC 6376 §5.4.2); a name with no field
 /// left selects nothing (that is how over-signing works).
-pub fn select_signed_headers<'f, 'a, S: AsRef<str>>(
+pub fn select_signed_headers<'f, 'a>(
     fields: &'f [HeaderField<'a>],
-    names: &[S],
+    names: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Vec<&'f HeaderField<'a>> {
-    let mut out = Vec::with_capacity(names.len());
+    let names = names.into_iter();
+    let mut out = Vec::with_capacity(names.size_hint().0);
     each_signed_header(fields, names, |f| out.push(f));
     out
 }
 
 /// [`select_signed_headers`], each field handed to `take` in `h=` order
 /// rather than collected.
-fn each_signed_header<'f, 'a, S: AsRef<str>>(
+fn each_signed_header<'f, 'a>(
     fields: &'f [HeaderField<'a>],
-    names: &[S],
+    names: impl IntoIterator<Item = impl AsRef<str>>,
     mut take: impl FnMut(&'f HeaderField<'a>),
 ) {
     // The fields used so far: bits of a word for a usual header block (no
@@ -227,10 +230,10 @@ fn each_signed_header<'f, 'a, S: AsRef<str>>(
 /// then the signature field itself with the value of `b=` deleted (the
 /// `b_value` range is relative to the signature field's value) and no final
 /// CRLF.
-pub fn header_hash_input<S: AsRef<str>>(
+pub fn header_hash_input(
     canon: Canonicalization,
     fields: &[HeaderField<'_>],
-    names: &[S],
+    names: impl IntoIterator<Item = impl AsRef<str>>,
     signature_field: &HeaderField<'_>,
     b_value: core::ops::Range<usize>,
 ) -> Vec<u8> {
@@ -245,10 +248,10 @@ pub fn header_hash_input<S: AsRef<str>>(
 
 /// The SHA-256 of [`header_hash_input`], hashed as it is canonicalized
 /// (what Ed25519 signs, RFC 8463, and what an RSA signature's digest is).
-pub(crate) fn header_hash<S: AsRef<str>>(
+pub(crate) fn header_hash(
     canon: Canonicalization,
     fields: &[HeaderField<'_>],
-    names: &[S],
+    names: impl IntoIterator<Item = impl AsRef<str>>,
     signature_field: &HeaderField<'_>,
     b_value: core::ops::Range<usize>,
 ) -> [u8; 32] {
@@ -258,10 +261,10 @@ pub(crate) fn header_hash<S: AsRef<str>>(
 }
 
 /// Writes [`header_hash_input`] to `out`.
-fn write_header_hash_input<S: AsRef<str>>(
+fn write_header_hash_input(
     canon: Canonicalization,
     fields: &[HeaderField<'_>],
-    names: &[S],
+    names: impl IntoIterator<Item = impl AsRef<str>>,
     signature_field: &HeaderField<'_>,
     b_value: core::ops::Range<usize>,
     out: &mut impl BodySink,

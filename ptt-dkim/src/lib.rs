@@ -72,7 +72,9 @@ pub use sign::{
     DEFAULT_SIGNED_HEADERS, GeneratedKey, KeyKind, SignError, Signer, SignerConfig, SigningKey,
     generate_key, pem_encode, sign_fields,
 };
-pub use signature::{Algorithm, Canonicalization, DkimSignature, SignatureError};
+pub use signature::{
+    Algorithm, Canonicalization, DkimSignature, HeaderNames, HeaderNamesIter, SignatureError,
+};
 pub use tag::{Tag, TagListError, parse_tag_list, parse_tag_list_strict};
 pub use verify::{
     Answer, BodyLengthPolicy, Query, QueryType, Reason, SignatureResult, Step, Verdict, Verifier,

@@ -181,7 +181,7 @@ pub struct DkimSignature {
     /// `s=`: the selector.
     pub selector: String,
     /// `h=`: the signed header names, in order, as written.
-    pub headers: Vec<String>,
+    pub headers: HeaderNames,
     /// `bh=`: the body hash.
     pub body_hash: Vec<u8>,
     /// `b=`: the signature (empty while signing).
@@ -258,16 +258,131 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
 }
 
 /// Splits an `h=` value into header names.
-pub(crate) fn header_list(value: &str) -> Option<Vec<String>> {
-    // Sized once from the colons (a collect would grow it step by step).
-    let mut names = Vec::with_capacity(value.bytes().filter(|&b| b == b':').count() + 1);
-    for name in value.split(':').map(|n| {
-        let n = n.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\r' | '\n'));
-        valid_header_name(n).then(|| n.to_string())
-    }) {
-        names.push(name?);
+pub(crate) fn header_list(value: &str) -> Option<HeaderNames> {
+    let mut names = HeaderNames {
+        joined: String::with_capacity(value.len()),
+        len: 0,
+    };
+    for name in value.split(':') {
+        if !names.push(name.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\r' | '\n'))) {
+            return None;
+        }
     }
     Some(names)
+}
+
+/// The header field names of a signature's `h=`, in order and as written,
+/// held as one string: a signature's parse allocates once for all of
+/// them. Every name is a valid field name (printable ASCII, no colon).
+///
+/// ```
+/// use ptt_dkim::HeaderNames;
+/// let h = HeaderNames::from_names(["From", "to", "Subject"]).unwrap();
+/// assert_eq!(h.len(), 3);
+/// assert_eq!(h.get(1), Some("to"));
+/// assert!(h.contains("FROM"));
+/// assert_eq!(h.to_string(), "From:to:Subject");
+/// assert_eq!(h.iter().collect::<Vec<_>>(), ["From", "to", "Subject"]);
+/// assert!(HeaderNames::from_names(["From", "a:b"]).is_none());
+/// assert!(HeaderNames::new().is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct HeaderNames {
+    /// The names joined by `:`.
+    joined: String,
+    len: usize,
+}
+
+impl HeaderNames {
+    /// No names.
+    pub fn new() -> Self {
+        HeaderNames::default()
+    }
+
+    /// The names given, in order; `None` when one is not a valid header
+    /// field name (empty, or with a byte outside `!`..`~`, or a colon).
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Option<Self> {
+        let mut out = HeaderNames::new();
+        for name in names {
+            if !out.push(name.as_ref()) {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// Appends `name`; false (and nothing appended) when it is not a valid
+    /// header field name.
+    pub fn push(&mut self, name: &str) -> bool {
+        if !valid_header_name(name) {
+            return false;
+        }
+        if self.len > 0 {
+            self.joined.push(':');
+        }
+        self.joined.push_str(name);
+        self.len += 1;
+        true
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The name at `index`.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        self.iter().nth(index)
+    }
+
+    /// True when one of the names is `name`, ignoring ASCII case.
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The names in order.
+    pub fn iter(&self) -> HeaderNamesIter<'_> {
+        HeaderNamesIter {
+            names: (!self.joined.is_empty()).then(|| self.joined.split(':')),
+        }
+    }
+
+    /// The names joined by `:`, as `h=` is written.
+    pub fn as_str(&self) -> &str {
+        &self.joined
+    }
+}
+
+impl fmt::Display for HeaderNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.joined)
+    }
+}
+
+impl<'a> IntoIterator for &'a HeaderNames {
+    type Item = &'a str;
+    type IntoIter = HeaderNamesIter<'a>;
+    fn into_iter(self) -> HeaderNamesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The names of a [`HeaderNames`], in order.
+#[derive(Debug, Clone)]
+pub struct HeaderNamesIter<'a> {
+    names: Option<core::str::Split<'a, char>>,
+}
+
+impl<'a> Iterator for HeaderNamesIter<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        self.names.as_mut()?.next()
+    }
 }
 
 /// The tags of a `DKIM-Signature` that RFC 6376 defines, found by name.
@@ -436,7 +551,7 @@ impl DkimSignature {
     }
 
     /// This signature's tags but `b=`'s value, borrowed.
-    pub(crate) fn unsigned_tags(&self) -> UnsignedTags<'_, String> {
+    pub(crate) fn unsigned_tags(&self) -> UnsignedTags<'_, &HeaderNames> {
         UnsignedTags {
             algorithm: self.algorithm,
             header_canon: self.header_canon,
@@ -459,7 +574,7 @@ impl DkimSignature {
 
 /// A signature's tags but `b=`'s value, borrowed: what a signer writes and
 /// signs, built from its configuration without copying it.
-pub(crate) struct UnsignedTags<'a, H> {
+pub(crate) struct UnsignedTags<'a, N> {
     pub(crate) algorithm: Algorithm,
     pub(crate) header_canon: Canonicalization,
     pub(crate) body_canon: Canonicalization,
@@ -471,14 +586,14 @@ pub(crate) struct UnsignedTags<'a, H> {
     pub(crate) expiration: Option<u64>,
     pub(crate) body_length: Option<u64>,
     /// `h=`, as written or (with `lowercase_headers`) in lower case.
-    pub(crate) headers: &'a [H],
+    pub(crate) headers: N,
     pub(crate) lowercase_headers: bool,
     pub(crate) copied_headers: Option<&'a str>,
     pub(crate) unknown: &'a [(String, String)],
     pub(crate) body_hash: &'a [u8],
 }
 
-impl<H: AsRef<str>> UnsignedTags<'_, H> {
+impl<N: IntoIterator<Item: AsRef<str>> + Copy> UnsignedTags<'_, N> {
     /// Writes `v=1; a=...; bh=...; b=` (the order ptt signs in).
     pub(crate) fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
         // Piece by piece, with no formatting machinery or temporary
@@ -521,7 +636,7 @@ impl<H: AsRef<str>> UnsignedTags<'_, H> {
             write!(f, " l={l};")?;
         }
         f.write_str(" h=")?;
-        for (k, name) in self.headers.iter().enumerate() {
+        for (k, name) in self.headers.into_iter().enumerate() {
             if k > 0 {
                 f.write_str(":")?;
             }
@@ -584,7 +699,8 @@ mod tests {
         let sig = DkimSignature::parse(RFC8463).unwrap();
         assert_eq!(sig.algorithm, Algorithm::Ed25519Sha256);
         assert_eq!(sig.headers.len(), 8);
-        assert_eq!(sig.headers[4], "message-id");
+        assert_eq!(sig.headers.get(4), Some("message-id"));
+        assert_eq!(sig.headers.get(8), None);
         assert_eq!(sig.signature.len(), 64);
         assert_eq!(sig.identity_domain(), "football.example.com");
         assert_eq!(sig.key_name(), "brisbane._domainkey.football.example.com");

@@ -795,7 +795,7 @@ impl Verifier {
         if sig.algorithm == Algorithm::RsaSha1 {
             return Err(Reason::Sha1NotAllowed);
         }
-        if !sig.headers.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+        if !sig.headers.contains("from") {
             return Err(Reason::FromNotSigned);
         }
         if !is_same_or_subdomain(sig.identity_domain(), &sig.domain) {

@@ -241,7 +241,8 @@ proptest! {
     ) {
         let sig = DkimSignature {
             algorithm: alg, header_canon: hc, body_canon: bc,
-            domain: domain.clone(), selector, headers,
+            domain: domain.clone(), selector,
+            headers: ptt_dkim::HeaderNames::from_names(&headers).unwrap(),
             body_hash: bh, signature: b,
             identity: local.map(|l| format!("{l}@{domain}")),
             body_length: l, query_methods: Some("dns/txt".into()),
