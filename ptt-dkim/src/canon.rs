@@ -1437,7 +1437,7 @@ mod tests {
     fn selection_bottom_up_and_oversigning() {
         let head = b"From: a\r\nX: 1\r\nX: 2\r\nTo: b\r\n";
         let fields = split_header_fields(head);
-        let sel = select_signed_headers(&fields, &["x", "x", "x", "from"]);
+        let sel = select_signed_headers(&fields, ["x", "x", "x", "from"]);
         let raws: Vec<&[u8]> = sel.iter().map(|f| f.raw).collect();
         assert_eq!(raws, vec![&b"X: 2\r\n"[..], b"X: 1\r\n", b"From: a\r\n"]);
     }
