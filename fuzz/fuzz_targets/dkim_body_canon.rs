@@ -46,6 +46,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let hash = h.finish();
     let want: [u8; 32] = Sha256::digest(&whole[..limit.unwrap_or(whole.len())]).into();
-    assert_eq!(hash.hash, want, "body hash in pieces of {}, l={limit:?}", piece * 37);
+    assert_eq!(
+        hash.hash,
+        want,
+        "body hash in pieces of {}, l={limit:?}",
+        piece * 37
+    );
     assert_eq!(hash.canonical_len, whole.len() as u64);
 });
