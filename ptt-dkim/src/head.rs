@@ -59,6 +59,13 @@ impl HeadSplitter {
         Some(split)
     }
 
+    /// Puts the virtual CRLF first, once, when the first bytes come.
+    fn begin(&mut self) {
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// Takes the collected header block out, leaving an empty splitter
     /// that is done (so that a caller can read the block while it changes
     /// itself).
@@ -83,9 +90,7 @@ impl HeadSplitter {
         if self.done {
             return Ok(Some(data));
         }
-        if self.buf.is_empty() {
-            self.buf.extend_from_slice(b"\r\n");
-        }
+        self.begin();
         // The terminator may straddle what we have and what came.
         for k in (1..=3).rev() {
             if self.buf.ends_with(&TERM[..k]) && data.starts_with(&TERM[k..]) {
@@ -121,9 +126,7 @@ impl HeadSplitter {
     pub(crate) fn finish(&mut self) {
         if !self.done {
             self.done = true;
-            if self.buf.is_empty() {
-                self.buf.extend_from_slice(b"\r\n");
-            }
+            self.begin();
             if !self.buf.ends_with(b"\r\n") {
                 self.buf.extend_from_slice(b"\r\n");
             }

@@ -261,7 +261,6 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
 pub(crate) fn header_list(value: &str) -> Option<HeaderNames> {
     let mut names = HeaderNames {
         joined: String::with_capacity(value.len()),
-        len: 0,
     };
     // Names are a few bytes: split with a predicate (a char pattern runs
     // a memchr call per name) and trimmed in place.
@@ -290,9 +289,8 @@ pub(crate) fn header_list(value: &str) -> Option<HeaderNames> {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct HeaderNames {
-    /// The names joined by `:`.
+    /// The names joined by `:` (empty for none: a name is never empty).
     joined: String,
-    len: usize,
 }
 
 impl HeaderNames {
@@ -319,22 +317,21 @@ impl HeaderNames {
         if !valid_header_name(name) {
             return false;
         }
-        if self.len > 0 {
+        if !self.joined.is_empty() {
             self.joined.push(':');
         }
         self.joined.push_str(name);
-        self.len += 1;
         true
     }
 
     /// How many names.
     pub fn len(&self) -> usize {
-        self.len
+        self.iter().count()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.joined.is_empty()
     }
 
     /// The name at `index`.

@@ -24,12 +24,12 @@ impl Tag<'_> {
     /// The value with every whitespace byte (SP, HTAB, CR, LF) removed, as
     /// base64 values (`b=`, `bh=`, `p=`) are read.
     pub fn value_without_whitespace(&self) -> Vec<u8> {
-        // Whole runs between the folds, into room for all of it: a byte by
-        // byte filter grows the vector a step at a time.
-        let mut out = Vec::with_capacity(self.value.len());
-        for run in self.value.split(|b| is_fws(*b)) {
-            out.extend_from_slice(run);
-        }
+        // Room for all of it, filled by the stack variant's loop.
+        let mut out = alloc::vec![0; self.value.len()];
+        let kept = self
+            .value_without_whitespace_in(&mut out)
+            .map_or(0, <[u8]>::len);
+        out.truncate(kept);
         out
     }
 

@@ -433,9 +433,8 @@ fn verify_with(
         (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256, Digest(digest)) => {
             Selected::verify_parsed(parsed, digest, signature)
         }
-        (Some(parsed), PublicKey::Ed25519(_), Algorithm::Ed25519Sha256, Input(data)) => {
-            Selected::verify_parsed(parsed, &Sha256::digest(data), signature)
-        }
+        // The data itself is kept only for RSA (on ring); anything else
+        // with it takes the unparsed way, which hashes it for Ed25519.
         (_, _, _, Input(data)) => return verify_signature(public, algorithm, data, signature),
         (_, PublicKey::Rsa { der, .. }, Algorithm::RsaSha256, Digest(digest)) => {
             Selected::rsa_verify_digest(der, digest, signature)
