@@ -37,6 +37,10 @@ pub(crate) mod worker;
 
 use queue_dir::QueueDir;
 
+/// Files of delivered messages kept for reuse, at most: two per message,
+/// room for a burst of deliveries between arrivals.
+const SPARE_FILES: usize = 1024;
+
 /// The queue folder of a configuration.
 pub(crate) fn queue_path(config: &Config) -> std::path::PathBuf {
     config.state_of(ServiceName::Relay).join("queue")
@@ -70,6 +74,9 @@ pub(crate) async fn start(config: &Config) -> Result<Running, String> {
                 queue.path().display()
             )
         })?;
+    // Holding the lock: the files of delivered messages are written again
+    // for new ones (see queue_dir).
+    let queue = queue.recycling(SPARE_FILES);
     let receiver = match &config.receiver {
         Some(r) => Some(Hop::new(
             r.address,
@@ -234,10 +241,10 @@ impl Session {
         let stored = tokio::task::spawn_blocking(move || {
             let pairs: Vec<(&Entry, &[u8])> =
                 to_store.iter().map(|e| (e, message.as_slice())).collect();
-            queue.put(&pairs)
+            queue.put(&pairs).map(|()| message)
         })
         .await;
-        if !matches!(stored, Ok(Ok(()))) {
+        let Ok(Ok(message)) = stored else {
             tracing::error!(service = "relay", "cannot queue a message: {stored:?}");
             return Answer::Refuse(reply(
                 452,
@@ -246,7 +253,9 @@ impl Session {
                 1,
                 "cannot queue the message now; try again later",
             ));
-        }
+        };
+        // Handed on with its entry: the first attempt needs no read.
+        let message = Arc::new(message);
         let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         for entry in entries {
             tracing::info!(
@@ -256,7 +265,10 @@ impl Session {
                 to = entry.pending().collect::<Vec<_>>().join(","),
                 "queued"
             );
-            let _ = self.shared.worker.send(worker::Event::Queued(entry));
+            let _ = self.shared.worker.send(worker::Event::Queued {
+                entry,
+                message: Some(message.clone()),
+            });
         }
         Answer::AcceptWith(reply(250, 2, 0, 0, &format!("queued as {}", ids.join(" "))))
     }

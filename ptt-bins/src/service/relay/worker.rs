@@ -21,10 +21,18 @@ const CONCURRENCY: usize = 128;
 /// Messages in one batch of attempts at most (they are read into memory).
 const BATCH: usize = 64;
 
+/// Bytes of new messages kept in memory for their first attempt, at
+/// most; past it a message is read back from the queue as on a retry.
+const FRESH_BYTES: usize = 16 << 20;
+
 /// What reaches the worker.
 pub(crate) enum Event {
-    /// A new entry, on disk already.
-    Queued(Entry),
+    /// A new entry, on disk already; with its message when the session
+    /// still has it (the first attempt then reads nothing back).
+    Queued {
+        entry: Entry,
+        message: Option<FreshMessage>,
+    },
     /// An attempt ended.
     Attempted {
         id: String,
@@ -48,6 +56,35 @@ pub(crate) struct Worker {
     events: mpsc::UnboundedReceiver<Event>,
     sender: mpsc::UnboundedSender<Event>,
     slots: Arc<Semaphore>,
+    fresh: Fresh,
+}
+
+/// A message as the session received it.
+type FreshMessage = Arc<Vec<u8>>;
+
+/// New messages kept for their first attempt, within [`FRESH_BYTES`].
+#[derive(Default)]
+struct Fresh {
+    messages: std::collections::HashMap<String, FreshMessage>,
+    bytes: usize,
+}
+
+impl Fresh {
+    fn keep(&mut self, id: &str, message: FreshMessage) {
+        if self.bytes + message.len() > FRESH_BYTES {
+            return;
+        }
+        self.bytes += message.len();
+        if let Some(old) = self.messages.insert(id.to_string(), message) {
+            self.bytes -= old.len();
+        }
+    }
+
+    fn take(&mut self, id: &str) -> Option<FreshMessage> {
+        let message = self.messages.remove(id)?;
+        self.bytes -= message.len();
+        Some(message)
+    }
 }
 
 impl Worker {
@@ -85,6 +122,7 @@ impl Worker {
                 events,
                 sender: sender.clone(),
                 slots: Arc::new(Semaphore::new(CONCURRENCY)),
+                fresh: Fresh::default(),
             },
             sender,
         ))
@@ -126,7 +164,10 @@ impl Worker {
     fn handle(&mut self, event: Event) {
         let now = unix_now();
         let result = match event {
-            Event::Queued(entry) => {
+            Event::Queued { entry, message } => {
+                if let Some(message) = message {
+                    self.fresh.keep(&entry.id, message);
+                }
                 self.queue.insert(entry);
                 Ok(())
             }
@@ -168,7 +209,11 @@ impl Worker {
                         saves.push(entry.clone());
                     }
                 }
-                Output::Save { .. } | Output::Remove { .. } => {}
+                Output::Remove { id } => {
+                    // Removed before its first attempt (`ptt queue delete`).
+                    self.fresh.take(&id);
+                }
+                Output::Save { .. } => {}
             }
         }
         if !saves.is_empty() || !removed.is_empty() {
@@ -196,11 +241,16 @@ impl Worker {
         }
     }
 
-    fn attempt(&self, due: Vec<(String, Vec<String>)>) {
-        let entries: Vec<(Entry, Vec<String>)> = due
+    fn attempt(&mut self, due: Vec<(String, Vec<String>)>) {
+        // Each entry with the recipients due, and its message if in memory.
+        let entries: Vec<(Entry, Vec<String>, Option<FreshMessage>)> = due
             .into_iter()
-            .filter_map(|(id, rcpts)| Some((self.queue.get(&id)?.clone(), rcpts)))
+            .filter_map(|(id, rcpts)| {
+                let entry = self.queue.get(&id)?.clone();
+                Some((entry, rcpts, self.fresh.take(&id)))
+            })
             .collect();
+        let all_fresh = entries.iter().all(|(_, _, fresh)| fresh.is_some());
         let (dir, deliverer, sender, slots) = (
             self.dir.clone(),
             self.deliverer.clone(),
@@ -210,17 +260,24 @@ impl Worker {
         tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
             let now = unix_now();
-            let loaded = tokio::task::spawn_blocking(move || {
+            let load = move || {
                 entries
                     .into_iter()
-                    .map(|(entry, rcpts)| {
-                        let message = dir.message(&entry.id);
+                    .map(|(entry, rcpts, fresh)| {
+                        let message = match fresh {
+                            Some(m) => Ok(Arc::try_unwrap(m).unwrap_or_else(|m| m.to_vec())),
+                            None => dir.message(&entry.id),
+                        };
                         (entry, rcpts, message)
                     })
                     .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
+            };
+            // The disk only when a message is not in memory.
+            let loaded = if all_fresh {
+                load()
+            } else {
+                tokio::task::spawn_blocking(load).await.unwrap_or_default()
+            };
             let mut jobs = Vec::new();
             for (entry, rcpts, message) in loaded {
                 match message {
