@@ -16,6 +16,11 @@
 #
 # usage: benches/load/relay.sh   (from the workspace root; builds ptt in release)
 #   N=2000 S=10 L=4096 by default; PTT=path/to/ptt to skip the build.
+#   WORK=dir puts the queues and mail directories on that file system
+#   (default /tmp). On ext4 made without a journal, each new file's inode
+#   is found past the inodes freed in the last minutes: a row runs slower
+#   after rows (or runs) that deleted many files, so run it on a quiet
+#   machine, a few times.
 #   Needs root (a private Postfix instance), postfix and opendkim installed.
 set -euo pipefail
 
@@ -33,7 +38,7 @@ export PATH="$PATH:/usr/sbin"
 for p in postfix opendkim opendkim-genkey openssl; do
     command -v "$p" >/dev/null || { echo "needs $p (Debian packages postfix, opendkim, opendkim-tools, openssl)" >&2; exit 2; }
 done
-work=$(mktemp -d /tmp/ptt-relay-load-XXXXXX)
+work=$(mktemp -d "${WORK:-/tmp}/ptt-relay-load-XXXXXX")
 chmod 755 "$work"
 pids=()
 pf_conf=""
