@@ -1,11 +1,27 @@
 //! Randomness for the binaries (the Sans-IO crates take it as input): key
 //! seeds, tokens, DMARC `pct` sampling. Read from the kernel's CSPRNG.
 
+use std::fs::File;
 use std::io::Read as _;
+use std::sync::OnceLock;
+
+/// `/dev/urandom`, opened at the first use and kept: the services ask for
+/// randomness per message (queue ids), and a read is one system call
+/// where an open, a read and a close were three.
+static URANDOM: OnceLock<File> = OnceLock::new();
 
 /// Fills `buf` from `/dev/urandom`.
 pub(crate) fn fill(buf: &mut [u8]) -> std::io::Result<()> {
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+    let file = match URANDOM.get() {
+        Some(file) => file,
+        None => {
+            let opened = File::open("/dev/urandom")?;
+            // A thread that opened it at the same time keeps its own.
+            URANDOM.get_or_init(|| opened)
+        }
+    };
+    let mut reader: &File = file;
+    reader.read_exact(buf)
 }
 
 /// 32 random bytes, or a one-line error.
@@ -24,4 +40,31 @@ pub(crate) fn below(n: u32) -> u32 {
     }
     // 64 random bits reduced to a small range: the bias is below 2^-32.
     (u64::from_le_bytes(b) % u64::from(n.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_differ_and_threads_share_the_open_file() {
+        let a = bytes32().unwrap();
+        let b = bytes32().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| (0..100).map(|_| bytes32().unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all: Vec<[u8; 32]> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 800, "every read is fresh");
+        assert!(URANDOM.get().is_some(), "opened once and kept");
+        assert!((0..1000).all(|_| below(7) < 7));
+    }
 }
