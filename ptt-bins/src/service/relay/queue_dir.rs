@@ -19,10 +19,12 @@
 //! (about 10% more messages per second in the load run). So a spare keeps the
 //! bytes of the entry it held until it is written again, in the relay's
 //! own folder, at most [`SPARE_KEPT_BYTES`] of them: a larger file is
-//! emptied when set aside, and so are both files of an entry deleted on
-//! purpose ([`QueueDir::remove`], `ptt queue delete`). Spares are void: a
-//! crash leaves them for the next start, which empties them and takes them
-//! up again.
+//! emptied when set aside; the files of an entry deleted on purpose
+//! ([`QueueDir::remove`], `ptt queue delete`) are deleted, not kept. A
+//! spare is written over only after the folder fsync that made its rename
+//! durable (else a crash of the machine could bring the old name back on
+//! new content). Spares are void: a crash leaves them for the next start,
+//! which fsyncs the folder, empties them and takes them up again.
 //!
 //! `control/` holds requests from `ptt queue` (`retry-ID`, `retry-all`,
 //! `delete-ID`) for a running relay, which takes them within a second;
@@ -134,10 +136,16 @@ struct SyncState {
     asked: u64,
     /// Every request up to this one is served.
     served: u64,
-    /// Requests up to this one were served by an fsync that failed.
-    failed: u64,
+    /// The requests served by fsyncs that failed (`after < n <= upto`),
+    /// the latest [`FAILURES_KEPT`]: a waiter reads its own fsync's result
+    /// even when a later one ended before it woke.
+    failed: Vec<(u64, u64)>,
     running: bool,
 }
+
+/// Failed folder fsyncs remembered (each waiter reads its result as soon
+/// as it wakes; a folder whose fsyncs fail is a disk in trouble).
+const FAILURES_KEPT: usize = 64;
 
 impl FolderSync {
     fn new(folder: File) -> FolderSync {
@@ -157,7 +165,11 @@ impl FolderSync {
         let mine = state.asked;
         loop {
             if state.served >= mine {
-                return if state.failed >= mine {
+                let failed = state
+                    .failed
+                    .iter()
+                    .any(|&(after, upto)| after < mine && mine <= upto);
+                return if failed {
                     Err(std::io::Error::other("fsync of the queue folder failed"))
                 } else {
                     Ok(())
@@ -169,14 +181,17 @@ impl FolderSync {
             }
             // Every request made so far is served by this fsync.
             state.running = true;
-            let covers = state.asked;
+            let (after, covers) = (state.served, state.asked);
             drop(state);
             let result = self.folder.sync_all();
             state = self.state.lock().map_err(|_| poisoned())?;
             state.running = false;
             state.served = covers;
             if result.is_err() {
-                state.failed = covers;
+                if state.failed.len() == FAILURES_KEPT {
+                    state.failed.remove(0);
+                }
+                state.failed.push((after, covers));
             }
             self.done.notify_all();
             result?;
@@ -229,10 +244,19 @@ impl QueueDir {
     /// into place.
     fn write_temp(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let (tmp, mut file, old_len) = match self.spares.take().and_then(|spare| {
-            let file = File::options().write(true).open(&spare).ok()?;
-            let old_len = file.metadata().ok()?.len();
-            // A spare that is gone (deleted by hand) is forgotten.
-            Some((spare, file, old_len))
+            let opened = File::options()
+                .write(true)
+                .open(&spare)
+                .and_then(|file| Ok((file.metadata()?.len(), file)));
+            match opened {
+                Ok((old_len, file)) => Some((spare, file, old_len)),
+                // Gone (deleted by hand), or unusable: forgotten, and
+                // deleted if still there.
+                Err(_) => {
+                    let _ = std::fs::remove_file(&spare);
+                    None
+                }
+            }
         }) {
             Some(reused) => reused,
             None => {
@@ -260,35 +284,49 @@ impl QueueDir {
         Ok(tmp)
     }
 
-    /// Removes a file of a removed entry: set aside as a spare when the
-    /// spares have room (the rename is the removal), emptied when `empty`
-    /// or past [`SPARE_KEPT_BYTES`]; deleted otherwise. `Ok(false)` when
-    /// it did not exist.
-    fn discard(&self, path: &Path, empty: bool) -> std::io::Result<bool> {
+    /// Removes a file of a delivered entry: renamed to a spare when the
+    /// spares have room (the rename is the removal; larger than
+    /// [`SPARE_KEPT_BYTES`], it is emptied), deleted otherwise. The spare
+    /// returned may be written over only once the folder is fsynced: until
+    /// then a crash of the machine can bring its old name back, on new
+    /// content.
+    fn discard(&self, path: &Path) -> std::io::Result<Option<PathBuf>> {
         if !self.spares.have_room() {
             return match std::fs::remove_file(path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
             };
         }
         let spare = self.spare_path(path);
         match std::fs::rename(path, &spare) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         }
-        let kept = !empty && std::fs::metadata(&spare).is_ok_and(|m| m.len() <= SPARE_KEPT_BYTES);
-        let usable = kept
+        let small = std::fs::metadata(&spare).is_ok_and(|m| m.len() <= SPARE_KEPT_BYTES);
+        if small
             || File::options()
                 .write(true)
                 .truncate(true)
                 .open(&spare)
-                .is_ok();
-        if !usable || !self.spares.give(spare.clone()) {
+                .is_ok()
+        {
+            Ok(Some(spare))
+        } else {
             let _ = std::fs::remove_file(&spare);
+            Ok(None)
         }
-        Ok(true)
+    }
+
+    /// Hands spares set aside over for reuse, once the folder fsync made
+    /// their renames durable; those with no room are deleted.
+    fn give_spares(&self, spares: Vec<PathBuf>) {
+        for spare in spares {
+            if !self.spares.give(spare.clone()) {
+                let _ = std::fs::remove_file(&spare);
+            }
+        }
     }
 
     /// `.NAME.spare` for `NAME` in the folder.
@@ -341,21 +379,10 @@ impl QueueDir {
         self.apply(std::slice::from_ref(entry), &[])
     }
 
-    /// Replaces the states of `saves` and deletes `removes` (each state
-    /// before its message: without it the message is void), with one folder
-    /// fsync for all.
+    /// Replaces the states of `saves` and deletes `removes`, delivered or
+    /// given up (each state before its message: without it the message is
+    /// void), with one folder fsync for all. Their files become spares.
     pub(crate) fn apply(&self, saves: &[Entry], removes: &[String]) -> std::io::Result<()> {
-        self.apply_emptying(saves, removes, false)
-    }
-
-    /// [`apply`](QueueDir::apply), the removed entries' files emptied when
-    /// `empty` (else a spare keeps a small one's bytes until written over).
-    fn apply_emptying(
-        &self,
-        saves: &[Entry],
-        removes: &[String],
-        empty: bool,
-    ) -> std::io::Result<()> {
         let mut temps = Vec::new();
         for entry in saves {
             let text = toml::to_string(entry).map_err(std::io::Error::other)?;
@@ -364,14 +391,25 @@ impl QueueDir {
                 self.toml(&entry.id),
             ));
         }
-        for (tmp, path) in temps {
-            std::fs::rename(tmp, path)?;
+        for (i, (tmp, path)) in temps.iter().enumerate() {
+            if let Err(e) = std::fs::rename(tmp, path) {
+                // The states not renamed are left as they were.
+                for (tmp, _) in &temps[i..] {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
         }
+        let mut spares = Vec::new();
         for id in removes {
-            self.discard(&self.toml(id), empty)?;
-            let _ = self.discard(&self.msg(id), empty);
+            spares.extend(self.discard(&self.toml(id))?);
+            if let Ok(spare) = self.discard(&self.msg(id)) {
+                spares.extend(spare);
+            }
         }
-        self.sync_dir()
+        self.sync_dir()?;
+        self.give_spares(spares);
+        Ok(())
     }
 
     /// The message of an entry.
@@ -418,15 +456,13 @@ impl QueueDir {
         }
         // Messages whose entry was never written (a crash before the
         // rename): nobody was told 250 for them. Spares left by an earlier
-        // run are taken up again (emptied) or deleted.
+        // run are taken up again (emptied) or deleted, after a folder
+        // fsync: their renames may not be durable yet.
+        let mut spares = Vec::new();
         for e in std::fs::read_dir(&self.dir)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.ends_with(SPARE_SUFFIX) {
-                let path = e.path();
-                let emptied = File::options().write(true).truncate(true).open(&path);
-                if emptied.is_err() || !self.spares.give(path.clone()) {
-                    let _ = std::fs::remove_file(path);
-                }
+                spares.push(e.path());
                 continue;
             }
             let stray = name.starts_with('.') && name.ends_with(".tmp");
@@ -437,13 +473,31 @@ impl QueueDir {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        if !spares.is_empty() {
+            self.sync_dir()?;
+            for path in spares {
+                let emptied = File::options().write(true).truncate(true).open(&path);
+                if emptied.is_err() || !self.spares.give(path.clone()) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
         Ok((entries, broken))
     }
 
-    /// Deletes an entry on purpose (the state first: without it the
-    /// message is void); nothing of it is kept, even in a spare.
+    /// Deletes an entry on purpose (`ptt queue delete`; the state first:
+    /// without it the message is void). Its files are deleted, not kept as
+    /// spares: nothing of it stays, and an attempt still reading its
+    /// message reads it whole.
     pub(crate) fn remove(&self, id: &str) -> std::io::Result<()> {
-        self.apply_emptying(&[], &[id.to_string()], true)
+        for path in [self.toml(id), self.msg(id)] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.sync_dir()
     }
 
     /// Takes the relay's lock: `Ok(None)` when another process holds it.
@@ -585,11 +639,10 @@ mod tests {
         assert_eq!(q.message("0b").unwrap(), b"short", "the old tail cut off");
         assert_eq!(q.entry("0b").unwrap(), b);
 
-        // Deleted on purpose: nothing kept.
+        // Deleted on purpose: deleted, not kept as spares.
         q.remove("0b").unwrap();
-        let lengths = spare_lengths(dir.path());
-        assert_eq!(lengths.len(), 2);
-        assert!(lengths.iter().all(|(_, len)| *len == 0), "{lengths:?}");
+        assert!(!q.toml("0b").exists() && !q.msg("0b").exists());
+        assert!(spares(dir.path()).is_empty());
 
         // A large message is emptied when set aside.
         let c = Entry::new("0c", "", &["z@example.net"], 6);
@@ -664,7 +717,7 @@ mod tests {
         let state = sync.state.lock().unwrap();
         assert_eq!(state.asked, 320);
         assert_eq!(state.served, 320, "every request served");
-        assert_eq!(state.failed, 0);
+        assert!(state.failed.is_empty());
         assert!(!state.running);
     }
 

@@ -210,7 +210,7 @@ impl Worker {
                     }
                 }
                 Output::Remove { id } => {
-                    // Removed before its first attempt (`ptt queue delete`).
+                    // Given up before its first attempt.
                     self.fresh.take(&id);
                 }
                 Output::Save { .. } => {}
@@ -373,6 +373,7 @@ impl Worker {
                 },
                 Request::Delete(id) => match self.queue.remove(&id) {
                     Ok(_) => {
+                        self.fresh.take(&id);
                         let dir = self.dir.clone();
                         let key = id.clone();
                         let _ = tokio::task::spawn_blocking(move || dir.remove(&key)).await;
