@@ -73,14 +73,22 @@ pub(crate) fn is_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// Deletes `path`; one that is not there is no error.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The name a removed entry's file is kept under for reuse.
 const SPARE_SUFFIX: &str = ".spare";
 
 /// A spare larger than this is emptied when set aside (spares hold
 /// 64 MiB at most with the relay's 1,024).
-pub(crate) const SPARE_KEPT_BYTES: u64 = 64 * 1024;
+const SPARE_KEPT_BYTES: u64 = 64 * 1024;
 
-/// Emptied files of removed entries, to be written again for new ones.
+/// Files of removed entries, to be written over for new ones.
 #[derive(Debug, Default)]
 struct Spares {
     paths: Mutex<Vec<PathBuf>>,
@@ -97,16 +105,16 @@ impl Spares {
         self.paths.lock().is_ok_and(|p| p.len() < self.keep)
     }
 
-    /// Keeps `path` when there is room; false when it should be deleted.
-    fn give(&self, path: PathBuf) -> bool {
-        let Ok(mut paths) = self.paths.lock() else {
-            return false;
-        };
-        if paths.len() >= self.keep {
-            return false;
+    /// Keeps `path` when there is room; gives it back when there is none
+    /// (to be deleted).
+    fn give(&self, path: PathBuf) -> Result<(), PathBuf> {
+        match self.paths.lock() {
+            Ok(mut paths) if paths.len() < self.keep => {
+                paths.push(path);
+                Ok(())
+            }
+            _ => Err(path),
         }
-        paths.push(path);
-        true
     }
 }
 
@@ -243,21 +251,7 @@ impl QueueDir {
     /// named after `name`, and fsyncs it: the path written, to be renamed
     /// into place.
     fn write_temp(&self, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
-        let (tmp, mut file, old_len) = match self.spares.take().and_then(|spare| {
-            let opened = File::options()
-                .write(true)
-                .open(&spare)
-                .and_then(|file| Ok((file.metadata()?.len(), file)));
-            match opened {
-                Ok((old_len, file)) => Some((spare, file, old_len)),
-                // Gone (deleted by hand), or unusable: forgotten, and
-                // deleted if still there.
-                Err(_) => {
-                    let _ = std::fs::remove_file(&spare);
-                    None
-                }
-            }
-        }) {
+        let (tmp, mut file, old_len) = match self.take_spare() {
             Some(reused) => reused,
             None => {
                 let tmp = self.dir.join(format!(".{name}.tmp"));
@@ -284,6 +278,24 @@ impl QueueDir {
         Ok(tmp)
     }
 
+    /// A spare opened for writing over, with its length.
+    fn take_spare(&self) -> Option<(PathBuf, File, u64)> {
+        let spare = self.spares.take()?;
+        let opened = File::options()
+            .write(true)
+            .open(&spare)
+            .and_then(|file| Ok((file.metadata()?.len(), file)));
+        match opened {
+            Ok((len, file)) => Some((spare, file, len)),
+            // Gone (deleted by hand), or unusable: forgotten, and deleted
+            // if still there.
+            Err(_) => {
+                let _ = std::fs::remove_file(&spare);
+                None
+            }
+        }
+    }
+
     /// Removes a file of a delivered entry: renamed to a spare when the
     /// spares have room (the rename is the removal; larger than
     /// [`SPARE_KEPT_BYTES`], it is emptied), deleted otherwise. The spare
@@ -292,11 +304,7 @@ impl QueueDir {
     /// content.
     fn discard(&self, path: &Path) -> std::io::Result<Option<PathBuf>> {
         if !self.spares.have_room() {
-            return match std::fs::remove_file(path) {
-                Ok(()) => Ok(None),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            };
+            return remove_if_present(path).map(|()| None);
         }
         let spare = self.spare_path(path);
         match std::fs::rename(path, &spare) {
@@ -323,8 +331,8 @@ impl QueueDir {
     /// their renames durable; those with no room are deleted.
     fn give_spares(&self, spares: Vec<PathBuf>) {
         for spare in spares {
-            if !self.spares.give(spare.clone()) {
-                let _ = std::fs::remove_file(&spare);
+            if let Err(spare) = self.spares.give(spare) {
+                let _ = std::fs::remove_file(spare);
             }
         }
     }
@@ -476,8 +484,12 @@ impl QueueDir {
         if !spares.is_empty() {
             self.sync_dir()?;
             for path in spares {
-                let emptied = File::options().write(true).truncate(true).open(&path);
-                if emptied.is_err() || !self.spares.give(path.clone()) {
+                // Emptied and kept, or deleted.
+                let refused = match File::options().write(true).truncate(true).open(&path) {
+                    Ok(_) => self.spares.give(path).err(),
+                    Err(_) => Some(path),
+                };
+                if let Some(path) = refused {
                     let _ = std::fs::remove_file(path);
                 }
             }
@@ -490,13 +502,8 @@ impl QueueDir {
     /// spares: nothing of it stays, and an attempt still reading its
     /// message reads it whole.
     pub(crate) fn remove(&self, id: &str) -> std::io::Result<()> {
-        for path in [self.toml(id), self.msg(id)] {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
+        remove_if_present(&self.toml(id))?;
+        remove_if_present(&self.msg(id))?;
         self.sync_dir()
     }
 
