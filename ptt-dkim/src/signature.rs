@@ -7,7 +7,7 @@ use core::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::tag::{Tag, TagListError, parse_tag_list};
+use crate::tag::{Tag, TagListError, is_fws, parse_tag_list};
 
 /// A signing algorithm (`a=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,18 +240,28 @@ pub(crate) fn number(value: &[u8], tag: &'static str) -> Result<u64, SignatureEr
 }
 
 pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, SignatureError> {
-    // The folds taken out on the stack where the value fits (a 4096-bit
-    // RSA signature is 684 characters): no allocation but the result's.
-    let mut stack = [0u8; 1024];
-    let unfolded: Vec<u8>;
-    let raw = match tag.value_without_whitespace_in(&mut stack) {
-        Some(raw) => raw,
-        None => {
-            unfolded = tag.value_without_whitespace();
-            &unfolded
-        }
+    let decoded = if !tag.value.iter().any(|&b| is_fws(b)) {
+        // Not folded (as `bh=` usually is): decoded where it stands.
+        B64.decode(tag.value)
+    } else if tag.value.len() <= 128 {
+        // The folds taken out on the stack, in a buffer sized to the value
+        // (an Ed25519 `b=` is 88 characters, a 4096-bit RSA one 684): no
+        // allocation but the result's, and little to clear.
+        let mut stack = [0u8; 128];
+        B64.decode(
+            tag.value_without_whitespace_in(&mut stack)
+                .unwrap_or_default(),
+        )
+    } else if tag.value.len() <= 1024 {
+        let mut stack = [0u8; 1024];
+        B64.decode(
+            tag.value_without_whitespace_in(&mut stack)
+                .unwrap_or_default(),
+        )
+    } else {
+        B64.decode(tag.value_without_whitespace())
     };
-    B64.decode(raw).map_err(|_| SignatureError::Base64 {
+    decoded.map_err(|_| SignatureError::Base64 {
         tag: name,
         value: String::from_utf8_lossy(tag.value).into_owned(),
     })
@@ -259,17 +269,30 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
 
 /// Splits an `h=` value into header names.
 pub(crate) fn header_list(value: &str) -> Option<HeaderNames> {
-    let mut names = HeaderNames {
-        joined: String::with_capacity(value.len()),
-    };
-    // Names are a few bytes: split with a predicate (a char pattern runs
-    // a memchr call per name) and trimmed in place.
-    for name in value.split(is_colon) {
-        if !names.push(name.trim_matches(is_fws_char)) {
+    let mut joined = String::with_capacity(value.len());
+    // Names are a few ASCII bytes: one byte loop (a split by a char
+    // pattern decodes every character, a split by ':' calls memchr per
+    // name; this runs for each signature a receiver checks).
+    let mut rest = value;
+    loop {
+        let (name, next) = match rest.bytes().position(|b| b == b':') {
+            Some(colon) => (rest.get(..colon)?, rest.get(colon + 1..)),
+            None => (rest, None),
+        };
+        let name = name.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        if !valid_header_name(name) {
             return None;
         }
+        if !joined.is_empty() {
+            joined.push(':');
+        }
+        joined.push_str(name);
+        match next {
+            Some(next) => rest = next,
+            None => break,
+        }
     }
-    Some(names)
+    Some(HeaderNames { joined })
 }
 
 /// The header field names of a signature's `h=`, in order and as written,
@@ -346,9 +369,7 @@ impl HeaderNames {
 
     /// The names in order.
     pub fn iter(&self) -> HeaderNamesIter<'_> {
-        HeaderNamesIter {
-            names: (!self.joined.is_empty()).then(|| self.joined.split(is_colon as NamePattern)),
-        }
+        HeaderNamesIter { rest: &self.joined }
     }
 
     /// The names joined by `:`, as `h=` is written.
@@ -371,27 +392,33 @@ impl<'a> IntoIterator for &'a HeaderNames {
     }
 }
 
-fn is_colon(c: char) -> bool {
-    c == ':'
-}
-
-fn is_fws_char(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
 /// The names of a [`HeaderNames`], in order.
 #[derive(Debug, Clone)]
 pub struct HeaderNamesIter<'a> {
-    names: Option<core::str::Split<'a, NamePattern>>,
+    /// The names not yet given, joined by `:` (empty when all were: a name
+    /// is never empty).
+    rest: &'a str,
 }
-
-/// How [`HeaderNamesIter`] splits: at each colon.
-type NamePattern = fn(char) -> bool;
 
 impl<'a> Iterator for HeaderNamesIter<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
-        self.names.as_mut()?.next()
+        if self.rest.is_empty() {
+            return None;
+        }
+        // Names are a few ASCII bytes: a byte scan, not a memchr call or a
+        // char-by-char split.
+        let rest = self.rest;
+        match rest.bytes().position(|b| b == b':') {
+            Some(colon) => {
+                self.rest = rest.get(colon + 1..).unwrap_or_default();
+                rest.get(..colon)
+            }
+            None => {
+                self.rest = "";
+                Some(rest)
+            }
+        }
     }
 }
 
@@ -718,12 +745,12 @@ mod tests {
         assert_eq!(again, sig);
     }
 
-    /// b= folded anywhere decodes as unfolded, short (on the stack) or
-    /// past the stack's kilobyte (an 8192-bit signature); bad base64 is
-    /// an error either way.
+    /// b= folded anywhere decodes as unfolded, on either side of each
+    /// stack buffer's size (128 bytes, a kilobyte) and past both (an
+    /// 8192-bit signature); bad base64 is an error either way.
     #[test]
     fn base64_values_unfold_short_and_long() {
-        for bytes in [64usize, 512, 1024] {
+        for bytes in [1usize, 64, 90, 91, 96, 512, 720, 760, 1024] {
             let raw: Vec<u8> = (0..bytes).map(|i| (i * 31 + 7) as u8).collect();
             let encoded = B64.encode(&raw);
             let folded: String = encoded
@@ -743,6 +770,38 @@ mod tests {
                 Err(SignatureError::Base64 { tag: "b", .. })
             ));
         }
+    }
+
+    /// `h=` names lose the folding whitespace around them, in order and
+    /// as written; an empty name or one with whitespace inside is refused.
+    #[test]
+    fn header_lists() {
+        let names =
+            |h: &str| header_list(h).map(|n| n.iter().map(String::from).collect::<Vec<_>>());
+        assert_eq!(names("from"), Some(vec!["from".to_string()]));
+        assert_eq!(
+            names(" From :\r\n\tto:\tSubject \r\n "),
+            Some(vec!["From".into(), "to".into(), "Subject".into()])
+        );
+        assert_eq!(
+            names("from:from:x-a_b.c"),
+            Some(vec!["from".into(), "from".into(), "x-a_b.c".into()])
+        );
+        for bad in [
+            "",
+            " ",
+            "from:",
+            ":from",
+            "from::to",
+            "fr om",
+            "from:to\x7f",
+            "from:t\u{e9}",
+        ] {
+            assert_eq!(names(bad), None, "{bad:?}");
+        }
+        let h = header_list("a:bb:ccc").unwrap();
+        assert_eq!((h.len(), h.get(2), h.get(3)), (3, Some("ccc"), None));
+        assert!(h.contains("BB") && !h.contains("b"));
     }
 
     #[test]

@@ -506,6 +506,39 @@ struct KeyLookup {
     answer: Option<Answer>,
 }
 
+/// The body hashers of a message: the first inline (a hasher holds a
+/// 1 KB block buffer; on the heap it would be an allocation large enough
+/// to make malloc sort its free lists, for each message), more on the heap.
+#[derive(Default)]
+struct Hashers {
+    first: Option<Hasher>,
+    more: Vec<Hasher>,
+}
+
+impl Hashers {
+    fn iter(&self) -> impl Iterator<Item = &Hasher> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Hasher> {
+        self.first.iter_mut().chain(&mut self.more)
+    }
+
+    fn get(&self, index: usize) -> Option<&Hasher> {
+        self.iter().nth(index)
+    }
+
+    /// Adds `hasher`; returns its index.
+    fn push(&mut self, hasher: Hasher) -> usize {
+        if self.first.is_none() {
+            self.first = Some(hasher);
+            return 0;
+        }
+        self.more.push(hasher);
+        self.more.len()
+    }
+}
+
 struct Hasher {
     canon: Canonicalization,
     limit: Option<u64>,
@@ -541,7 +574,7 @@ pub struct Verifier {
     ended: bool,
     slots: Vec<Slot>,
     results: Vec<SignatureResult>,
-    hashers: Vec<Hasher>,
+    hashers: Hashers,
     queries: Vec<KeyLookup>,
     error: Option<Reason>,
     keys: Option<Arc<dyn KeyCache>>,
@@ -587,7 +620,7 @@ impl Verifier {
             ended: false,
             slots: Vec::new(),
             results: Vec::new(),
-            hashers: Vec::new(),
+            hashers: Hashers::default(),
             queries: Vec::new(),
             error: None,
             keys: None,
@@ -631,7 +664,7 @@ impl Verifier {
         if data.is_empty() {
             return;
         }
-        for h in &mut self.hashers {
+        for h in self.hashers.iter_mut() {
             if let Some(s) = &mut h.state {
                 s.update(data);
             }
@@ -648,7 +681,7 @@ impl Verifier {
             let head = self.head.take();
             self.on_headers(head.head());
         }
-        for h in &mut self.hashers {
+        for h in self.hashers.iter_mut() {
             if let Some(s) = h.state.as_mut() {
                 h.result = Some(s.finish_in_place());
                 h.state = None;
@@ -674,6 +707,10 @@ impl Verifier {
         let signatures = fields.iter().filter(|f| f.is("dkim-signature")).count();
         self.results.reserve_exact(signatures);
         self.slots.reserve_exact(signatures);
+        // A key question per checked signature at most (growth would
+        // start at four).
+        self.queries
+            .reserve_exact(signatures.min(self.policy.max_signatures));
         let mut count = 0;
         for field in fields.iter().filter(|f| f.is("dkim-signature")) {
             count += 1;
@@ -746,21 +783,18 @@ impl Verifier {
                         b_span,
                     ))
                 };
-            let hasher = match self
+            let same = self
                 .hashers
                 .iter()
-                .position(|h| h.canon == sig.body_canon && h.limit == sig.body_length)
-            {
+                .position(|h| h.canon == sig.body_canon && h.limit == sig.body_length);
+            let hasher = match same {
                 Some(i) => i,
-                None => {
-                    self.hashers.push(Hasher {
-                        canon: sig.body_canon,
-                        limit: sig.body_length,
-                        state: Some(BodyHasher::new(sig.body_canon, sig.body_length)),
-                        result: None,
-                    });
-                    self.hashers.len() - 1
-                }
+                None => self.hashers.push(Hasher {
+                    canon: sig.body_canon,
+                    limit: sig.body_length,
+                    state: Some(BodyHasher::new(sig.body_canon, sig.body_length)),
+                    result: None,
+                }),
             };
             let name = sig.key_name();
             let query = match self
