@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::der;
-use crate::tag::{TagListError, parse_tag_list};
+use crate::tag::{TagListError, parse_tag_list, trim_fws};
 
 /// Why a key record does not parse or its key cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,10 +82,7 @@ pub enum PublicKey {
 fn list(value: &str) -> Vec<String> {
     value
         .split(':')
-        .map(|s| {
-            s.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\r' | '\n'))
-                .to_ascii_lowercase()
-        })
+        .map(|s| trim_fws(s).to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect()
 }

@@ -7,7 +7,7 @@ use core::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::tag::{Tag, TagListError, is_fws, parse_tag_list};
+use crate::tag::{Tag, TagListError, is_fws, parse_tag_list, trim_fws};
 
 /// A signing algorithm (`a=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -247,19 +247,9 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
         // The folds taken out on the stack, in a buffer sized to the value
         // (an Ed25519 `b=` is 88 characters, a 4096-bit RSA one 684): no
         // allocation but the result's, and little to clear.
-        let mut stack = [0u8; 128];
-        B64.decode(
-            tag.value_without_whitespace_in(&mut stack)
-                .unwrap_or_default(),
-        )
-    } else if tag.value.len() <= 1024 {
-        let mut stack = [0u8; 1024];
-        B64.decode(
-            tag.value_without_whitespace_in(&mut stack)
-                .unwrap_or_default(),
-        )
+        decode_unfolded(tag, &mut [0u8; 128])
     } else {
-        B64.decode(tag.value_without_whitespace())
+        decode_unfolded(tag, &mut [0u8; 1024])
     };
     decoded.map_err(|_| SignatureError::Base64 {
         tag: name,
@@ -267,32 +257,41 @@ pub(crate) fn base64(tag: &Tag<'_>, name: &'static str) -> Result<Vec<u8>, Signa
     })
 }
 
+/// The base64 value of `tag` decoded with its folds taken out, in `stack`
+/// when it fits, else on the heap.
+fn decode_unfolded(tag: &Tag<'_>, stack: &mut [u8]) -> Result<Vec<u8>, base64::DecodeError> {
+    match tag.value_without_whitespace_in(stack) {
+        Some(unfolded) => B64.decode(unfolded),
+        None => B64.decode(tag.value_without_whitespace()),
+    }
+}
+
+/// The first name of a colon-separated list and the list after its colon
+/// (`None` when it was the last): `h=` is read and its names given out a
+/// byte at a time, as names are a few ASCII bytes (a split by a char
+/// pattern decodes every character, a split by `':'` calls memchr per
+/// name).
+fn first_name(list: &str) -> (&str, Option<&str>) {
+    match list.bytes().position(|b| b == b':') {
+        Some(colon) => (list.get(..colon).unwrap_or_default(), list.get(colon + 1..)),
+        None => (list, None),
+    }
+}
+
 /// Splits an `h=` value into header names.
 pub(crate) fn header_list(value: &str) -> Option<HeaderNames> {
-    let mut joined = String::with_capacity(value.len());
-    // Names are a few ASCII bytes: one byte loop (a split by a char
-    // pattern decodes every character, a split by ':' calls memchr per
-    // name; this runs for each signature a receiver checks).
-    let mut rest = value;
-    loop {
-        let (name, next) = match rest.bytes().position(|b| b == b':') {
-            Some(colon) => (rest.get(..colon)?, rest.get(colon + 1..)),
-            None => (rest, None),
-        };
-        let name = name.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
-        if !valid_header_name(name) {
+    let mut names = HeaderNames {
+        joined: String::with_capacity(value.len()),
+    };
+    let mut rest = Some(value);
+    while let Some(list) = rest {
+        let (name, after) = first_name(list);
+        if !names.push(trim_fws(name)) {
             return None;
         }
-        if !joined.is_empty() {
-            joined.push(':');
-        }
-        joined.push_str(name);
-        match next {
-            Some(next) => rest = next,
-            None => break,
-        }
+        rest = after;
     }
-    Some(HeaderNames { joined })
+    Some(names)
 }
 
 /// The header field names of a signature's `h=`, in order and as written,
@@ -406,19 +405,9 @@ impl<'a> Iterator for HeaderNamesIter<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        // Names are a few ASCII bytes: a byte scan, not a memchr call or a
-        // char-by-char split.
-        let rest = self.rest;
-        match rest.bytes().position(|b| b == b':') {
-            Some(colon) => {
-                self.rest = rest.get(colon + 1..).unwrap_or_default();
-                rest.get(..colon)
-            }
-            None => {
-                self.rest = "";
-                Some(rest)
-            }
-        }
+        let (name, after) = first_name(self.rest);
+        self.rest = after.unwrap_or_default();
+        Some(name)
     }
 }
 

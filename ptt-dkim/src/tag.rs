@@ -115,6 +115,11 @@ pub(crate) fn is_fws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// `s` without the folding whitespace ([`is_fws`]) at its ends.
+pub(crate) fn trim_fws(s: &str) -> &str {
+    s.trim_matches(|c: char| u8::try_from(c).is_ok_and(is_fws))
+}
+
 /// A control byte other than folding whitespace, or DEL: not allowed in a
 /// tag value. Written with `&` and `|` on the comparisons, so that a check
 /// over a value can run many bytes at a time.
